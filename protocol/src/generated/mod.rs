@@ -1,0 +1,2 @@
+// placeholder, replaced by `cargo codegen`
+pub(crate) mod error_codes;
