@@ -164,3 +164,26 @@ pub enum EncodeError {
     #[error("{0}")]
     Invalid(String),
 }
+
+impl ErrorCode {
+    /// True for code 0 (`NONE`).
+    pub fn is_ok(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    /// `NAME (code)`, or `unknown error code N` for codes this crate does not know.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "{n} ({})", self.0),
+            None => write!(f, "unknown error code {}", self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}

@@ -502,6 +502,15 @@ pub fn put_tagged_field(
     Ok(())
 }
 
+/// Frames one known tagged field for [`put_tagged_section`]: tag, size, then `body`.
+pub fn tagged_entry(tag: u32, body: BytesMut) -> (u32, BytesMut) {
+    let mut out = BytesMut::with_capacity(body.len() + 10);
+    put_uvarint(&mut out, tag as u64);
+    put_uvarint(&mut out, body.len() as u64);
+    out.put_slice(&body);
+    (tag, out)
+}
+
 /// Writes unknown tagged fields kept from a decode, merged in tag order with the known fields
 /// already encoded in `known` (each as `(tag, encoded field with prefix)`).
 pub fn put_tagged_section(
