@@ -1,1 +1,31 @@
-//! (in progress)
+//! The tokio layer of kafkawire: connections to brokers with version negotiation, the cluster
+//! metadata cache, routing of requests to partition leaders, advertised-listener handling, and
+//! admin operations.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kafkawire_client::Error> {
+//! use kafkawire_client::{Admin, Client, ClientConfig, NewTopic};
+//! let mut config = ClientConfig::new("127.0.0.1:9092");
+//! // The broker advertises a name only visible inside Docker: map it to the published port.
+//! config.address_map.insert("kafka:29092", "127.0.0.1:9092")?;
+//! let client = Client::connect(config).await?;
+//! Admin::new(&client)
+//!     .create_topics(&[NewTopic::new("orders", 3)], std::time::Duration::from_secs(10))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod address_map;
+mod admin;
+mod client;
+mod connection;
+mod error;
+mod metadata;
+
+pub use address_map::{BrokerAddressMap, Resolver};
+pub use admin::{offset_spec, Admin, NewTopic};
+pub use client::{Client, ClientConfig};
+pub use connection::{Connection, ConnectionConfig};
+pub use error::{Error, Result};
+pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};

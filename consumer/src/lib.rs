@@ -1,1 +1,240 @@
-//! (in progress)
+//! The kafkawire consumer (first version): assign topic-partitions, start at the earliest or
+//! latest offset or a given one, fetch in a loop (one Fetch request per leader broker for all its
+//! partitions) and read records in order with their offsets, zero-copy.
+//!
+//! Group membership and offset commit are the next step (see the README's status table).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kafkawire_client::Error> {
+//! use kafkawire_client::{Client, ClientConfig};
+//! use kafkawire_consumer::{ConsumerConfig, PartitionConsumer, StartOffset};
+//! let client = Client::connect(ClientConfig::new("127.0.0.1:9092")).await?;
+//! let mut consumer = PartitionConsumer::new(&client, ConsumerConfig::default());
+//! consumer.assign("orders", 0, StartOffset::Earliest).await?;
+//! loop {
+//!     let fetched = consumer.poll().await?;
+//!     for part in &fetched.partitions {
+//!         for record in part.records() {
+//!             let record = record?;
+//!             println!("{}-{} @{}: {:?}", part.topic, part.partition, record.offset(), record.value());
+//!         }
+//!     }
+//! }
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod fetch;
+
+pub use fetch::{FetchedPartition, Fetched, OffsetReset};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafkawire_client::{Admin, Client, Error, Result, offset_spec};
+
+/// Where to start reading a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOffset {
+    /// The log start offset (oldest record still kept).
+    Earliest,
+    /// The end of the log (only records written from now on).
+    Latest,
+    /// An exact offset.
+    Offset(i64),
+}
+
+impl std::str::FromStr for StartOffset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<StartOffset> {
+        match s {
+            "earliest" | "beginning" => Ok(StartOffset::Earliest),
+            "latest" | "end" => Ok(StartOffset::Latest),
+            n => n
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(StartOffset::Offset)
+                .ok_or_else(|| Error::Config(format!("offset must be earliest, latest or a number >= 0, not {n:?}"))),
+        }
+    }
+}
+
+/// Which records a fetch may see (KIP-98).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Everything up to the high watermark, including records of open or aborted transactions.
+    #[default]
+    ReadUncommitted,
+    /// Only up to the last stable offset. (Filtering of aborted transactions comes with the
+    /// group consumer.)
+    ReadCommitted,
+}
+
+/// Consumer settings. Defaults follow the Java client.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Longest time the broker may hold a fetch waiting for `fetch_min_bytes` (default 500 ms).
+    pub fetch_max_wait: Duration,
+    /// Bytes the broker should gather before answering (default 1).
+    pub fetch_min_bytes: i32,
+    /// Most bytes in one fetch response (default 50 MiB).
+    pub fetch_max_bytes: i32,
+    /// Most bytes per partition in one fetch response (default 1 MiB). The broker still returns
+    /// one whole batch if the first one is larger (KIP-74).
+    pub max_partition_fetch_bytes: i32,
+    /// Isolation level (default read_uncommitted).
+    pub isolation_level: IsolationLevel,
+    /// What to do when the position is out of range (default: earliest, and report it).
+    pub offset_reset: OffsetReset,
+    /// Verify batch CRCs (default true).
+    pub check_crcs: bool,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 50 * 1024 * 1024,
+            max_partition_fetch_bytes: 1024 * 1024,
+            isolation_level: IsolationLevel::ReadUncommitted,
+            offset_reset: OffsetReset::Earliest,
+            check_crcs: true,
+        }
+    }
+}
+
+/// The state of one assigned partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// Offset of the next record to read.
+    pub position: i64,
+    /// High watermark from the last fetch (-1 before the first).
+    pub high_watermark: i64,
+    /// Last stable offset from the last fetch (-1 if the broker did not send one).
+    pub last_stable_offset: i64,
+    /// Log start offset from the last fetch (-1 if the broker did not send one).
+    pub log_start_offset: i64,
+    /// Leader epoch of the partition when last seen in metadata (-1 if unknown).
+    pub leader_epoch: i32,
+}
+
+/// A consumer of explicitly assigned partitions.
+#[derive(Debug)]
+pub struct PartitionConsumer {
+    client: Client,
+    config: ConsumerConfig,
+    assigned: BTreeMap<(String, i32), PartitionState>,
+}
+
+impl PartitionConsumer {
+    /// A consumer with nothing assigned yet.
+    pub fn new(client: &Client, config: ConsumerConfig) -> PartitionConsumer {
+        PartitionConsumer {
+            client: client.clone(),
+            config,
+            assigned: BTreeMap::new(),
+        }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    /// Assigns `topic`/`partition` starting at `start`.
+    ///
+    /// # Errors
+    /// Metadata errors for an unknown topic or partition, and ListOffsets errors resolving
+    /// `Earliest`/`Latest`.
+    pub async fn assign(&mut self, topic: &str, partition: i32, start: StartOffset) -> Result<()> {
+        let meta = self.client.topic_metadata(topic).await?;
+        let Some(p) = meta.partitions.iter().find(|p| p.partition == partition) else {
+            return Err(Error::broker_error(
+                kafkawire_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                kafkawire_protocol::messages::ApiKey::Metadata,
+                None,
+                Some(topic),
+                Some(partition),
+                Some(format!("the topic has {} partitions", meta.partitions.len())),
+            ));
+        };
+        let leader_epoch = p.leader_epoch;
+        let position = self.resolve(topic, partition, start).await?;
+        self.assigned.insert(
+            (topic.to_owned(), partition),
+            PartitionState {
+                position,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                leader_epoch,
+            },
+        );
+        Ok(())
+    }
+
+    /// Assigns every partition of `topic`, each starting at `start`. Returns the partitions.
+    ///
+    /// # Errors
+    /// As [`PartitionConsumer::assign`].
+    pub async fn assign_topic(&mut self, topic: &str, start: StartOffset) -> Result<Vec<i32>> {
+        let meta = self.client.topic_metadata(topic).await?;
+        let parts: Vec<i32> = meta.partitions.iter().map(|p| p.partition).collect();
+        for p in &parts {
+            self.assign(topic, *p, start).await?;
+        }
+        Ok(parts)
+    }
+
+    /// Stops reading a partition.
+    pub fn unassign(&mut self, topic: &str, partition: i32) {
+        self.assigned.remove(&(topic.to_owned(), partition));
+    }
+
+    /// The assigned partitions and their state.
+    pub fn assignment(&self) -> &BTreeMap<(String, i32), PartitionState> {
+        &self.assigned
+    }
+
+    /// Moves the position of an assigned partition.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the partition is not assigned; ListOffsets errors.
+    pub async fn seek(&mut self, topic: &str, partition: i32, to: StartOffset) -> Result<()> {
+        let position = self.resolve(topic, partition, to).await?;
+        match self.assigned.get_mut(&(topic.to_owned(), partition)) {
+            Some(s) => {
+                s.position = position;
+                Ok(())
+            }
+            None => Err(Error::Config(format!("{topic}-{partition} is not assigned"))),
+        }
+    }
+
+    /// The position (next offset to read) of an assigned partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.assigned.get(&(topic.to_owned(), partition)).map(|s| s.position)
+    }
+
+    async fn resolve(&self, topic: &str, partition: i32, start: StartOffset) -> Result<i64> {
+        let admin = Admin::new(&self.client);
+        match start {
+            StartOffset::Offset(n) => Ok(n),
+            StartOffset::Earliest => admin.list_offset(topic, partition, offset_spec::EARLIEST).await,
+            StartOffset::Latest => admin.list_offset(topic, partition, offset_spec::LATEST).await,
+        }
+    }
+
+    /// Fetches from every assigned partition (one request per leader broker) and returns what
+    /// arrived, advancing positions past it. Waits up to `fetch_max_wait` when nothing is new.
+    ///
+    /// # Errors
+    /// Non-retriable errors (e.g. authorization, OFFSET_OUT_OF_RANGE with
+    /// [`OffsetReset::None`]) naming the partition. Retriable ones (leader moved, broker
+    /// restarting) refresh metadata and are retried inside the next call, not returned.
+    pub async fn poll(&mut self) -> Result<Fetched> {
+        fetch::poll(self).await
+    }
+}

@@ -63,17 +63,19 @@ pub struct RawTaggedField {
 pub struct Reader {
     buf: Bytes,
     pos: usize,
+    /// Offset of `buf` within the outermost buffer, so errors name absolute byte offsets.
+    base: usize,
 }
 
 impl Reader {
     /// A reader over `buf`, starting at its first byte.
     pub fn new(buf: Bytes) -> Self {
-        Reader { buf, pos: 0 }
+        Reader { buf, pos: 0, base: 0 }
     }
 
-    /// Byte offset of the next read from the start of the buffer.
+    /// Byte offset of the next read from the start of the outermost buffer.
     pub fn position(&self) -> usize {
-        self.pos
+        self.base + self.pos
     }
 
     /// Bytes not yet read.
@@ -93,7 +95,7 @@ impl Reader {
 
     /// An error of `kind` at the current position while reading `what`.
     pub fn error(&self, what: &'static str, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError::new(what, self.pos, kind)
+        DecodeError::new(what, self.position(), kind)
     }
 
     fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], DecodeError> {
@@ -136,7 +138,9 @@ impl Reader {
 
     /// A reader over the next `n` bytes; this reader moves past them.
     pub fn sub_reader(&mut self, n: usize, what: &'static str) -> Result<Reader, DecodeError> {
-        Ok(Reader::new(self.take_bytes(n, what)?))
+        let base = self.position();
+        let buf = self.take_bytes(n, what)?;
+        Ok(Reader { buf, pos: 0, base })
     }
 
     /// Reads a boolean (one byte, non-zero is true).
@@ -206,7 +210,7 @@ impl Reader {
     }
 
     fn uvarlong_max(&mut self, what: &'static str, max_bytes: usize) -> Result<u64, DecodeError> {
-        let start = self.pos;
+        let start = self.position();
         match decode_uvarint(&self.buf[self.pos..], max_bytes) {
             Ok((v, n)) => {
                 self.pos += n;
@@ -283,7 +287,7 @@ impl Reader {
         let Some(n) = self.length(compact, false, 1, what)? else {
             return Ok(None);
         };
-        let at = self.pos;
+        let at = self.position();
         let raw = self.take(n, what)?;
         match std::str::from_utf8(raw) {
             Ok(s) => Ok(Some(s.to_owned())),
@@ -293,7 +297,7 @@ impl Reader {
 
     /// Reads a string that must not be null.
     pub fn string(&mut self, compact: bool, what: &'static str) -> Result<String, DecodeError> {
-        let at = self.pos;
+        let at = self.position();
         self.nullable_string(compact, what)?
             .ok_or_else(|| DecodeError::new(what, at, DecodeErrorKind::UnexpectedNull))
     }
@@ -312,7 +316,7 @@ impl Reader {
 
     /// Reads bytes that must not be null.
     pub fn bytes(&mut self, compact: bool, what: &'static str) -> Result<Bytes, DecodeError> {
-        let at = self.pos;
+        let at = self.position();
         self.nullable_bytes(compact, what)?
             .ok_or_else(|| DecodeError::new(what, at, DecodeErrorKind::UnexpectedNull))
     }
@@ -339,7 +343,7 @@ impl Reader {
         let count = self.uvarint("tagged field count")?;
         let mut last: Option<u32> = None;
         for _ in 0..count {
-            let tag_at = self.pos;
+            let tag_at = self.position();
             let tag = self.uvarint("tagged field tag")?;
             if last.is_some_and(|l| tag <= l) {
                 return Err(DecodeError::new(

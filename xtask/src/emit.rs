@@ -125,13 +125,36 @@ fn default_expr(f: &Field) -> String {
     }
 }
 
+/// A Rust condition on `version` that holds where `f` may be null ("true"/"false" when fixed).
+/// Records are nullable in every version.
+fn nullable_now(f: &Field, valid: &Versions) -> String {
+    if f.ty == "records" && !f.array {
+        return "true".into();
+    }
+    match f.nullable.cond(valid) {
+        _ if f.nullable == Versions::None => "false".to_string(),
+        None => "true".to_string(),
+        Some(c) => c,
+    }
+}
+
 fn compact(f: &Field) -> &'static str {
     if f.compact_allowed { "flexible" } else { "false" }
 }
 
-/// Expression decoding one element/value of `f`'s scalar type from reader `r`.
-fn decode_scalar(f: &Field, nullable: bool, r: &str, what: &str) -> String {
+/// Expression decoding one element/value of `f`'s scalar type from reader `r`. `nullable` is
+/// `None` for a value that is never null, else the condition under which null is allowed (null
+/// read outside it is an error, as in Kafka's own decoders).
+fn decode_scalar(f: &Field, nullable: Option<&str>, r: &str, what: &str) -> String {
     let c = compact(f);
+    let null_err = format!("return Err({r}.error({what}, DecodeErrorKind::UnexpectedNull))");
+    let strict = |nullable_read: String, plain_read: String, cond: &str| -> String {
+        match cond {
+            "true" => nullable_read,
+            "false" => format!("Some({plain_read})"),
+            cond => format!("if {cond} {{ {nullable_read} }} else {{ Some({plain_read}) }}"),
+        }
+    };
     match f.ty.as_str() {
         "bool" => format!("{r}.bool({what})?"),
         "int8" => format!("{r}.i8({what})?"),
@@ -142,27 +165,35 @@ fn decode_scalar(f: &Field, nullable: bool, r: &str, what: &str) -> String {
         "int64" => format!("{r}.i64({what})?"),
         "float64" => format!("{r}.f64({what})?"),
         "uuid" => format!("{r}.uuid({what})?"),
-        "string" if nullable => format!("{r}.nullable_string({c}, {what})?"),
-        "string" => format!("{r}.string({c}, {what})?"),
-        "bytes" | "records" if nullable => format!("{r}.nullable_bytes({c}, {what})?"),
-        "bytes" | "records" => format!("{r}.bytes({c}, {what})?"),
-        ty if nullable => format!(
-            "if {r}.i8({what})? < 0 {{ None }} else {{ Some({ty}::decode({r}, version)?) }}"
-        ),
-        ty => format!("{ty}::decode({r}, version)?"),
+        "string" => match nullable {
+            Some(cond) => strict(format!("{r}.nullable_string({c}, {what})?"), format!("{r}.string({c}, {what})?"), cond),
+            None => format!("{r}.string({c}, {what})?"),
+        },
+        "bytes" | "records" => match nullable {
+            Some(cond) => strict(format!("{r}.nullable_bytes({c}, {what})?"), format!("{r}.bytes({c}, {what})?"), cond),
+            None => format!("{r}.bytes({c}, {what})?"),
+        },
+        ty => match nullable {
+            Some(cond) => format!(
+                "if {r}.i8({what})? < 0 {{ if !({cond}) {{ {null_err} }} None }} else {{ Some({ty}::decode({r}, version)?) }}"
+            ),
+            None => format!("{ty}::decode({r}, version)?"),
+        },
     }
 }
 
-fn decode_value(f: &Field, r: &str, what: &str) -> String {
+fn decode_value(f: &Field, r: &str, what: &str, valid: &Versions) -> String {
     let opt = is_option(f);
+    let cond = nullable_now(f, valid);
     if !f.array {
-        return decode_scalar(f, opt, r, what);
+        return decode_scalar(f, opt.then_some(cond.as_str()), r, what);
     }
-    let elem = decode_scalar(f, false, r, what);
+    let elem = decode_scalar(f, None, r, what);
+    let null_err = format!("return Err({r}.error({what}, DecodeErrorKind::UnexpectedNull))");
     let none = if opt {
-        "None".to_string()
+        format!("{{ if !({cond}) {{ {null_err} }} None }}")
     } else {
-        format!("return Err({r}.error({what}, DecodeErrorKind::UnexpectedNull))")
+        null_err
     };
     let some = if opt { "Some(v)" } else { "v" };
     format!(
@@ -272,11 +303,7 @@ fn sample_scalar(f: &Field, nullable_now: &str) -> String {
 }
 
 fn sample_value(f: &Field, ctx: &Ctx) -> String {
-    let nullable_now = match f.nullable.cond(&ctx.msg.valid) {
-        _ if f.nullable == Versions::None => "false".to_string(),
-        None => "true".to_string(),
-        Some(c) => c,
-    };
+    let nullable_now = nullable_now(f, &ctx.msg.valid);
     let inner = if f.array {
         format!("g.vec(|g| {})", sample_scalar(f, "false"))
     } else {
@@ -435,7 +462,7 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     }
     let _ = writeln!(o, "        let flexible = {flex};\n        let mut this = Self::default();");
     for f in fields.iter().filter(|f| f.tag.is_none()) {
-        let dec = decode_value(f, "r", &what(sname, f));
+        let dec = decode_value(f, "r", &what(sname, f), &valid);
         let id = ident(&f.name);
         match f.versions.cond(&valid) {
             None => {
@@ -450,7 +477,7 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     for f in &tagged {
         let id = ident(&f.name);
         let cond = f.tagged.intersect(&f.versions).cond(&valid).unwrap_or_else(|| "true".into());
-        let dec = decode_value(f, "r", &what(sname, f));
+        let dec = decode_value(f, "r", &what(sname, f), &valid);
         let _ = writeln!(
             o,
             "                    {} if {cond} => {{ this.{id} = {dec}; Ok(true) }}",

@@ -277,7 +277,15 @@ impl Decodable for ReassignablePartition {
         let mut this = Self::default();
         this.partition_index = r.i32("ReassignablePartition.PartitionIndex")?;
         this.replicas = match r.array_len(flexible, "ReassignablePartition.Replicas")? {
-            None => None,
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "ReassignablePartition.Replicas",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {

@@ -208,7 +208,15 @@ impl ConsumerGroupHeartbeatRequest {
             flexible,
             "ConsumerGroupHeartbeatRequest.SubscribedTopicNames",
         )? {
-            None => None,
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "ConsumerGroupHeartbeatRequest.SubscribedTopicNames",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -221,16 +229,31 @@ impl ConsumerGroupHeartbeatRequest {
             }
         };
         if version >= 1 {
-            this.subscribed_topic_regex = r.nullable_string(
-                flexible,
-                "ConsumerGroupHeartbeatRequest.SubscribedTopicRegex",
-            )?;
+            this.subscribed_topic_regex = if version >= 1 {
+                r.nullable_string(
+                    flexible,
+                    "ConsumerGroupHeartbeatRequest.SubscribedTopicRegex",
+                )?
+            } else {
+                Some(r.string(
+                    flexible,
+                    "ConsumerGroupHeartbeatRequest.SubscribedTopicRegex",
+                )?)
+            };
         }
         this.server_assignor =
             r.nullable_string(flexible, "ConsumerGroupHeartbeatRequest.ServerAssignor")?;
         this.topic_partitions =
             match r.array_len(flexible, "ConsumerGroupHeartbeatRequest.TopicPartitions")? {
-                None => None,
+                None => {
+                    if !(true) {
+                        return Err(r.error(
+                            "ConsumerGroupHeartbeatRequest.TopicPartitions",
+                            DecodeErrorKind::UnexpectedNull,
+                        ));
+                    }
+                    None
+                }
                 Some(n) => {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {

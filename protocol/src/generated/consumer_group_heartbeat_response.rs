@@ -115,6 +115,12 @@ impl ConsumerGroupHeartbeatResponse {
         this.member_epoch = r.i32("ConsumerGroupHeartbeatResponse.MemberEpoch")?;
         this.heartbeat_interval_ms = r.i32("ConsumerGroupHeartbeatResponse.HeartbeatIntervalMs")?;
         this.assignment = if r.i8("ConsumerGroupHeartbeatResponse.Assignment")? < 0 {
+            if !(true) {
+                return Err(r.error(
+                    "ConsumerGroupHeartbeatResponse.Assignment",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
             None
         } else {
             Some(Assignment::decode(r, version)?)

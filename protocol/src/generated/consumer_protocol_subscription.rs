@@ -167,7 +167,11 @@ impl ConsumerProtocolSubscription {
             this.generation_id = r.i32("ConsumerProtocolSubscription.GenerationId")?;
         }
         if version >= 3 {
-            this.rack_id = r.nullable_string(flexible, "ConsumerProtocolSubscription.RackId")?;
+            this.rack_id = if version >= 3 {
+                r.nullable_string(flexible, "ConsumerProtocolSubscription.RackId")?
+            } else {
+                Some(r.string(flexible, "ConsumerProtocolSubscription.RackId")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

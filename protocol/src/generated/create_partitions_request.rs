@@ -206,7 +206,15 @@ impl Decodable for CreatePartitionsTopic {
         this.name = r.string(flexible, "CreatePartitionsTopic.Name")?;
         this.count = r.i32("CreatePartitionsTopic.Count")?;
         this.assignments = match r.array_len(flexible, "CreatePartitionsTopic.Assignments")? {
-            None => None,
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "CreatePartitionsTopic.Assignments",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {

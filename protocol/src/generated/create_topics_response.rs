@@ -254,7 +254,15 @@ impl Decodable for CreatableTopicResult {
         }
         if version >= 5 {
             this.configs = match r.array_len(flexible, "CreatableTopicResult.Configs")? {
-                None => None,
+                None => {
+                    if !(version >= 5) {
+                        return Err(r.error(
+                            "CreatableTopicResult.Configs",
+                            DecodeErrorKind::UnexpectedNull,
+                        ));
+                    }
+                    None
+                }
                 Some(n) => {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {
@@ -434,7 +442,11 @@ impl Decodable for CreatableTopicConfigs {
             this.name = r.string(flexible, "CreatableTopicConfigs.Name")?;
         }
         if version >= 5 {
-            this.value = r.nullable_string(flexible, "CreatableTopicConfigs.Value")?;
+            this.value = if version >= 5 {
+                r.nullable_string(flexible, "CreatableTopicConfigs.Value")?
+            } else {
+                Some(r.string(flexible, "CreatableTopicConfigs.Value")?)
+            };
         }
         if version >= 5 {
             this.read_only = r.bool("CreatableTopicConfigs.ReadOnly")?;

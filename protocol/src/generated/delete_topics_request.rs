@@ -235,7 +235,11 @@ impl Decodable for DeleteTopicState {
         let flexible = version >= 4;
         let mut this = Self::default();
         if version >= 6 {
-            this.name = r.nullable_string(flexible, "DeleteTopicState.Name")?;
+            this.name = if version >= 6 {
+                r.nullable_string(flexible, "DeleteTopicState.Name")?
+            } else {
+                Some(r.string(flexible, "DeleteTopicState.Name")?)
+            };
         }
         if version >= 6 {
             this.topic_id = r.uuid("DeleteTopicState.TopicId")?;

@@ -208,14 +208,21 @@ impl Decodable for DeletableTopicResult {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let mut this = Self::default();
-        this.name = r.nullable_string(flexible, "DeletableTopicResult.Name")?;
+        this.name = if version >= 6 {
+            r.nullable_string(flexible, "DeletableTopicResult.Name")?
+        } else {
+            Some(r.string(flexible, "DeletableTopicResult.Name")?)
+        };
         if version >= 6 {
             this.topic_id = r.uuid("DeletableTopicResult.TopicId")?;
         }
         this.error_code = r.i16("DeletableTopicResult.ErrorCode")?;
         if version >= 5 {
-            this.error_message =
-                r.nullable_string(flexible, "DeletableTopicResult.ErrorMessage")?;
+            this.error_message = if version >= 5 {
+                r.nullable_string(flexible, "DeletableTopicResult.ErrorMessage")?
+            } else {
+                Some(r.string(flexible, "DeletableTopicResult.ErrorMessage")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

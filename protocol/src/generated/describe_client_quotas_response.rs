@@ -109,7 +109,15 @@ impl DescribeClientQuotasResponse {
         this.error_message =
             r.nullable_string(flexible, "DescribeClientQuotasResponse.ErrorMessage")?;
         this.entries = match r.array_len(flexible, "DescribeClientQuotasResponse.Entries")? {
-            None => None,
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "DescribeClientQuotasResponse.Entries",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {

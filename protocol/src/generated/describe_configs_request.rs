@@ -232,7 +232,15 @@ impl Decodable for DescribeConfigsResource {
         this.resource_name = r.string(flexible, "DescribeConfigsResource.ResourceName")?;
         this.configuration_keys =
             match r.array_len(flexible, "DescribeConfigsResource.ConfigurationKeys")? {
-                None => None,
+                None => {
+                    if !(true) {
+                        return Err(r.error(
+                            "DescribeConfigsResource.ConfigurationKeys",
+                            DecodeErrorKind::UnexpectedNull,
+                        ));
+                    }
+                    None
+                }
                 Some(n) => {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {

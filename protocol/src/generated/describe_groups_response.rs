@@ -387,8 +387,11 @@ impl Decodable for DescribedGroupMember {
         let mut this = Self::default();
         this.member_id = r.string(flexible, "DescribedGroupMember.MemberId")?;
         if version >= 4 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "DescribedGroupMember.GroupInstanceId")?;
+            this.group_instance_id = if version >= 4 {
+                r.nullable_string(flexible, "DescribedGroupMember.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "DescribedGroupMember.GroupInstanceId")?)
+            };
         }
         this.client_id = r.string(flexible, "DescribedGroupMember.ClientId")?;
         this.client_host = r.string(flexible, "DescribedGroupMember.ClientHost")?;

@@ -82,7 +82,15 @@ impl DescribeLogDirsRequest {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.topics = match r.array_len(flexible, "DescribeLogDirsRequest.Topics")? {
-            None => None,
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "DescribeLogDirsRequest.Topics",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {

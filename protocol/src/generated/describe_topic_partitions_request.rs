@@ -108,6 +108,12 @@ impl DescribeTopicPartitionsRequest {
         this.response_partition_limit =
             r.i32("DescribeTopicPartitionsRequest.ResponsePartitionLimit")?;
         this.cursor = if r.i8("DescribeTopicPartitionsRequest.Cursor")? < 0 {
+            if !(true) {
+                return Err(r.error(
+                    "DescribeTopicPartitionsRequest.Cursor",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
             None
         } else {
             Some(Cursor::decode(r, version)?)

@@ -107,6 +107,12 @@ impl DescribeTopicPartitionsResponse {
             }
         };
         this.next_cursor = if r.i8("DescribeTopicPartitionsResponse.NextCursor")? < 0 {
+            if !(true) {
+                return Err(r.error(
+                    "DescribeTopicPartitionsResponse.NextCursor",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
             None
         } else {
             Some(Cursor::decode(r, version)?)
@@ -472,7 +478,15 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
             flexible,
             "DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas",
         )? {
-            None => None,
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -487,7 +501,15 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
             flexible,
             "DescribeTopicPartitionsResponsePartition.LastKnownElr",
         )? {
-            None => None,
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "DescribeTopicPartitionsResponsePartition.LastKnownElr",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {

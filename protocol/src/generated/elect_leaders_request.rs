@@ -108,7 +108,15 @@ impl ElectLeadersRequest {
         }
         this.topic_partitions =
             match r.array_len(flexible, "ElectLeadersRequest.TopicPartitions")? {
-                None => None,
+                None => {
+                    if !(true) {
+                        return Err(r.error(
+                            "ElectLeadersRequest.TopicPartitions",
+                            DecodeErrorKind::UnexpectedNull,
+                        ));
+                    }
+                    None
+                }
                 Some(n) => {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {

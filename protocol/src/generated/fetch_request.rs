@@ -237,7 +237,11 @@ impl FetchRequest {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
                 0 if version >= 12 => {
-                    this.cluster_id = r.nullable_string(flexible, "FetchRequest.ClusterId")?;
+                    this.cluster_id = if version >= 12 {
+                        r.nullable_string(flexible, "FetchRequest.ClusterId")?
+                    } else {
+                        Some(r.string(flexible, "FetchRequest.ClusterId")?)
+                    };
                     Ok(true)
                 }
                 1 if version >= 15 => {

@@ -496,7 +496,15 @@ impl Decodable for PartitionData {
         if version >= 4 {
             this.aborted_transactions =
                 match r.array_len(flexible, "PartitionData.AbortedTransactions")? {
-                    None => None,
+                    None => {
+                        if !(version >= 4) {
+                            return Err(r.error(
+                                "PartitionData.AbortedTransactions",
+                                DecodeErrorKind::UnexpectedNull,
+                            ));
+                        }
+                        None
+                    }
                     Some(n) => {
                         let mut v = Vec::with_capacity(n);
                         for _ in 0..n {
@@ -1030,7 +1038,11 @@ impl Decodable for NodeEndpoint {
             this.port = r.i32("NodeEndpoint.Port")?;
         }
         if version >= 16 {
-            this.rack = r.nullable_string(flexible, "NodeEndpoint.Rack")?;
+            this.rack = if version >= 16 {
+                r.nullable_string(flexible, "NodeEndpoint.Rack")?
+            } else {
+                Some(r.string(flexible, "NodeEndpoint.Rack")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

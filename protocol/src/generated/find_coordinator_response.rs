@@ -168,8 +168,11 @@ impl FindCoordinatorResponse {
             this.error_code = r.i16("FindCoordinatorResponse.ErrorCode")?;
         }
         if (1..=3).contains(&version) {
-            this.error_message =
-                r.nullable_string(flexible, "FindCoordinatorResponse.ErrorMessage")?;
+            this.error_message = if (1..=3).contains(&version) {
+                r.nullable_string(flexible, "FindCoordinatorResponse.ErrorMessage")?
+            } else {
+                Some(r.string(flexible, "FindCoordinatorResponse.ErrorMessage")?)
+            };
         }
         if version <= 3 {
             this.node_id = r.i32("FindCoordinatorResponse.NodeId")?;
@@ -375,7 +378,11 @@ impl Decodable for Coordinator {
             this.error_code = r.i16("Coordinator.ErrorCode")?;
         }
         if version >= 4 {
-            this.error_message = r.nullable_string(flexible, "Coordinator.ErrorMessage")?;
+            this.error_message = if version >= 4 {
+                r.nullable_string(flexible, "Coordinator.ErrorMessage")?
+            } else {
+                Some(r.string(flexible, "Coordinator.ErrorMessage")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

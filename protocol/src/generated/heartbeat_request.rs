@@ -113,8 +113,11 @@ impl HeartbeatRequest {
         this.generation_id = r.i32("HeartbeatRequest.GenerationId")?;
         this.member_id = r.string(flexible, "HeartbeatRequest.MemberId")?;
         if version >= 3 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "HeartbeatRequest.GroupInstanceId")?;
+            this.group_instance_id = if version >= 3 {
+                r.nullable_string(flexible, "HeartbeatRequest.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "HeartbeatRequest.GroupInstanceId")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

@@ -164,8 +164,11 @@ impl JoinGroupRequest {
         }
         this.member_id = r.string(flexible, "JoinGroupRequest.MemberId")?;
         if version >= 5 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "JoinGroupRequest.GroupInstanceId")?;
+            this.group_instance_id = if version >= 5 {
+                r.nullable_string(flexible, "JoinGroupRequest.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "JoinGroupRequest.GroupInstanceId")?)
+            };
         }
         this.protocol_type = r.string(flexible, "JoinGroupRequest.ProtocolType")?;
         this.protocols = match r.array_len(flexible, "JoinGroupRequest.Protocols")? {
@@ -184,7 +187,11 @@ impl JoinGroupRequest {
             }
         };
         if version >= 8 {
-            this.reason = r.nullable_string(flexible, "JoinGroupRequest.Reason")?;
+            this.reason = if version >= 8 {
+                r.nullable_string(flexible, "JoinGroupRequest.Reason")?
+            } else {
+                Some(r.string(flexible, "JoinGroupRequest.Reason")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

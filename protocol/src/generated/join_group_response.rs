@@ -162,9 +162,17 @@ impl JoinGroupResponse {
         this.error_code = r.i16("JoinGroupResponse.ErrorCode")?;
         this.generation_id = r.i32("JoinGroupResponse.GenerationId")?;
         if version >= 7 {
-            this.protocol_type = r.nullable_string(flexible, "JoinGroupResponse.ProtocolType")?;
+            this.protocol_type = if version >= 7 {
+                r.nullable_string(flexible, "JoinGroupResponse.ProtocolType")?
+            } else {
+                Some(r.string(flexible, "JoinGroupResponse.ProtocolType")?)
+            };
         }
-        this.protocol_name = r.nullable_string(flexible, "JoinGroupResponse.ProtocolName")?;
+        this.protocol_name = if version >= 7 {
+            r.nullable_string(flexible, "JoinGroupResponse.ProtocolName")?
+        } else {
+            Some(r.string(flexible, "JoinGroupResponse.ProtocolName")?)
+        };
         this.leader = r.string(flexible, "JoinGroupResponse.Leader")?;
         if version >= 9 {
             this.skip_assignment = r.bool("JoinGroupResponse.SkipAssignment")?;
@@ -313,8 +321,11 @@ impl Decodable for JoinGroupResponseMember {
         let mut this = Self::default();
         this.member_id = r.string(flexible, "JoinGroupResponseMember.MemberId")?;
         if version >= 5 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "JoinGroupResponseMember.GroupInstanceId")?;
+            this.group_instance_id = if version >= 5 {
+                r.nullable_string(flexible, "JoinGroupResponseMember.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "JoinGroupResponseMember.GroupInstanceId")?)
+            };
         }
         this.metadata = r.bytes(flexible, "JoinGroupResponseMember.Metadata")?;
         if flexible {

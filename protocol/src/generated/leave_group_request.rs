@@ -260,11 +260,18 @@ impl Decodable for MemberIdentity {
             this.member_id = r.string(flexible, "MemberIdentity.MemberId")?;
         }
         if version >= 3 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "MemberIdentity.GroupInstanceId")?;
+            this.group_instance_id = if version >= 3 {
+                r.nullable_string(flexible, "MemberIdentity.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "MemberIdentity.GroupInstanceId")?)
+            };
         }
         if version >= 5 {
-            this.reason = r.nullable_string(flexible, "MemberIdentity.Reason")?;
+            this.reason = if version >= 5 {
+                r.nullable_string(flexible, "MemberIdentity.Reason")?
+            } else {
+                Some(r.string(flexible, "MemberIdentity.Reason")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

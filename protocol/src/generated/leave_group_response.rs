@@ -237,8 +237,11 @@ impl Decodable for MemberResponse {
             this.member_id = r.string(flexible, "MemberResponse.MemberId")?;
         }
         if version >= 3 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "MemberResponse.GroupInstanceId")?;
+            this.group_instance_id = if version >= 3 {
+                r.nullable_string(flexible, "MemberResponse.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "MemberResponse.GroupInstanceId")?)
+            };
         }
         if version >= 3 {
             this.error_code = r.i16("MemberResponse.ErrorCode")?;

@@ -93,7 +93,15 @@ impl ListPartitionReassignmentsRequest {
         let mut this = Self::default();
         this.timeout_ms = r.i32("ListPartitionReassignmentsRequest.TimeoutMs")?;
         this.topics = match r.array_len(flexible, "ListPartitionReassignmentsRequest.Topics")? {
-            None => None,
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "ListPartitionReassignmentsRequest.Topics",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {

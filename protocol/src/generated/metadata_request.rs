@@ -119,7 +119,12 @@ impl MetadataRequest {
         let flexible = version >= 9;
         let mut this = Self::default();
         this.topics = match r.array_len(flexible, "MetadataRequest.Topics")? {
-            None => None,
+            None => {
+                if !(version >= 1) {
+                    return Err(r.error("MetadataRequest.Topics", DecodeErrorKind::UnexpectedNull));
+                }
+                None
+            }
             Some(n) => {
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -238,7 +243,11 @@ impl Decodable for MetadataRequestTopic {
         if version >= 10 {
             this.topic_id = r.uuid("MetadataRequestTopic.TopicId")?;
         }
-        this.name = r.nullable_string(flexible, "MetadataRequestTopic.Name")?;
+        this.name = if version >= 10 {
+            r.nullable_string(flexible, "MetadataRequestTopic.Name")?
+        } else {
+            Some(r.string(flexible, "MetadataRequestTopic.Name")?)
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {

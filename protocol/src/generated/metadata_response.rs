@@ -147,7 +147,11 @@ impl MetadataResponse {
             }
         };
         if version >= 2 {
-            this.cluster_id = r.nullable_string(flexible, "MetadataResponse.ClusterId")?;
+            this.cluster_id = if version >= 2 {
+                r.nullable_string(flexible, "MetadataResponse.ClusterId")?
+            } else {
+                Some(r.string(flexible, "MetadataResponse.ClusterId")?)
+            };
         }
         if version >= 1 {
             this.controller_id = r.i32("MetadataResponse.ControllerId")?;
@@ -285,7 +289,11 @@ impl Decodable for MetadataResponseBroker {
         this.host = r.string(flexible, "MetadataResponseBroker.Host")?;
         this.port = r.i32("MetadataResponseBroker.Port")?;
         if version >= 1 {
-            this.rack = r.nullable_string(flexible, "MetadataResponseBroker.Rack")?;
+            this.rack = if version >= 1 {
+                r.nullable_string(flexible, "MetadataResponseBroker.Rack")?
+            } else {
+                Some(r.string(flexible, "MetadataResponseBroker.Rack")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();
@@ -419,7 +427,11 @@ impl Decodable for MetadataResponseTopic {
         let flexible = version >= 9;
         let mut this = Self::default();
         this.error_code = r.i16("MetadataResponseTopic.ErrorCode")?;
-        this.name = r.nullable_string(flexible, "MetadataResponseTopic.Name")?;
+        this.name = if version >= 12 {
+            r.nullable_string(flexible, "MetadataResponseTopic.Name")?
+        } else {
+            Some(r.string(flexible, "MetadataResponseTopic.Name")?)
+        };
         if version >= 10 {
             this.topic_id = r.uuid("MetadataResponseTopic.TopicId")?;
         }

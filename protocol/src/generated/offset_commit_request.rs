@@ -141,8 +141,11 @@ impl OffsetCommitRequest {
             this.member_id = r.string(flexible, "OffsetCommitRequest.MemberId")?;
         }
         if version >= 7 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "OffsetCommitRequest.GroupInstanceId")?;
+            this.group_instance_id = if version >= 7 {
+                r.nullable_string(flexible, "OffsetCommitRequest.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "OffsetCommitRequest.GroupInstanceId")?)
+            };
         }
         if (2..=4).contains(&version) {
             this.retention_time_ms = r.i64("OffsetCommitRequest.RetentionTimeMs")?;

@@ -151,7 +151,14 @@ impl OffsetFetchRequest {
         }
         if version <= 7 {
             this.topics = match r.array_len(flexible, "OffsetFetchRequest.Topics")? {
-                None => None,
+                None => {
+                    if !((2..=7).contains(&version)) {
+                        return Err(
+                            r.error("OffsetFetchRequest.Topics", DecodeErrorKind::UnexpectedNull)
+                        );
+                    }
+                    None
+                }
                 Some(n) => {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {
@@ -455,14 +462,26 @@ impl Decodable for OffsetFetchRequestGroup {
             this.group_id = r.string(flexible, "OffsetFetchRequestGroup.GroupId")?;
         }
         if version >= 9 {
-            this.member_id = r.nullable_string(flexible, "OffsetFetchRequestGroup.MemberId")?;
+            this.member_id = if version >= 9 {
+                r.nullable_string(flexible, "OffsetFetchRequestGroup.MemberId")?
+            } else {
+                Some(r.string(flexible, "OffsetFetchRequestGroup.MemberId")?)
+            };
         }
         if version >= 9 {
             this.member_epoch = r.i32("OffsetFetchRequestGroup.MemberEpoch")?;
         }
         if version >= 8 {
             this.topics = match r.array_len(flexible, "OffsetFetchRequestGroup.Topics")? {
-                None => None,
+                None => {
+                    if !(version >= 8) {
+                        return Err(r.error(
+                            "OffsetFetchRequestGroup.Topics",
+                            DecodeErrorKind::UnexpectedNull,
+                        ));
+                    }
+                    None
+                }
                 Some(n) => {
                     let mut v = Vec::with_capacity(n);
                     for _ in 0..n {

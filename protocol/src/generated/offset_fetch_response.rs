@@ -422,7 +422,11 @@ impl Decodable for OffsetFetchResponsePartition {
                 r.i32("OffsetFetchResponsePartition.CommittedLeaderEpoch")?;
         }
         if version <= 7 {
-            this.metadata = r.nullable_string(flexible, "OffsetFetchResponsePartition.Metadata")?;
+            this.metadata = if version <= 7 {
+                r.nullable_string(flexible, "OffsetFetchResponsePartition.Metadata")?
+            } else {
+                Some(r.string(flexible, "OffsetFetchResponsePartition.Metadata")?)
+            };
         }
         if version <= 7 {
             this.error_code = r.i16("OffsetFetchResponsePartition.ErrorCode")?;
@@ -839,8 +843,11 @@ impl Decodable for OffsetFetchResponsePartitions {
                 r.i32("OffsetFetchResponsePartitions.CommittedLeaderEpoch")?;
         }
         if version >= 8 {
-            this.metadata =
-                r.nullable_string(flexible, "OffsetFetchResponsePartitions.Metadata")?;
+            this.metadata = if version >= 8 {
+                r.nullable_string(flexible, "OffsetFetchResponsePartitions.Metadata")?
+            } else {
+                Some(r.string(flexible, "OffsetFetchResponsePartitions.Metadata")?)
+            };
         }
         if version >= 8 {
             this.error_code = r.i16("OffsetFetchResponsePartitions.ErrorCode")?;

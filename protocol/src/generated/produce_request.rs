@@ -109,8 +109,11 @@ impl ProduceRequest {
         let flexible = version >= 9;
         let mut this = Self::default();
         if version >= 3 {
-            this.transactional_id =
-                r.nullable_string(flexible, "ProduceRequest.TransactionalId")?;
+            this.transactional_id = if version >= 3 {
+                r.nullable_string(flexible, "ProduceRequest.TransactionalId")?
+            } else {
+                Some(r.string(flexible, "ProduceRequest.TransactionalId")?)
+            };
         }
         this.acks = r.i16("ProduceRequest.Acks")?;
         this.timeout_ms = r.i32("ProduceRequest.TimeoutMs")?;

@@ -407,8 +407,11 @@ impl Decodable for PartitionProduceResponse {
                 };
         }
         if version >= 8 {
-            this.error_message =
-                r.nullable_string(flexible, "PartitionProduceResponse.ErrorMessage")?;
+            this.error_message = if version >= 8 {
+                r.nullable_string(flexible, "PartitionProduceResponse.ErrorMessage")?
+            } else {
+                Some(r.string(flexible, "PartitionProduceResponse.ErrorMessage")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();
@@ -540,8 +543,11 @@ impl Decodable for BatchIndexAndErrorMessage {
             this.batch_index = r.i32("BatchIndexAndErrorMessage.BatchIndex")?;
         }
         if version >= 8 {
-            this.batch_index_error_message =
-                r.nullable_string(flexible, "BatchIndexAndErrorMessage.BatchIndexErrorMessage")?;
+            this.batch_index_error_message = if version >= 8 {
+                r.nullable_string(flexible, "BatchIndexAndErrorMessage.BatchIndexErrorMessage")?
+            } else {
+                Some(r.string(flexible, "BatchIndexAndErrorMessage.BatchIndexErrorMessage")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();
@@ -768,7 +774,11 @@ impl Decodable for NodeEndpoint {
             this.port = r.i32("NodeEndpoint.Port")?;
         }
         if version >= 10 {
-            this.rack = r.nullable_string(flexible, "NodeEndpoint.Rack")?;
+            this.rack = if version >= 10 {
+                r.nullable_string(flexible, "NodeEndpoint.Rack")?
+            } else {
+                Some(r.string(flexible, "NodeEndpoint.Rack")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

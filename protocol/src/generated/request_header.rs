@@ -97,7 +97,11 @@ impl RequestHeader {
         this.request_api_version = r.i16("RequestHeader.RequestApiVersion")?;
         this.correlation_id = r.i32("RequestHeader.CorrelationId")?;
         if version >= 1 {
-            this.client_id = r.nullable_string(false, "RequestHeader.ClientId")?;
+            this.client_id = if version >= 1 {
+                r.nullable_string(false, "RequestHeader.ClientId")?
+            } else {
+                Some(r.string(false, "RequestHeader.ClientId")?)
+            };
         }
         if flexible {
             let mut unknown = Vec::new();

@@ -166,14 +166,25 @@ impl SyncGroupRequest {
         this.generation_id = r.i32("SyncGroupRequest.GenerationId")?;
         this.member_id = r.string(flexible, "SyncGroupRequest.MemberId")?;
         if version >= 3 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "SyncGroupRequest.GroupInstanceId")?;
+            this.group_instance_id = if version >= 3 {
+                r.nullable_string(flexible, "SyncGroupRequest.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "SyncGroupRequest.GroupInstanceId")?)
+            };
         }
         if version >= 5 {
-            this.protocol_type = r.nullable_string(flexible, "SyncGroupRequest.ProtocolType")?;
+            this.protocol_type = if version >= 5 {
+                r.nullable_string(flexible, "SyncGroupRequest.ProtocolType")?
+            } else {
+                Some(r.string(flexible, "SyncGroupRequest.ProtocolType")?)
+            };
         }
         if version >= 5 {
-            this.protocol_name = r.nullable_string(flexible, "SyncGroupRequest.ProtocolName")?;
+            this.protocol_name = if version >= 5 {
+                r.nullable_string(flexible, "SyncGroupRequest.ProtocolName")?
+            } else {
+                Some(r.string(flexible, "SyncGroupRequest.ProtocolName")?)
+            };
         }
         this.assignments = match r.array_len(flexible, "SyncGroupRequest.Assignments")? {
             None => {

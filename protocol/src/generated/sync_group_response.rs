@@ -125,10 +125,18 @@ impl SyncGroupResponse {
         }
         this.error_code = r.i16("SyncGroupResponse.ErrorCode")?;
         if version >= 5 {
-            this.protocol_type = r.nullable_string(flexible, "SyncGroupResponse.ProtocolType")?;
+            this.protocol_type = if version >= 5 {
+                r.nullable_string(flexible, "SyncGroupResponse.ProtocolType")?
+            } else {
+                Some(r.string(flexible, "SyncGroupResponse.ProtocolType")?)
+            };
         }
         if version >= 5 {
-            this.protocol_name = r.nullable_string(flexible, "SyncGroupResponse.ProtocolName")?;
+            this.protocol_name = if version >= 5 {
+                r.nullable_string(flexible, "SyncGroupResponse.ProtocolName")?
+            } else {
+                Some(r.string(flexible, "SyncGroupResponse.ProtocolName")?)
+            };
         }
         this.assignment = r.bytes(flexible, "SyncGroupResponse.Assignment")?;
         if flexible {

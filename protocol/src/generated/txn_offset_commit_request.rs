@@ -166,8 +166,11 @@ impl TxnOffsetCommitRequest {
             this.member_id = r.string(flexible, "TxnOffsetCommitRequest.MemberId")?;
         }
         if version >= 3 {
-            this.group_instance_id =
-                r.nullable_string(flexible, "TxnOffsetCommitRequest.GroupInstanceId")?;
+            this.group_instance_id = if version >= 3 {
+                r.nullable_string(flexible, "TxnOffsetCommitRequest.GroupInstanceId")?
+            } else {
+                Some(r.string(flexible, "TxnOffsetCommitRequest.GroupInstanceId")?)
+            };
         }
         this.topics = match r.array_len(flexible, "TxnOffsetCommitRequest.Topics")? {
             None => {

@@ -1,0 +1,462 @@
+//! [`Client`]: bootstrap, metadata cache, connections per broker, and routing of requests to
+//! partition leaders.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use kafkawire_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+use kafkawire_protocol::messages::Request;
+
+use crate::address_map::BrokerAddressMap;
+use crate::connection::{Connection, ConnectionConfig};
+use crate::error::{Error, Result};
+use crate::metadata::ClusterMetadata;
+
+/// Settings of a [`Client`]. Defaults follow the Java client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Bootstrap `host:port` addresses, tried in order until one answers.
+    pub bootstrap: Vec<String>,
+    /// Sent in every request header (`client.id`).
+    pub client_id: Option<String>,
+    /// Time to wait for each response (`request.timeout.ms`, default 30 s).
+    pub request_timeout: Duration,
+    /// Time to wait for a TCP connect (default 10 s).
+    pub connect_timeout: Duration,
+    /// Refresh metadata at least this often (`metadata.max.age.ms`, default 5 min).
+    pub metadata_max_age: Duration,
+    /// Rewrites advertised broker addresses to reachable ones.
+    pub address_map: BrokerAddressMap,
+    /// Largest response frame accepted, in bytes (default 100 MiB).
+    pub max_frame_size: usize,
+    /// Whether Metadata requests may create missing topics (broker's `auto.create.topics.enable`
+    /// must allow it too). Default true, as in the Java client.
+    pub allow_auto_topic_creation: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            bootstrap: vec!["127.0.0.1:9092".into()],
+            client_id: Some("kafkawire".into()),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            metadata_max_age: Duration::from_secs(300),
+            address_map: BrokerAddressMap::default(),
+            max_frame_size: kafkawire_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
+            allow_auto_topic_creation: true,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// A configuration with these bootstrap addresses (comma-separated `host:port` list).
+    pub fn new(bootstrap: &str) -> ClientConfig {
+        ClientConfig {
+            bootstrap: bootstrap
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn connection_config(&self) -> ConnectionConfig {
+        ConnectionConfig {
+            client_id: self.client_id.clone(),
+            request_timeout: self.request_timeout,
+            max_frame_size: self.max_frame_size,
+            ..Default::default()
+        }
+    }
+}
+
+struct Inner {
+    config: ClientConfig,
+    /// The bootstrap address that answered, and its connection.
+    bootstrap: tokio::sync::Mutex<Option<(String, Arc<Connection>)>>,
+    bootstrap_addr: RwLock<Option<String>>,
+    brokers: tokio::sync::Mutex<HashMap<i32, Arc<Connection>>>,
+    metadata: RwLock<Arc<ClusterMetadata>>,
+}
+
+/// A handle on a Kafka cluster: clone it freely, all clones share connections and metadata.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), kafkawire_client::Error> {
+/// use kafkawire_client::{Client, ClientConfig};
+/// let client = Client::connect(ClientConfig::new("127.0.0.1:9092")).await?;
+/// let meta = client.refresh_metadata(&["orders"]).await?;
+/// println!("{} brokers", meta.brokers.len());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("bootstrap", &self.inner.config.bootstrap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to the first bootstrap address that answers, negotiates versions and loads the
+    /// broker list. Starts a background metadata refresh every `metadata_max_age`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty bootstrap list, [`Error::NoBrokerReachable`] naming each
+    /// address tried and why it failed.
+    pub async fn connect(config: ClientConfig) -> Result<Client> {
+        if config.bootstrap.is_empty() {
+            return Err(Error::Config("the bootstrap list is empty".into()));
+        }
+        let client = Client {
+            inner: Arc::new(Inner {
+                config,
+                bootstrap: tokio::sync::Mutex::new(None),
+                bootstrap_addr: RwLock::new(None),
+                brokers: tokio::sync::Mutex::new(HashMap::new()),
+                metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
+            }),
+        };
+        client.refresh_metadata(&[]).await?;
+        let weak = Arc::downgrade(&client.inner);
+        let every = client.inner.config.metadata_max_age;
+        tokio::spawn(refresh_loop(weak, every));
+        Ok(client)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The bootstrap address that answered last.
+    pub fn bootstrap_address(&self) -> Option<String> {
+        self.inner.bootstrap_addr.read().ok().and_then(|a| a.clone())
+    }
+
+    /// The current metadata snapshot (may be stale; see [`Client::refresh_metadata`]).
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        match self.inner.metadata.read() {
+            Ok(m) => m.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    async fn bootstrap_connection(&self) -> Result<Arc<Connection>> {
+        let mut guard = self.inner.bootstrap.lock().await;
+        if let Some((_, c)) = guard.as_ref() {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let mut attempts = Vec::new();
+        for addr in &self.inner.config.bootstrap {
+            match Connection::connect(
+                addr,
+                self.inner.config.connection_config(),
+                self.inner.config.connect_timeout,
+            )
+            .await
+            {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    *guard = Some((addr.clone(), c.clone()));
+                    if let Ok(mut a) = self.inner.bootstrap_addr.write() {
+                        *a = Some(addr.clone());
+                    }
+                    return Ok(c);
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "bootstrap address failed");
+                    attempts.push((addr.clone(), e.to_string()));
+                }
+            }
+        }
+        Err(Error::NoBrokerReachable { attempts })
+    }
+
+    /// A live connection to some broker: the bootstrap connection, else any broker connection.
+    ///
+    /// # Errors
+    /// [`Error::NoBrokerReachable`].
+    pub async fn any_connection(&self) -> Result<Arc<Connection>> {
+        match self.bootstrap_connection().await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                let brokers = self.inner.brokers.lock().await;
+                brokers.values().find(|c| !c.is_closed()).cloned().ok_or(e)
+            }
+        }
+    }
+
+    /// Fetches metadata for `topics` (all topics when empty is not wanted: pass the names; an
+    /// empty slice asks for brokers only on brokers that support it, all topics otherwise) and
+    /// merges it into the cache.
+    ///
+    /// # Errors
+    /// Transport errors of the Metadata request. Topic-level errors are kept in the returned
+    /// metadata ([`crate::TopicMetadata::error`]) for the caller to judge.
+    pub async fn refresh_metadata(&self, topics: &[&str]) -> Result<Arc<ClusterMetadata>> {
+        let req = MetadataRequest {
+            topics: Some(
+                topics
+                    .iter()
+                    .map(|t| MetadataRequestTopic {
+                        name: Some((*t).to_owned()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            allow_auto_topic_creation: self.inner.config.allow_auto_topic_creation,
+            ..Default::default()
+        };
+        self.metadata_request(req, false).await
+    }
+
+    /// Fetches metadata for every topic in the cluster and replaces the cache.
+    ///
+    /// # Errors
+    /// Transport errors of the Metadata request.
+    pub async fn refresh_all_metadata(&self) -> Result<Arc<ClusterMetadata>> {
+        let req = MetadataRequest {
+            topics: None,
+            allow_auto_topic_creation: false,
+            ..Default::default()
+        };
+        self.metadata_request(req, true).await
+    }
+
+    async fn metadata_request(&self, mut req: MetadataRequest, replace: bool) -> Result<Arc<ClusterMetadata>> {
+        let conn = self.any_connection().await?;
+        let version = conn.version_for(MetadataRequest::API_KEY)?;
+        if version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty) {
+            // v0 has no "no topics" form: an empty list means all topics there.
+            req.topics = Some(Vec::new());
+        }
+        if version < 4 {
+            req.allow_auto_topic_creation = true;
+        }
+        let resp = match conn.send_version(&req, version).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.drop_bootstrap(&conn).await;
+                return Err(e);
+            }
+        };
+        let fresh = ClusterMetadata::from_response(&resp);
+        let merged = if replace { fresh } else { self.metadata().merge(fresh) };
+        let merged = Arc::new(merged);
+        if let Ok(mut m) = self.inner.metadata.write() {
+            *m = merged.clone();
+        }
+        Ok(merged)
+    }
+
+    async fn drop_bootstrap(&self, conn: &Arc<Connection>) {
+        let mut g = self.inner.bootstrap.lock().await;
+        if g.as_ref().is_some_and(|(_, c)| Arc::ptr_eq(c, conn)) {
+            *g = None;
+        }
+    }
+
+    /// Metadata that knows `topic`, refreshing once if the cache does not.
+    ///
+    /// # Errors
+    /// Transport errors, or [`Error::Broker`] with the topic's error code (e.g.
+    /// UNKNOWN_TOPIC_OR_PARTITION) when the cluster does not have it.
+    pub async fn topic_metadata(&self, topic: &str) -> Result<crate::TopicMetadata> {
+        if let Some(t) = self.metadata().topics.get(topic) {
+            if t.error.is_ok() && !t.partitions.is_empty() {
+                return Ok(t.clone());
+            }
+        }
+        let m = self.refresh_metadata(&[topic]).await?;
+        match m.topics.get(topic) {
+            Some(t) if t.error.is_ok() && !t.partitions.is_empty() => Ok(t.clone()),
+            Some(t) => Err(Error::broker_error(
+                if t.error.is_ok() {
+                    kafkawire_protocol::ErrorCode::LEADER_NOT_AVAILABLE
+                } else {
+                    t.error
+                },
+                MetadataRequest::API_KEY,
+                None,
+                Some(topic),
+                None,
+                None,
+            )),
+            None => Err(Error::broker_error(
+                kafkawire_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                MetadataRequest::API_KEY,
+                None,
+                Some(topic),
+                None,
+                None,
+            )),
+        }
+    }
+
+    /// The node id of the partition's leader, refreshing metadata once if unknown.
+    ///
+    /// # Errors
+    /// As [`Client::topic_metadata`], and [`Error::NoLeader`] (retriable) when the partition has
+    /// no leader right now.
+    pub async fn leader_for(&self, topic: &str, partition: i32) -> Result<i32> {
+        let lookup = |m: &ClusterMetadata| m.partition(topic, partition).map(|p| (p.leader, p.error));
+        if let Some((leader, _)) = lookup(&self.metadata()).filter(|(l, _)| *l >= 0) {
+            return Ok(leader);
+        }
+        self.topic_metadata(topic).await?;
+        match lookup(&self.metadata()) {
+            Some((leader, _)) if leader >= 0 => Ok(leader),
+            Some((_, err)) => Err(Error::NoLeader {
+                topic: topic.to_owned(),
+                partition,
+                reason: (!err.is_ok()).then(|| err.to_string()),
+            }),
+            None => Err(Error::broker_error(
+                kafkawire_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                MetadataRequest::API_KEY,
+                None,
+                Some(topic),
+                Some(partition),
+                None,
+            )),
+        }
+    }
+
+    /// A connection to broker `node_id`, opened to its advertised address after the address map.
+    ///
+    /// # Errors
+    /// [`Error::AdvertisedListenerUnreachable`] when the bootstrap broker answered but this
+    /// broker's advertised address cannot be resolved or connected (the advertised-listener
+    /// trap); [`Error::Io`] for a broker that is down while others answer; [`Error::NoLeader`]
+    /// when the node is not in the metadata.
+    pub async fn broker_connection(&self, node_id: i32) -> Result<Arc<Connection>> {
+        let mut brokers = self.inner.brokers.lock().await;
+        if let Some(c) = brokers.get(&node_id) {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let meta = self.metadata();
+        let Some(b) = meta.brokers.get(&node_id) else {
+            return Err(Error::Config(format!(
+                "broker {node_id} is not in the cluster metadata (known: {:?})",
+                meta.brokers.keys().collect::<Vec<_>>()
+            )));
+        };
+        let advertised = b.address();
+        let target = self.inner.config.address_map.resolve(&advertised);
+        match Connection::connect(
+            &target,
+            self.inner.config.connection_config(),
+            self.inner.config.connect_timeout,
+        )
+        .await
+        {
+            Ok(c) => {
+                let c = Arc::new(c);
+                brokers.insert(node_id, c.clone());
+                Ok(c)
+            }
+            Err(e) => Err(self.diagnose(node_id, &advertised, &target, e, &meta)),
+        }
+    }
+
+    /// Turns a failed connect to an advertised address into the advertised-listener diagnosis
+    /// when the evidence says so: the name does not resolve, or the broker is the only one and
+    /// the bootstrap address (which reaches it) answered.
+    fn diagnose(&self, node_id: i32, advertised: &str, target: &str, e: Error, meta: &ClusterMetadata) -> Error {
+        let Some(bootstrap) = self.bootstrap_address() else {
+            return e;
+        };
+        let Error::Io { source, .. } = &e else {
+            return e;
+        };
+        let text = source.to_string();
+        let unresolvable = text.contains("lookup") || text.contains("resolve") || text.contains("Name or service");
+        let single_broker = meta.brokers.len() == 1;
+        let bootstrap_is_advertised = meta.brokers.values().any(|b| b.address() == bootstrap);
+        if unresolvable || single_broker || !bootstrap_is_advertised {
+            let reason = if unresolvable {
+                format!("the host name does not resolve: {text}")
+            } else {
+                text
+            };
+            Error::AdvertisedListenerUnreachable {
+                bootstrap,
+                node_id,
+                advertised: advertised.to_owned(),
+                mapped_to: (target != advertised).then(|| target.to_owned()),
+                reason,
+            }
+        } else {
+            e
+        }
+    }
+
+    /// Forgets the connection to `node_id` (after a transport error), so the next request opens
+    /// a new one.
+    pub async fn drop_connection(&self, node_id: i32) {
+        self.inner.brokers.lock().await.remove(&node_id);
+    }
+
+    /// Sends `req` to broker `node_id` in the negotiated version.
+    ///
+    /// # Errors
+    /// As [`Client::broker_connection`] and [`Connection::send`]. A transport failure drops the
+    /// connection so the next call reconnects.
+    pub async fn send_to<R: Request>(&self, node_id: i32, req: &R) -> Result<R::Response> {
+        let conn = self.broker_connection(node_id).await?;
+        let r = conn.send(req).await;
+        if r.as_ref().is_err_and(|e| matches!(e, Error::Io { .. } | Error::ConnectionClosed { .. } | Error::Decode { .. })) {
+            self.drop_connection(node_id).await;
+        }
+        r
+    }
+
+    /// Sends `req` to the leader of `topic`/`partition`.
+    ///
+    /// # Errors
+    /// As [`Client::leader_for`] and [`Client::send_to`].
+    pub async fn send_to_leader<R: Request>(&self, topic: &str, partition: i32, req: &R) -> Result<R::Response> {
+        let leader = self.leader_for(topic, partition).await?;
+        self.send_to(leader, req).await
+    }
+
+    /// Sends `req` to any broker (the bootstrap connection when it is alive).
+    ///
+    /// # Errors
+    /// As [`Client::any_connection`] and [`Connection::send`].
+    pub async fn send_any<R: Request>(&self, req: &R) -> Result<R::Response> {
+        let conn = self.any_connection().await?;
+        let r = conn.send(req).await;
+        if r.as_ref().is_err_and(|e| matches!(e, Error::Io { .. } | Error::ConnectionClosed { .. })) {
+            self.drop_bootstrap(&conn).await;
+        }
+        r
+    }
+}
+
+async fn refresh_loop(inner: Weak<Inner>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let client = Client { inner };
+        let names: Vec<String> = client.metadata().topics.keys().cloned().collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        if let Err(e) = client.refresh_metadata(&refs).await {
+            tracing::warn!(error = %e, "periodic metadata refresh failed");
+        }
+    }
+}

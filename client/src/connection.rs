@@ -1,0 +1,425 @@
+//! One connection to one broker: correlation ids, several requests in flight, ApiVersions
+//! handshake and per-API version negotiation (KIP-35, KIP-511), request timeouts.
+//!
+//! The connection owns two background tasks: a writer that sends queued frames in order, and a
+//! reader that splits the byte stream into frames and hands each to the request waiting for its
+//! correlation id. When the broker closes the stream, every waiting request fails with
+//! [`Error::ConnectionClosed`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafkawire_protocol::frame::{self, FrameDecoder};
+use kafkawire_protocol::messages::api_versions_request::ApiVersionsRequest;
+use kafkawire_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafkawire_protocol::messages::{ApiKey, Request};
+use kafkawire_protocol::ErrorCode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+
+/// Settings of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Sent in every request header so brokers can tell clients apart in logs and quotas.
+    pub client_id: Option<String>,
+    /// How long to wait for each response (Kafka's `request.timeout.ms`, default 30 s).
+    pub request_timeout: Duration,
+    /// Largest response frame accepted, in bytes (default 100 MiB).
+    pub max_frame_size: usize,
+    /// Client software name and version sent in ApiVersions v3+ (KIP-511).
+    pub software: (String, String),
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            client_id: Some("kafkawire".into()),
+            request_timeout: Duration::from_secs(30),
+            max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
+            software: ("kafkawire".into(), env!("CARGO_PKG_VERSION").into()),
+        }
+    }
+}
+
+struct Pending {
+    api: ApiKey,
+    tx: oneshot::Sender<Result<Bytes>>,
+}
+
+struct Shared {
+    broker: String,
+    pending: Mutex<HashMap<i32, Pending>>,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn fail_all(&self, make: impl Fn(ApiKey) -> Error) {
+        self.closed.store(true, Ordering::SeqCst);
+        let drained: Vec<Pending> = match self.pending.lock() {
+            Ok(mut p) => p.drain().map(|(_, v)| v).collect(),
+            Err(_) => return,
+        };
+        for p in drained {
+            let _ = p.tx.send(Err(make(p.api)));
+        }
+    }
+}
+
+/// A connection to one broker, safe to share between tasks (`Arc<Connection>`); requests from
+/// several tasks are pipelined on the one stream.
+pub struct Connection {
+    shared: Arc<Shared>,
+    writer: mpsc::UnboundedSender<Bytes>,
+    next_correlation: AtomicI32,
+    config: ConnectionConfig,
+    versions: HashMap<i16, (i16, i16)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("broker", &self.shared.broker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Opens a TCP connection to `addr` (`host:port`), bounded by `connect_timeout`, and runs the
+    /// ApiVersions handshake.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the address cannot be resolved or connected; handshake errors as in
+    /// [`Connection::handshake`].
+    pub async fn connect(
+        addr: &str,
+        config: ConnectionConfig,
+        connect_timeout: Duration,
+    ) -> Result<Connection> {
+        let io = |source| Error::Io { broker: addr.to_owned(), source };
+        let stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connect timed out after {} ms", connect_timeout.as_millis()),
+                ))
+            })?
+            .map_err(io)?;
+        let _ = stream.set_nodelay(true);
+        Connection::handshake(stream, addr, config).await
+    }
+
+    /// Starts the connection's tasks on any byte stream (a TCP socket, or an in-memory duplex in
+    /// tests) and negotiates versions with ApiVersions: first the newest version this client
+    /// knows, then, if the broker answers UNSUPPORTED_VERSION, the newest the broker names (or
+    /// v0), as KIP-511 describes.
+    ///
+    /// # Errors
+    /// Any transport, decode or broker error of the ApiVersions exchange.
+    pub async fn handshake<S>(stream: S, broker: &str, config: ConnectionConfig) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let mut conn = Connection::start(stream, broker, config);
+        let ours = ApiKey::ApiVersions.versions().1;
+        let mut version = ours;
+        for _attempt in 0..3 {
+            let req = ApiVersionsRequest {
+                client_software_name: conn.config.software.0.clone(),
+                client_software_version: conn.config.software.1.clone(),
+                ..Default::default()
+            };
+            let frame = conn.round_trip(&req, version).await?;
+            // A broker that does not know our version answers in v0 (KIP-511).
+            let resp = match frame::decode_response::<ApiVersionsResponse>(
+                frame.clone(),
+                ApiKey::ApiVersions,
+                version,
+            ) {
+                Ok((_, r)) => r,
+                Err(first) => match frame::decode_response::<ApiVersionsResponse>(frame, ApiKey::ApiVersions, 0) {
+                    Ok((_, r)) if r.error_code == ErrorCode::UNSUPPORTED_VERSION.0 => r,
+                    _ => {
+                        return Err(Error::Decode {
+                            broker: broker.to_owned(),
+                            api: ApiKey::ApiVersions,
+                            source: first,
+                        })
+                    }
+                },
+            };
+            if resp.error_code == ErrorCode::UNSUPPORTED_VERSION.0 {
+                let theirs = resp
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                    .map(|k| k.max_version)
+                    .unwrap_or(0);
+                let next = theirs.min(ours).max(0);
+                if next >= version {
+                    version = 0;
+                } else {
+                    version = next;
+                }
+                continue;
+            }
+            if resp.error_code != 0 {
+                return Err(Error::broker_error(
+                    ErrorCode(resp.error_code),
+                    ApiKey::ApiVersions,
+                    Some(broker),
+                    None,
+                    None,
+                    None,
+                ));
+            }
+            conn.versions = resp
+                .api_keys
+                .iter()
+                .map(|k| (k.api_key, (k.min_version, k.max_version)))
+                .collect();
+            return Ok(conn);
+        }
+        Err(Error::UnsupportedVersion {
+            broker: broker.to_owned(),
+            api: ApiKey::ApiVersions,
+            ours: ApiKey::ApiVersions.versions(),
+            theirs: None,
+        })
+    }
+
+    fn start<S>(stream: S, broker: &str, config: ConnectionConfig) -> Connection
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let shared = Arc::new(Shared {
+            broker: broker.to_owned(),
+            pending: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let s = shared.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                if let Err(e) = wr.write_all(&frame).await {
+                    let kind = e.kind();
+                    let msg = e.to_string();
+                    s.fail_all(|_| Error::Io {
+                        broker: s.broker.clone(),
+                        source: std::io::Error::new(kind, msg.clone()),
+                    });
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let s = shared.clone();
+        let max = config.max_frame_size;
+        let reader = tokio::spawn(async move {
+            let mut dec = FrameDecoder::new(max);
+            loop {
+                loop {
+                    match dec.next_frame() {
+                        Ok(Some(f)) => s.deliver(f),
+                        Ok(None) => break,
+                        Err(e) => {
+                            s.fail_all(|api| Error::Decode {
+                                broker: s.broker.clone(),
+                                api,
+                                source: e.clone(),
+                            });
+                            return;
+                        }
+                    }
+                }
+                let buf = dec.buffer_mut();
+                if buf.capacity() - buf.len() < 8192 {
+                    buf.reserve(64 * 1024);
+                }
+                match rd.read_buf(buf).await {
+                    Ok(0) => {
+                        s.fail_all(|api| Error::ConnectionClosed {
+                            broker: s.broker.clone(),
+                            api: Some(api),
+                        });
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let kind = e.kind();
+                        let msg = e.to_string();
+                        s.fail_all(|_| Error::Io {
+                            broker: s.broker.clone(),
+                            source: std::io::Error::new(kind, msg.clone()),
+                        });
+                        return;
+                    }
+                }
+            }
+        });
+        Connection {
+            shared,
+            writer: tx,
+            next_correlation: AtomicI32::new(0),
+            config,
+            versions: HashMap::new(),
+            tasks: vec![writer, reader],
+        }
+    }
+
+    /// The broker's address as this connection was opened.
+    pub fn broker(&self) -> &str {
+        &self.shared.broker
+    }
+
+    /// Whether the stream has closed (the connection is then useless; open a new one).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// The version range the broker announced for `api`, if it supports it.
+    pub fn broker_versions(&self, api: ApiKey) -> Option<(i16, i16)> {
+        self.versions.get(&(api as i16)).copied()
+    }
+
+    /// The highest version of `api` both this client and the broker support.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedVersion`] when the ranges do not overlap or the broker lacks the API.
+    pub fn version_for(&self, api: ApiKey) -> Result<i16> {
+        let ours = api.versions();
+        let theirs = self.broker_versions(api);
+        match theirs {
+            Some((lo, hi)) if lo.max(ours.0) <= hi.min(ours.1) => Ok(hi.min(ours.1)),
+            _ => Err(Error::UnsupportedVersion {
+                broker: self.broker().to_owned(),
+                api,
+                ours,
+                theirs,
+            }),
+        }
+    }
+
+    fn enqueue<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        expect_response: bool,
+    ) -> Result<Option<(i32, oneshot::Receiver<Result<Bytes>>)>> {
+        if self.is_closed() {
+            return Err(Error::ConnectionClosed {
+                broker: self.broker().to_owned(),
+                api: Some(R::API_KEY),
+            });
+        }
+        let id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let mut buf = BytesMut::new();
+        frame::encode_request(&mut buf, id, self.config.client_id.as_deref(), version, req)
+            .map_err(|source| Error::Encode { api: R::API_KEY, source })?;
+        let rx = if expect_response {
+            let (tx, rx) = oneshot::channel();
+            self.shared
+                .pending
+                .lock()
+                .map_err(|_| Error::ConnectionClosed { broker: self.broker().to_owned(), api: Some(R::API_KEY) })?
+                .insert(id, Pending { api: R::API_KEY, tx });
+            Some((id, rx))
+        } else {
+            None
+        };
+        if self.writer.send(buf.freeze()).is_err() {
+            return Err(Error::ConnectionClosed {
+                broker: self.broker().to_owned(),
+                api: Some(R::API_KEY),
+            });
+        }
+        Ok(rx)
+    }
+
+    /// Sends `req` in `version` and waits for the raw response frame.
+    async fn round_trip<R: Request>(&self, req: &R, version: i16) -> Result<Bytes> {
+        let (id, rx) = self.enqueue(req, version, true)?.expect("response expected");
+        match tokio::time::timeout(self.config.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::ConnectionClosed {
+                broker: self.broker().to_owned(),
+                api: Some(R::API_KEY),
+            }),
+            Err(_) => {
+                if let Ok(mut p) = self.shared.pending.lock() {
+                    p.remove(&id);
+                }
+                Err(Error::Timeout {
+                    broker: self.broker().to_owned(),
+                    api: R::API_KEY,
+                    timeout_ms: self.config.request_timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+
+    /// Sends `req` in an explicit `version` and decodes the response.
+    ///
+    /// # Errors
+    /// Transport errors, [`Error::Timeout`], [`Error::Encode`], [`Error::Decode`]. Error codes
+    /// inside the response are not checked here: that is the caller's, per topic and partition.
+    pub async fn send_version<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
+        let frame = self.round_trip(req, version).await?;
+        frame::decode_response::<R::Response>(frame, R::API_KEY, version)
+            .map(|(_, body)| body)
+            .map_err(|source| Error::Decode {
+                broker: self.broker().to_owned(),
+                api: R::API_KEY,
+                source,
+            })
+    }
+
+    /// Sends `req` in the negotiated version ([`Connection::version_for`]) and decodes the
+    /// response.
+    ///
+    /// # Errors
+    /// As [`Connection::send_version`], and [`Error::UnsupportedVersion`].
+    pub async fn send<R: Request>(&self, req: &R) -> Result<R::Response> {
+        let v = self.version_for(R::API_KEY)?;
+        self.send_version(req, v).await
+    }
+
+    /// Sends a request the broker will not answer (Produce with acks=0). Returns once the frame
+    /// is queued for writing.
+    ///
+    /// # Errors
+    /// [`Error::ConnectionClosed`] and [`Error::Encode`].
+    pub fn send_no_response<R: Request>(&self, req: &R, version: i16) -> Result<()> {
+        self.enqueue(req, version, false).map(|_| ())
+    }
+}
+
+impl Shared {
+    fn deliver(&self, frame: Bytes) {
+        let Ok(id) = frame::peek_correlation_id(&frame) else {
+            return;
+        };
+        let pending = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        match pending {
+            Some(p) => {
+                let _ = p.tx.send(Ok(frame));
+            }
+            None => tracing::debug!(broker = %self.broker, id, "response for no waiting request (timed out?)"),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The fetch loop: one Fetch request per leader, decoding of record sets, position tracking,
+//! offset-out-of-range resets that are reported, never silent.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafkawire_client::{Admin, Error, Result, offset_spec};
+use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafkawire_protocol::messages::fetch_response::FetchResponse;
+use kafkawire_protocol::records::{Batch, DecodeOptions, Record, RecordSet};
+use kafkawire_protocol::{DecodeError, ErrorCode, Uuid};
+
+use crate::{IsolationLevel, PartitionConsumer};
+
+/// What to do when a partition's position is out of range (the data was deleted by retention,
+/// or the offset was never written). Whatever the policy, the reset is reported in
+/// [`FetchedPartition::reset`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// Move to the log start offset.
+    #[default]
+    Earliest,
+    /// Move to the end of the log.
+    Latest,
+    /// Fail the poll with an error naming the partition and offset.
+    None,
+}
+
+/// What one poll returned for one partition.
+#[derive(Debug)]
+pub struct FetchedPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The position the fetch started at: records before it (in the first batch) are skipped.
+    pub fetch_offset: i64,
+    /// High watermark reported by the broker.
+    pub high_watermark: i64,
+    /// Last stable offset reported by the broker (-1 if not sent).
+    pub last_stable_offset: i64,
+    /// Log start offset reported by the broker (-1 if not sent).
+    pub log_start_offset: i64,
+    /// Set when the position was out of range and was reset: `(old, new)` offsets.
+    pub reset: Option<(i64, i64)>,
+    /// The decoded batches, in offset order.
+    pub batches: Vec<Batch>,
+}
+
+impl FetchedPartition {
+    /// The records at or after the fetch offset, in order, skipping control records
+    /// (transaction markers). Each is a borrowed view into its batch's buffer.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record<'_>, DecodeError>> + '_ {
+        let from = self.fetch_offset;
+        self.batches
+            .iter()
+            .filter(|b| !b.is_control())
+            .flat_map(|b| b.records())
+            .filter(move |r| r.as_ref().map_or(true, |r| r.offset() >= from))
+    }
+
+    /// The batch holding `record`, to take owned `Bytes` of its key or value without copying
+    /// (`batch.slice_ref(record.value().unwrap())`).
+    pub fn batches(&self) -> &[Batch] {
+        &self.batches
+    }
+}
+
+/// What one poll returned.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// One entry per partition that answered without error (possibly with no records).
+    pub partitions: Vec<FetchedPartition>,
+}
+
+impl Fetched {
+    /// Total records (control records included) in the batches, an upper bound on what
+    /// [`FetchedPartition::records`] yields.
+    pub fn batch_record_count(&self) -> usize {
+        self.partitions
+            .iter()
+            .flat_map(|p| p.batches.iter())
+            .map(Batch::record_count)
+            .sum()
+    }
+}
+
+type Key = (String, i32);
+
+pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
+    let mut by_leader: BTreeMap<i32, Vec<Key>> = BTreeMap::new();
+    for key in c.assigned.keys() {
+        match c.client.leader_for(&key.0, key.1).await {
+            Ok(l) => by_leader.entry(l).or_default().push(key.clone()),
+            Err(e) if e.is_retriable() => {
+                tracing::debug!(error = %e, "no leader yet; will retry");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if by_leader.is_empty() {
+        tokio::time::sleep(c.config.fetch_max_wait.min(std::time::Duration::from_millis(100))).await;
+        let _ = c.client.refresh_metadata(&[]).await;
+        return Ok(Fetched::default());
+    }
+    let ids = c.client.metadata().topic_names_by_id();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (leader, keys) in by_leader {
+        let req = build_request(c, &keys);
+        let client = c.client.clone();
+        tasks.spawn(async move { (leader, keys, client.send_to(leader, &req).await) });
+    }
+    let mut out = Fetched::default();
+    let mut stale = false;
+    while let Some(joined) = tasks.join_next().await {
+        let (leader, keys, resp) = joined.map_err(|e| Error::Config(format!("fetch task failed: {e}")))?;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) if e.is_retriable() => {
+                tracing::debug!(leader, error = %e, "fetch failed; will retry");
+                stale = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let broker = c.client.metadata().brokers.get(&leader).map(|b| b.address());
+        stale |= handle_response(c, &keys, resp, &ids, broker.as_deref(), &mut out).await?;
+    }
+    if stale {
+        let topics: Vec<String> = c.assigned.keys().map(|(t, _)| t.clone()).collect();
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let _ = c.client.refresh_metadata(&refs).await;
+    }
+    Ok(out)
+}
+
+fn build_request(c: &PartitionConsumer, keys: &[Key]) -> FetchRequest {
+    let meta = c.client.metadata();
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for key in keys {
+        let state = &c.assigned[key];
+        topics.entry(&key.0).or_default().push(FetchPartition {
+            partition: key.1,
+            current_leader_epoch: -1,
+            fetch_offset: state.position,
+            last_fetched_epoch: -1,
+            log_start_offset: -1,
+            partition_max_bytes: c.config.max_partition_fetch_bytes,
+            ..Default::default()
+        });
+    }
+    FetchRequest {
+        replica_id: -1,
+        max_wait_ms: c.config.fetch_max_wait.as_millis().clamp(1, i32::MAX as u128) as i32,
+        min_bytes: c.config.fetch_min_bytes,
+        max_bytes: c.config.fetch_max_bytes,
+        isolation_level: match c.config.isolation_level {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        },
+        session_id: 0,
+        session_epoch: -1,
+        topics: topics
+            .into_iter()
+            .map(|(t, partitions)| FetchTopic {
+                topic: t.to_owned(),
+                topic_id: meta.topics.get(t).map_or(Uuid::ZERO, |m| m.topic_id),
+                partitions,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Applies one fetch response; returns whether metadata looks stale.
+async fn handle_response(
+    c: &mut PartitionConsumer,
+    keys: &[Key],
+    resp: FetchResponse,
+    ids: &HashMap<Uuid, String>,
+    broker: Option<&str>,
+    out: &mut Fetched,
+) -> Result<bool> {
+    if resp.error_code != 0 {
+        let e = Error::broker_error(ErrorCode(resp.error_code), ApiKey::Fetch, broker, None, None, None);
+        return if e.is_retriable() { Ok(true) } else { Err(e) };
+    }
+    let mut stale = false;
+    let opts = DecodeOptions {
+        verify_crc: c.config.check_crcs,
+        ..DecodeOptions::default()
+    };
+    for t in resp.responses {
+        let name = if t.topic.is_empty() {
+            ids.get(&t.topic_id).cloned().unwrap_or_default()
+        } else {
+            t.topic
+        };
+        for p in t.partitions {
+            let key = (name.clone(), p.partition_index);
+            if !keys.contains(&key) {
+                continue;
+            }
+            let Some(state) = c.assigned.get_mut(&key) else { continue };
+            let code = ErrorCode(p.error_code);
+            if code == ErrorCode::OFFSET_OUT_OF_RANGE {
+                let old = state.position;
+                let new = match c.config.offset_reset {
+                    OffsetReset::None => {
+                        return Err(Error::broker_error(
+                            code,
+                            ApiKey::Fetch,
+                            broker,
+                            Some(&key.0),
+                            Some(key.1),
+                            Some(format!(
+                                "offset {old} is out of range (log start {}, high watermark {}) and offset reset is none",
+                                p.log_start_offset, p.high_watermark
+                            )),
+                        ));
+                    }
+                    OffsetReset::Earliest => Admin::new(&c.client).list_offset(&key.0, key.1, offset_spec::EARLIEST).await?,
+                    OffsetReset::Latest => Admin::new(&c.client).list_offset(&key.0, key.1, offset_spec::LATEST).await?,
+                };
+                tracing::warn!(topic = %key.0, partition = key.1, old, new, "offset out of range: position reset");
+                let state = c.assigned.get_mut(&key).expect("assigned");
+                state.position = new;
+                out.partitions.push(FetchedPartition {
+                    topic: key.0,
+                    partition: key.1,
+                    fetch_offset: new,
+                    high_watermark: p.high_watermark,
+                    last_stable_offset: p.last_stable_offset,
+                    log_start_offset: p.log_start_offset,
+                    reset: Some((old, new)),
+                    batches: Vec::new(),
+                });
+                continue;
+            }
+            if !code.is_ok() {
+                let e = Error::broker_error(code, ApiKey::Fetch, broker, Some(&key.0), Some(key.1), None);
+                if e.is_retriable() {
+                    stale |= e.invalidates_metadata();
+                    continue;
+                }
+                return Err(e);
+            }
+            state.high_watermark = p.high_watermark;
+            state.last_stable_offset = p.last_stable_offset;
+            state.log_start_offset = p.log_start_offset;
+            let fetch_offset = state.position;
+            let mut batches = Vec::new();
+            if let Some(records) = p.records {
+                let mut set = RecordSet::with_options(records, opts.clone());
+                for batch in &mut set {
+                    let batch = batch.map_err(|source| Error::Decode {
+                        broker: broker.unwrap_or("?").to_owned(),
+                        api: ApiKey::Fetch,
+                        source,
+                    })?;
+                    if batch.last_offset() < fetch_offset {
+                        continue;
+                    }
+                    state.position = state.position.max(batch.last_offset() + 1);
+                    batches.push(batch);
+                }
+            }
+            out.partitions.push(FetchedPartition {
+                topic: key.0,
+                partition: key.1,
+                fetch_offset,
+                high_watermark: p.high_watermark,
+                last_stable_offset: p.last_stable_offset,
+                log_start_offset: p.log_start_offset,
+                reset: None,
+                batches,
+            });
+        }
+    }
+    Ok(stale)
+}
