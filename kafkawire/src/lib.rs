@@ -1,1 +1,50 @@
-//! (in progress)
+//! kafkawire: a Kafka client in pure Rust, from the wire protocol up.
+//!
+//! One dependency for applications; it re-exports the layers:
+//! - [`protocol`]: sans-io codecs (messages, record batches, frames, error codes);
+//! - [`client`]: connections, version negotiation, metadata, advertised-listener mapping, admin;
+//! - [`producer`] and [`consumer`].
+//!
+//! ```no_run
+//! use kafkawire::{Client, ClientConfig, Producer, ProducerConfig, ProducerRecord};
+//! use kafkawire::{ConsumerConfig, PartitionConsumer, StartOffset};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), kafkawire::Error> {
+//! let client = Client::connect(ClientConfig::new("127.0.0.1:9092")).await?;
+//!
+//! let producer = Producer::new(&client, ProducerConfig::default()); // acks=all
+//! let written = producer
+//!     .send(ProducerRecord::new("greetings", "hello").key("k1").header("lang", "en"))
+//!     .await?;
+//!
+//! let mut consumer = PartitionConsumer::new(&client, ConsumerConfig::default());
+//! consumer
+//!     .assign("greetings", written.partition, StartOffset::Offset(written.offset))
+//!     .await?;
+//! let fetched = consumer.poll().await?;
+//! for part in &fetched.partitions {
+//!     for record in part.records() {
+//!         let record = record.map_err(|e| kafkawire::Error::Config(e.to_string()))?;
+//!         assert_eq!(record.value(), Some(&b"hello"[..]));
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub use kafkawire_client as client;
+pub use kafkawire_consumer as consumer;
+pub use kafkawire_producer as producer;
+pub use kafkawire_protocol as protocol;
+
+pub use kafkawire_client::{
+    Admin, BrokerAddressMap, Client, ClientConfig, ClusterMetadata, Error, NewTopic, Result,
+};
+pub use kafkawire_consumer::{
+    ConsumerConfig, Fetched, FetchedPartition, IsolationLevel, OffsetReset, PartitionConsumer,
+    StartOffset,
+};
+pub use kafkawire_producer::{Acks, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use kafkawire_protocol::records::Compression;
