@@ -1,0 +1,163 @@
+//! `kafkawire produce`: one record per line of standard input.
+
+use std::io::BufRead;
+use std::time::Instant;
+
+use bytes::Bytes;
+use clap::Args;
+use kafkawire::{Acks, Client, Compression, Error, Producer, ProducerConfig, ProducerRecord};
+
+#[derive(Args, Debug)]
+pub(crate) struct ProduceArgs {
+    /// Topic to write to.
+    #[arg(long)]
+    topic: String,
+    /// Partition to write to (default: by murmur2 of the key, or one partition per chunk of
+    /// lines for records without a key).
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Split each line at the first SEP: the part before is the key, the rest the value.
+    #[arg(long, value_name = "SEP")]
+    key_separator: Option<String>,
+    /// Acknowledgement level: 0, 1 or all.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    /// Compression: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// A header added to every record, KEY=VALUE (repeatable).
+    #[arg(long = "header", value_name = "KEY=VALUE")]
+    headers: Vec<String>,
+}
+
+/// Lines read per chunk handed to the producer (bounded by bytes too).
+const CHUNK_RECORDS: usize = 20_000;
+const CHUNK_BYTES: usize = 900 * 1024;
+
+pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error> {
+    let acks: Acks = args.acks.parse()?;
+    let compression: Compression = args
+        .compression
+        .parse()
+        .map_err(|_| Error::Config(format!("--compression must be none, gzip, snappy, lz4 or zstd, not {:?}", args.compression)))?;
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("--header {h:?} must be KEY=VALUE")))?;
+        headers.push((k.to_owned(), Some(Bytes::copy_from_slice(v.as_bytes()))));
+    }
+    // Fail early, with the topic's name, if it does not exist.
+    let topic = client.topic_metadata(&args.topic).await?;
+    if let Some(p) = args.partition {
+        if !topic.partitions.iter().any(|m| m.partition == p) {
+            return Err(Error::Config(format!(
+                "topic {} has no partition {p} (it has {})",
+                args.topic,
+                topic.partitions.len()
+            )));
+        }
+    }
+    let producer = Producer::new(
+        client,
+        ProducerConfig { acks, compression, ..ProducerConfig::default() },
+    );
+
+    // Standard input is read on a blocking thread, a chunk at a time, while the previous chunk
+    // is being sent.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<Vec<u8>>>>(2);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut lock = stdin.lock();
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        loop {
+            let mut line = Vec::new();
+            match lock.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                        if line.last() == Some(&b'\r') {
+                            line.pop();
+                        }
+                    }
+                    bytes += line.len();
+                    chunk.push(line);
+                    if chunk.len() >= CHUNK_RECORDS || bytes >= CHUNK_BYTES {
+                        if tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                            return;
+                        }
+                        bytes = 0;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(Ok(chunk));
+        }
+    });
+
+    let started = Instant::now();
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let sep = args.key_separator.as_deref().map(str::as_bytes);
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk.map_err(|e| Error::Config(format!("cannot read standard input: {e}")))?;
+        let batch: Vec<ProducerRecord> = chunk
+            .into_iter()
+            .map(|line| {
+                let (key, value) = split_key(line, sep);
+                bytes += (key.as_ref().map_or(0, Bytes::len) + value.len()) as u64;
+                ProducerRecord {
+                    topic: args.topic.clone(),
+                    partition: args.partition,
+                    key,
+                    value: Some(value),
+                    headers: headers.clone(),
+                    timestamp: None,
+                }
+            })
+            .collect();
+        records += batch.len() as u64;
+        producer.send_batch(batch).await?;
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "produced {records} records ({bytes} bytes of keys and values) to {} in {secs:.2} s: {:.0} records/s, {:.2} MB/s",
+        args.topic,
+        records as f64 / secs,
+        bytes as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
+fn split_key(line: Vec<u8>, sep: Option<&[u8]>) -> (Option<Bytes>, Bytes) {
+    let line = Bytes::from(line);
+    let Some(sep) = sep.filter(|s| !s.is_empty()) else {
+        return (None, line);
+    };
+    match line.windows(sep.len()).position(|w| w == sep) {
+        Some(i) => (Some(line.slice(..i)), line.slice(i + sep.len()..)),
+        None => (None, line),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_split_at_the_first_separator() {
+        let (k, v) = split_key(b"user-1::a::b".to_vec(), Some(b"::"));
+        assert_eq!(k.as_deref(), Some(&b"user-1"[..]));
+        assert_eq!(&v[..], b"a::b");
+        let (k, v) = split_key(b"no separator".to_vec(), Some(b"::"));
+        assert_eq!((k, &v[..]), (None, &b"no separator"[..]));
+        let (k, v) = split_key(b"::v".to_vec(), Some(b"::"));
+        assert_eq!((k.as_deref(), &v[..]), (Some(&b""[..]), &b"v"[..]));
+    }
+}
