@@ -49,15 +49,14 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
     }
     // Fail early, with the topic's name, if it does not exist.
     let topic = client.topic_metadata(&args.topic).await?;
-    if let Some(p) = args.partition {
-        if !topic.partitions.iter().any(|m| m.partition == p) {
+    if let Some(p) = args.partition
+        && !topic.partitions.iter().any(|m| m.partition == p) {
             return Err(Error::Config(format!(
                 "topic {} has no partition {p} (it has {})",
                 args.topic,
                 topic.partitions.len()
             )));
         }
-    }
     let producer = Producer::new(
         client,
         ProducerConfig { acks, compression, ..ProducerConfig::default() },

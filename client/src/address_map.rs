@@ -82,11 +82,10 @@ impl BrokerAddressMap {
         if let Some(r) = self.entries.get(advertised) {
             return r.clone();
         }
-        if let Some(f) = &self.resolver {
-            if let Some(r) = f(advertised) {
+        if let Some(f) = &self.resolver
+            && let Some(r) = f(advertised) {
                 return r;
             }
-        }
         advertised.to_owned()
     }
 

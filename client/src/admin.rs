@@ -66,11 +66,10 @@ impl Admin {
 
     async fn controller_or_any(&self) -> Result<std::sync::Arc<crate::Connection>> {
         let meta = self.client.metadata();
-        if meta.controller_id >= 0 && meta.brokers.contains_key(&meta.controller_id) {
-            if let Ok(c) = self.client.broker_connection(meta.controller_id).await {
+        if meta.controller_id >= 0 && meta.brokers.contains_key(&meta.controller_id)
+            && let Ok(c) = self.client.broker_connection(meta.controller_id).await {
                 return Ok(c);
             }
-        }
         self.client.any_connection().await
     }
 

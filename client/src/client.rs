@@ -153,11 +153,10 @@ impl Client {
 
     async fn bootstrap_connection(&self) -> Result<Arc<Connection>> {
         let mut guard = self.inner.bootstrap.lock().await;
-        if let Some((_, c)) = guard.as_ref() {
-            if !c.is_closed() {
+        if let Some((_, c)) = guard.as_ref()
+            && !c.is_closed() {
                 return Ok(c.clone());
             }
-        }
         let mut attempts = Vec::new();
         for addr in &self.inner.config.bootstrap {
             match Connection::connect(
@@ -274,11 +273,10 @@ impl Client {
     /// Transport errors, or [`Error::Broker`] with the topic's error code (e.g.
     /// UNKNOWN_TOPIC_OR_PARTITION) when the cluster does not have it.
     pub async fn topic_metadata(&self, topic: &str) -> Result<crate::TopicMetadata> {
-        if let Some(t) = self.metadata().topics.get(topic) {
-            if t.error.is_ok() && !t.partitions.is_empty() {
+        if let Some(t) = self.metadata().topics.get(topic)
+            && t.error.is_ok() && !t.partitions.is_empty() {
                 return Ok(t.clone());
             }
-        }
         let m = self.refresh_metadata(&[topic]).await?;
         match m.topics.get(topic) {
             Some(t) if t.error.is_ok() && !t.partitions.is_empty() => Ok(t.clone()),
@@ -343,11 +341,10 @@ impl Client {
     /// when the node is not in the metadata.
     pub async fn broker_connection(&self, node_id: i32) -> Result<Arc<Connection>> {
         let mut brokers = self.inner.brokers.lock().await;
-        if let Some(c) = brokers.get(&node_id) {
-            if !c.is_closed() {
+        if let Some(c) = brokers.get(&node_id)
+            && !c.is_closed() {
                 return Ok(c.clone());
             }
-        }
         let meta = self.metadata();
         let Some(b) = meta.brokers.get(&node_id) else {
             return Err(Error::Config(format!(

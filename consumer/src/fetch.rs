@@ -252,7 +252,7 @@ async fn handle_response(
             let fetch_offset = state.position;
             let mut batches = Vec::new();
             if let Some(records) = p.records {
-                let mut set = RecordSet::with_options(records, opts.clone());
+                let mut set = RecordSet::with_options(records, opts);
                 for batch in &mut set {
                     let batch = batch.map_err(|source| Error::Decode {
                         broker: broker.unwrap_or("?").to_owned(),

@@ -185,6 +185,10 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// One encoded batch on its way: (topic, partition), the range of the partition queue it holds,
+/// and its bytes.
+type BatchToSend = ((String, i32), usize, usize, Bytes);
+
 /// Records of one partition waiting to go, with where their results go.
 struct PartitionQueue {
     records: Vec<(usize, ProducerRecord)>,
@@ -251,7 +255,7 @@ impl Producer {
         let mut attempts: BTreeMap<(String, i32), u32> = BTreeMap::new();
         while queues.values().any(|q| q.next < q.records.len()) {
             // One batch per partition per round; one request per leader.
-            let mut by_leader: BTreeMap<i32, Vec<((String, i32), usize, usize, Bytes)>> = BTreeMap::new();
+            let mut by_leader: BTreeMap<i32, Vec<BatchToSend>> = BTreeMap::new();
             for ((topic, partition), q) in queues.iter().filter(|(_, q)| q.next < q.records.len()) {
                 let leader = self.client.leader_for(topic, *partition).await?;
                 let (end, bytes) = self.build_batch(&q.records[q.next..])?;
@@ -354,7 +358,7 @@ impl Producer {
     async fn produce(
         &self,
         leader: i32,
-        batches: &[((String, i32), usize, usize, Bytes)],
+        batches: &[BatchToSend],
     ) -> Result<Vec<Result<(i64, i64)>>> {
         let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
         for ((topic, partition), _, _, bytes) in batches {

@@ -5,6 +5,8 @@
 //!   it on drop. The binary is installed on first use by `scripts/install-tansu`.
 #![warn(missing_docs)]
 
+pub mod mock;
 pub mod tansu;
 
+pub use mock::{Action, MockBroker, MockCluster, Reply, RequestRecord, ScriptedRequest};
 pub use tansu::{TansuBroker, TansuError};

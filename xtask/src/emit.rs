@@ -263,7 +263,7 @@ fn encode_value(f: &Field, x: &str, b: &str, what: &str, ctx: &Ctx, sname: &str)
                 body("v")
             );
         }
-        return body(&format!("{x}"));
+        return body(x);
     }
     match f.ty.as_str() {
         "string" | "bytes" | "records" if opt => {
@@ -280,7 +280,7 @@ fn encode_value(f: &Field, x: &str, b: &str, what: &str, ctx: &Ctx, sname: &str)
             "match &{x} {{ None => {{ {} {b}.put_i8(-1); }} Some(s) => {{ {b}.put_i8(1); s.encode({b}, version)?; }} }}",
             null_check(f, ctx, sname)
         ),
-        _ => encode_scalar(f, &x.to_string(), b, what),
+        _ => encode_scalar(f, x, b, what),
     }
 }
 
