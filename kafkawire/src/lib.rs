@@ -48,3 +48,8 @@ pub use kafkawire_consumer::{
 };
 pub use kafkawire_producer::{Acks, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use kafkawire_protocol::records::Compression;
+
+/// The README's examples, compiled as doctests so they cannot drift from the API.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
