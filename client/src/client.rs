@@ -366,40 +366,54 @@ impl Client {
                 brokers.insert(node_id, c.clone());
                 Ok(c)
             }
-            Err(e) => Err(self.diagnose(node_id, &advertised, &target, e, &meta)),
+            Err(e) => Err(self.diagnose(node_id, &advertised, &target, e, &meta).await),
         }
     }
 
     /// Turns a failed connect to an advertised address into the advertised-listener diagnosis
-    /// when the evidence says so: the name does not resolve, or the broker is the only one and
-    /// the bootstrap address (which reaches it) answered.
-    fn diagnose(&self, node_id: i32, advertised: &str, target: &str, e: Error, meta: &ClusterMetadata) -> Error {
+    /// when the evidence says so, and leaves it a plain (retriable) I/O error otherwise:
+    /// - the advertised address is the bootstrap address itself: the broker is simply down;
+    /// - the advertised host name does not resolve: the trap;
+    /// - the bootstrap address still answers now, and either this is the only broker (so the
+    ///   bootstrap address reaches this very broker) or the bootstrap address is not among the
+    ///   advertised ones (clients reach the cluster through another listener): the trap.
+    async fn diagnose(&self, node_id: i32, advertised: &str, target: &str, e: Error, meta: &ClusterMetadata) -> Error {
         let Some(bootstrap) = self.bootstrap_address() else {
             return e;
         };
         let Error::Io { source, .. } = &e else {
             return e;
         };
+        if target == bootstrap {
+            return e;
+        }
         let text = source.to_string();
         let unresolvable = text.contains("lookup") || text.contains("resolve") || text.contains("Name or service");
-        let single_broker = meta.brokers.len() == 1;
-        let bootstrap_is_advertised = meta.brokers.values().any(|b| b.address() == bootstrap);
-        if unresolvable || single_broker || !bootstrap_is_advertised {
-            let reason = if unresolvable {
-                format!("the host name does not resolve: {text}")
-            } else {
-                text
-            };
-            Error::AdvertisedListenerUnreachable {
-                bootstrap,
-                node_id,
-                advertised: advertised.to_owned(),
-                mapped_to: (target != advertised).then(|| target.to_owned()),
-                reason,
-            }
-        } else {
-            e
+        let trap = unresolvable || {
+            let single_broker = meta.brokers.len() == 1;
+            let bootstrap_is_advertised = meta.brokers.values().any(|b| b.address() == bootstrap);
+            (single_broker || !bootstrap_is_advertised) && self.bootstrap_answers().await
+        };
+        if !trap {
+            return e;
         }
+        let reason = if unresolvable {
+            format!("the host name does not resolve: {text}")
+        } else {
+            text
+        };
+        Error::AdvertisedListenerUnreachable {
+            bootstrap,
+            node_id,
+            advertised: advertised.to_owned(),
+            mapped_to: (target != advertised).then(|| target.to_owned()),
+            reason,
+        }
+    }
+
+    /// Whether the bootstrap connection is open, or can be opened again right now.
+    async fn bootstrap_answers(&self) -> bool {
+        self.bootstrap_connection().await.is_ok()
     }
 
     /// Forgets the connection to `node_id` (after a transport error), so the next request opens

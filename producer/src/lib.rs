@@ -231,7 +231,10 @@ impl Producer {
         let total = records.len();
         let mut queues: BTreeMap<(String, i32), PartitionQueue> = BTreeMap::new();
         let mut sticky: BTreeMap<String, i32> = BTreeMap::new();
-        for (i, r) in records.into_iter().enumerate() {
+        let now = now_ms();
+        for (i, mut r) in records.into_iter().enumerate() {
+            // Stamped once, here, so the batch and the returned metadata agree.
+            r.timestamp.get_or_insert(now);
             let partition = match r.partition {
                 Some(p) => p,
                 None => {
@@ -281,7 +284,7 @@ impl Producer {
                                     topic: topic.clone(),
                                     partition,
                                     offset: if base_offset < 0 { -1 } else { base_offset + n as i64 },
-                                    timestamp: if append_time >= 0 { append_time } else { rec.timestamp.unwrap_or(-1) },
+                                    timestamp: if append_time >= 0 { append_time } else { rec.timestamp.unwrap_or(now) },
                                 });
                             }
                             q.next = end;
