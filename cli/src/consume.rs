@@ -66,11 +66,7 @@ pub(crate) async fn run(client: &Client, args: &ConsumeArgs) -> Result<(), Error
             }
             end_at_start.entry(part.partition).or_insert(part.high_watermark);
             for record in part.records() {
-                let record = record.map_err(|source| Error::Decode {
-                    broker: "?".into(),
-                    api: kafkawire::protocol::messages::ApiKey::Fetch,
-                    source,
-                })?;
+                let record = record?;
                 if args.exit_at_end && record.offset() >= end_at_start[&part.partition] {
                     break;
                 }

@@ -313,7 +313,9 @@ impl Client {
         if let Some((leader, _)) = lookup(&self.metadata()).filter(|(l, _)| *l >= 0) {
             return Ok(leader);
         }
-        self.topic_metadata(topic).await?;
+        // Unknown partition, or no leader in the cached metadata (an election may have ended
+        // since): ask again.
+        self.refresh_metadata(&[topic]).await?;
         match lookup(&self.metadata()) {
             Some((leader, _)) if leader >= 0 => Ok(leader),
             Some((_, err)) => Err(Error::NoLeader {
@@ -321,14 +323,18 @@ impl Client {
                 partition,
                 reason: (!err.is_ok()).then(|| err.to_string()),
             }),
-            None => Err(Error::broker_error(
-                kafkawire_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                MetadataRequest::API_KEY,
-                None,
-                Some(topic),
-                Some(partition),
-                None,
-            )),
+            None => {
+                // Distinguish a missing topic (its error) from a missing partition.
+                self.topic_metadata(topic).await?;
+                Err(Error::broker_error(
+                    kafkawire_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    MetadataRequest::API_KEY,
+                    None,
+                    Some(topic),
+                    Some(partition),
+                    None,
+                ))
+            }
         }
     }
 

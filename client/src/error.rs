@@ -128,6 +128,18 @@ pub enum Error {
         /// Why, if known.
         reason: Option<String>,
     },
+    /// Fetched data that does not decode: a CRC mismatch, a truncated record, an unknown
+    /// compression codec. The consumer does not move past it by itself; seek past it to skip.
+    #[error("corrupt data in {topic}-{partition}: {source}")]
+    CorruptRecord {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// What is wrong, and where.
+        #[source]
+        source: DecodeError,
+    },
     /// A bad setting or argument.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -149,6 +161,7 @@ impl Error {
             | Error::Encode { .. }
             | Error::UnsupportedVersion { .. }
             | Error::AdvertisedListenerUnreachable { .. }
+            | Error::CorruptRecord { .. }
             | Error::Config(_) => false,
         }
     }
@@ -214,7 +227,7 @@ impl Error {
     pub fn topic(&self) -> Option<&str> {
         match self {
             Error::Broker { topic, .. } => topic.as_deref(),
-            Error::NoLeader { topic, .. } => Some(topic),
+            Error::NoLeader { topic, .. } | Error::CorruptRecord { topic, .. } => Some(topic),
             _ => None,
         }
     }
@@ -223,7 +236,9 @@ impl Error {
     pub fn partition(&self) -> Option<i32> {
         match self {
             Error::Broker { partition, .. } => *partition,
-            Error::NoLeader { partition, .. } => Some(*partition),
+            Error::NoLeader { partition, .. } | Error::CorruptRecord { partition, .. } => {
+                Some(*partition)
+            }
             _ => None,
         }
     }

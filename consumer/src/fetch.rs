@@ -49,14 +49,24 @@ pub struct FetchedPartition {
 
 impl FetchedPartition {
     /// The records at or after the fetch offset, in order, skipping control records
-    /// (transaction markers). Each is a borrowed view into its batch's buffer.
-    pub fn records(&self) -> impl Iterator<Item = Result<Record<'_>, DecodeError>> + '_ {
+    /// (transaction markers). Each is a borrowed view into its batch's buffer. A record that
+    /// does not decode is an [`Error::CorruptRecord`] naming this partition.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record<'_>, Error>> + '_ {
         let from = self.fetch_offset;
         self.batches
             .iter()
             .filter(|b| !b.is_control())
             .flat_map(|b| b.records())
             .filter(move |r| r.as_ref().map_or(true, |r| r.offset() >= from))
+            .map(|r| r.map_err(|source| self.corrupt(source)))
+    }
+
+    fn corrupt(&self, source: DecodeError) -> Error {
+        Error::CorruptRecord {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            source,
+        }
     }
 
     /// The batch holding `record`, to take owned `Bytes` of its key or value without copying
@@ -88,6 +98,27 @@ impl Fetched {
 type Key = (String, i32);
 
 pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
+    if let Some(e) = c.pending_error.take() {
+        return Err(e);
+    }
+    let out = poll_once(c).await?;
+    match c.pending_error.take() {
+        Some(e) if out.partitions.iter().all(|p| p.batches.is_empty() && p.reset.is_none()) => Err(e),
+        other => {
+            c.pending_error = other;
+            Ok(out)
+        }
+    }
+}
+
+/// Keeps the first error of a poll for later, so data already fetched is returned first.
+fn defer(c: &mut PartitionConsumer, e: Error) {
+    if c.pending_error.is_none() {
+        c.pending_error = Some(e);
+    }
+}
+
+async fn poll_once(c: &mut PartitionConsumer) -> Result<Fetched> {
     let mut by_leader: BTreeMap<i32, Vec<Key>> = BTreeMap::new();
     for key in c.assigned.keys() {
         match c.client.leader_for(&key.0, key.1).await {
@@ -100,7 +131,7 @@ pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
     }
     if by_leader.is_empty() {
         tokio::time::sleep(c.config.fetch_max_wait.min(std::time::Duration::from_millis(100))).await;
-        let _ = c.client.refresh_metadata(&[]).await;
+        refresh_assigned(c).await;
         return Ok(Fetched::default());
     }
     let ids = c.client.metadata().topic_names_by_id();
@@ -121,17 +152,26 @@ pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
                 stale = true;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                defer(c, e);
+                continue;
+            }
         };
         let broker = c.client.metadata().brokers.get(&leader).map(|b| b.address());
-        stale |= handle_response(c, &keys, resp, &ids, broker.as_deref(), &mut out).await?;
+        stale |= handle_response(c, &keys, resp, &ids, broker.as_deref(), &mut out).await;
     }
     if stale {
-        let topics: Vec<String> = c.assigned.keys().map(|(t, _)| t.clone()).collect();
-        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let _ = c.client.refresh_metadata(&refs).await;
+        refresh_assigned(c).await;
     }
     Ok(out)
+}
+
+async fn refresh_assigned(c: &PartitionConsumer) {
+    let mut topics: Vec<&str> = c.assigned.keys().map(|(t, _)| t.as_str()).collect();
+    topics.dedup();
+    if let Err(e) = c.client.refresh_metadata(&topics).await {
+        tracing::debug!(error = %e, "metadata refresh failed; will retry");
+    }
 }
 
 fn build_request(c: &PartitionConsumer, keys: &[Key]) -> FetchRequest {
@@ -173,7 +213,8 @@ fn build_request(c: &PartitionConsumer, keys: &[Key]) -> FetchRequest {
     }
 }
 
-/// Applies one fetch response; returns whether metadata looks stale.
+/// Applies one fetch response; returns whether metadata looks stale. Errors that must reach
+/// the application are deferred with [`defer`].
 async fn handle_response(
     c: &mut PartitionConsumer,
     keys: &[Key],
@@ -181,10 +222,14 @@ async fn handle_response(
     ids: &HashMap<Uuid, String>,
     broker: Option<&str>,
     out: &mut Fetched,
-) -> Result<bool> {
+) -> bool {
     if resp.error_code != 0 {
         let e = Error::broker_error(ErrorCode(resp.error_code), ApiKey::Fetch, broker, None, None, None);
-        return if e.is_retriable() { Ok(true) } else { Err(e) };
+        if e.is_retriable() {
+            return true;
+        }
+        defer(c, e);
+        return false;
     }
     let mut stale = false;
     let opts = DecodeOptions {
@@ -206,9 +251,9 @@ async fn handle_response(
             let code = ErrorCode(p.error_code);
             if code == ErrorCode::OFFSET_OUT_OF_RANGE {
                 let old = state.position;
-                let new = match c.config.offset_reset {
+                let reset = match c.config.offset_reset {
                     OffsetReset::None => {
-                        return Err(Error::broker_error(
+                        defer(c, Error::broker_error(
                             code,
                             ApiKey::Fetch,
                             broker,
@@ -219,9 +264,21 @@ async fn handle_response(
                                 p.log_start_offset, p.high_watermark
                             )),
                         ));
+                        continue;
                     }
-                    OffsetReset::Earliest => Admin::new(&c.client).list_offset(&key.0, key.1, offset_spec::EARLIEST).await?,
-                    OffsetReset::Latest => Admin::new(&c.client).list_offset(&key.0, key.1, offset_spec::LATEST).await?,
+                    OffsetReset::Earliest => Admin::new(&c.client).list_offset(&key.0, key.1, offset_spec::EARLIEST).await,
+                    OffsetReset::Latest => Admin::new(&c.client).list_offset(&key.0, key.1, offset_spec::LATEST).await,
+                };
+                let new = match reset {
+                    Ok(n) => n,
+                    Err(e) if e.is_retriable() => {
+                        stale |= e.invalidates_metadata();
+                        continue;
+                    }
+                    Err(e) => {
+                        defer(c, e);
+                        continue;
+                    }
                 };
                 tracing::warn!(topic = %key.0, partition = key.1, old, new, "offset out of range: position reset");
                 let state = c.assigned.get_mut(&key).expect("assigned");
@@ -242,23 +299,28 @@ async fn handle_response(
                 let e = Error::broker_error(code, ApiKey::Fetch, broker, Some(&key.0), Some(key.1), None);
                 if e.is_retriable() {
                     stale |= e.invalidates_metadata();
-                    continue;
+                } else {
+                    defer(c, e);
                 }
-                return Err(e);
+                continue;
             }
             state.high_watermark = p.high_watermark;
             state.last_stable_offset = p.last_stable_offset;
             state.log_start_offset = p.log_start_offset;
             let fetch_offset = state.position;
             let mut batches = Vec::new();
+            let mut corrupt = None;
             if let Some(records) = p.records {
                 let mut set = RecordSet::with_options(records, opts);
                 for batch in &mut set {
-                    let batch = batch.map_err(|source| Error::Decode {
-                        broker: broker.unwrap_or("?").to_owned(),
-                        api: ApiKey::Fetch,
-                        source,
-                    })?;
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(source) => {
+                            // Keep the good batches before it; stop at the corrupt one.
+                            corrupt = Some(Error::CorruptRecord { topic: key.0.clone(), partition: key.1, source });
+                            break;
+                        }
+                    };
                     if batch.last_offset() < fetch_offset {
                         continue;
                     }
@@ -276,7 +338,10 @@ async fn handle_response(
                 reset: None,
                 batches,
             });
+            if let Some(e) = corrupt {
+                defer(c, e);
+            }
         }
     }
-    Ok(stale)
+    stale
 }

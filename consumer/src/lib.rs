@@ -15,7 +15,7 @@
 //!     let fetched = consumer.poll().await?;
 //!     for part in &fetched.partitions {
 //!         for record in part.records() {
-//!             let record = record?;
+//!             let record = record?; // Error::CorruptRecord names the partition
 //!             println!("{}-{} @{}: {:?}", part.topic, part.partition, record.offset(), record.value());
 //!         }
 //!     }
@@ -126,6 +126,9 @@ pub struct PartitionConsumer {
     client: Client,
     config: ConsumerConfig,
     assigned: BTreeMap<(String, i32), PartitionState>,
+    /// An error met after some data had already been fetched in the same poll: that data is
+    /// returned first, and this error by the next poll.
+    pending_error: Option<Error>,
 }
 
 impl PartitionConsumer {
@@ -135,6 +138,7 @@ impl PartitionConsumer {
             client: client.clone(),
             config,
             assigned: BTreeMap::new(),
+            pending_error: None,
         }
     }
 
@@ -232,8 +236,11 @@ impl PartitionConsumer {
     ///
     /// # Errors
     /// Non-retriable errors (e.g. authorization, OFFSET_OUT_OF_RANGE with
-    /// [`OffsetReset::None`]) naming the partition. Retriable ones (leader moved, broker
-    /// restarting) refresh metadata and are retried inside the next call, not returned.
+    /// [`OffsetReset::None`], [`Error::CorruptRecord`]) naming the partition. When such an
+    /// error meets a poll that also fetched good records, the records are returned and the
+    /// error comes with the next poll, so nothing fetched is lost; positions never move past
+    /// data that failed. Retriable errors (leader moved, broker restarting) refresh metadata and
+    /// are retried inside the next call, not returned.
     pub async fn poll(&mut self) -> Result<Fetched> {
         fetch::poll(self).await
     }

@@ -25,7 +25,7 @@
 //! let fetched = consumer.poll().await?;
 //! for part in &fetched.partitions {
 //!     for record in part.records() {
-//!         let record = record.map_err(|e| kafkawire::Error::Config(e.to_string()))?;
+//!         let record = record?; // Error::CorruptRecord names the partition
 //!         assert_eq!(record.value(), Some(&b"hello"[..]));
 //!     }
 //! }

@@ -260,7 +260,14 @@ impl Producer {
             // One batch per partition per round; one request per leader.
             let mut by_leader: BTreeMap<i32, Vec<BatchToSend>> = BTreeMap::new();
             for ((topic, partition), q) in queues.iter().filter(|(_, q)| q.next < q.records.len()) {
-                let leader = self.client.leader_for(topic, *partition).await?;
+                let leader = match self.client.leader_for(topic, *partition).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let key = (topic.clone(), *partition);
+                        self.retry_or_fail(e, &[key], &mut attempts).await?;
+                        continue;
+                    }
+                };
                 let (end, bytes) = self.build_batch(&q.records[q.next..])?;
                 by_leader.entry(leader).or_default().push(((topic.clone(), *partition), q.next, q.next + end, bytes));
             }

@@ -1,0 +1,424 @@
+//! The consumer against the in-process mock broker: offset-out-of-range resets, leader moves,
+//! partitions on several leaders and corrupt batches.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafkawire_client::{Client, ClientConfig, Error};
+use kafkawire_consumer::{ConsumerConfig, Fetched, OffsetReset, PartitionConsumer, StartOffset};
+use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::records::RecordBatchBuilder;
+use kafkawire_protocol::{DecodeErrorKind, ErrorCode};
+use kafkawire_testkit::mock::MockCluster;
+
+/// Every test runs inside this bound so that a hang fails instead of blocking the suite.
+async fn within<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(15), f)
+        .await
+        .expect("test did not finish within 15 s")
+}
+
+async fn client(cluster: &MockCluster) -> Client {
+    let mut c = ClientConfig::new(&cluster.broker_addr(0));
+    c.request_timeout = Duration::from_secs(5);
+    c.connect_timeout = Duration::from_secs(2);
+    c.allow_auto_topic_creation = false;
+    Client::connect(c)
+        .await
+        .expect("connect to the mock cluster")
+}
+
+fn config() -> ConsumerConfig {
+    ConsumerConfig {
+        fetch_max_wait: Duration::from_millis(50),
+        ..ConsumerConfig::default()
+    }
+}
+
+/// One batch with records `v{i}` for `i` in `values`.
+fn batch(values: std::ops::Range<i64>) -> Bytes {
+    let mut b = RecordBatchBuilder::new();
+    for i in values {
+        b.push(
+            1_700_000_000_000 + i,
+            None,
+            Some(format!("v{i}").as_bytes()),
+            &[],
+        )
+        .expect("push");
+    }
+    b.build().expect("build")
+}
+
+/// Appends records `v{from}..v{to}` to a partition, `per_batch` records per batch.
+fn seed(cluster: &MockCluster, topic: &str, partition: i32, from: i64, to: i64, per_batch: i64) {
+    let mut i = from;
+    while i < to {
+        let end = (i + per_batch).min(to);
+        let base = cluster
+            .append(topic, partition, &batch(i..end))
+            .expect("append");
+        assert_eq!(base, i, "seed offsets line up with values");
+        i = end;
+    }
+}
+
+/// (partition, offset, value) of every record of a poll, in order.
+fn records(fetched: &Fetched) -> Vec<(i32, i64, String)> {
+    let mut out = Vec::new();
+    for p in &fetched.partitions {
+        for r in p.records() {
+            let r = r.expect("record decodes");
+            let value = String::from_utf8_lossy(r.value().unwrap_or_default()).into_owned();
+            out.push((p.partition, r.offset(), value));
+        }
+    }
+    out
+}
+
+fn fetch_brokers(cluster: &MockCluster) -> Vec<i32> {
+    cluster
+        .requests()
+        .iter()
+        .filter(|r| r.api() == Some(ApiKey::Fetch))
+        .map(|r| r.broker_id)
+        .collect()
+}
+
+/// Polls until `want` records arrived (or `max_polls` polls); returns them.
+async fn poll_records(
+    consumer: &mut PartitionConsumer,
+    want: usize,
+    max_polls: usize,
+) -> Vec<(i32, i64, String)> {
+    let mut got = Vec::new();
+    for _ in 0..max_polls {
+        if got.len() >= want {
+            break;
+        }
+        let fetched = consumer.poll().await.expect("poll");
+        got.extend(records(&fetched));
+    }
+    got
+}
+
+#[tokio::test]
+async fn out_of_range_with_earliest_is_reported_and_continues_from_log_start() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 10, 2);
+        let client = client(&cluster).await;
+        let mut consumer = PartitionConsumer::new(&client, config());
+        consumer
+            .assign("t", 0, StartOffset::Offset(2))
+            .await
+            .unwrap();
+        cluster.set_log_start_offset("t", 0, 6);
+
+        let fetched = consumer.poll().await.expect("poll resets");
+        assert_eq!(fetched.partitions.len(), 1);
+        let p = &fetched.partitions[0];
+        assert_eq!((p.topic.as_str(), p.partition), ("t", 0));
+        assert_eq!(p.reset, Some((2, 6)));
+        assert!(records(&fetched).is_empty());
+        assert_eq!(consumer.position("t", 0), Some(6));
+
+        let got = poll_records(&mut consumer, 4, 5).await;
+        let values: Vec<&str> = got.iter().map(|(_, _, v)| v.as_str()).collect();
+        assert_eq!(values, ["v6", "v7", "v8", "v9"]);
+        let offsets: Vec<i64> = got.iter().map(|(_, o, _)| *o).collect();
+        assert_eq!(offsets, [6, 7, 8, 9]);
+        assert_eq!(consumer.position("t", 0), Some(10));
+
+        // A position past the end is out of range too.
+        consumer
+            .seek("t", 0, StartOffset::Offset(100))
+            .await
+            .unwrap();
+        let fetched = consumer.poll().await.expect("poll resets");
+        assert_eq!(fetched.partitions[0].reset, Some((100, 6)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn out_of_range_with_reset_none_fails_naming_partition_and_offset() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 2);
+        seed(&cluster, "t", 1, 0, 10, 2);
+        cluster.set_log_start_offset("t", 1, 6);
+        let client = client(&cluster).await;
+        let cfg = ConsumerConfig {
+            offset_reset: OffsetReset::None,
+            ..config()
+        };
+        let mut consumer = PartitionConsumer::new(&client, cfg);
+        consumer
+            .assign("t", 1, StartOffset::Offset(2))
+            .await
+            .unwrap();
+        let e = consumer.poll().await.unwrap_err();
+        assert!(matches!(e, Error::Broker { .. }), "{e:?}");
+        assert_eq!(e.code(), Some(ErrorCode::OFFSET_OUT_OF_RANGE));
+        assert_eq!((e.topic(), e.partition()), (Some("t"), Some(1)));
+        assert!(!e.is_retriable());
+        let text = e.to_string();
+        assert!(text.contains("t-1") && text.contains("offset 2"), "{text}");
+        assert_eq!(consumer.position("t", 1), Some(2), "position untouched");
+
+        // Seeking into range resolves it.
+        consumer.seek("t", 1, StartOffset::Earliest).await.unwrap();
+        let got = poll_records(&mut consumer, 4, 5).await;
+        assert_eq!(got.first().map(|(_, o, _)| *o), Some(6));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn out_of_range_with_latest_jumps_to_the_high_watermark() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 10, 2);
+        cluster.set_log_start_offset("t", 0, 6);
+        let client = client(&cluster).await;
+        let cfg = ConsumerConfig {
+            offset_reset: OffsetReset::Latest,
+            ..config()
+        };
+        let mut consumer = PartitionConsumer::new(&client, cfg);
+        consumer
+            .assign("t", 0, StartOffset::Offset(2))
+            .await
+            .unwrap();
+        let fetched = consumer.poll().await.expect("poll resets");
+        assert_eq!(fetched.partitions[0].reset, Some((2, 10)));
+        assert!(records(&fetched).is_empty());
+        assert_eq!(consumer.position("t", 0), Some(10));
+
+        let fetched = consumer.poll().await.expect("nothing new");
+        assert!(records(&fetched).is_empty());
+        seed(&cluster, "t", 0, 10, 12, 2);
+        let got = poll_records(&mut consumer, 2, 5).await;
+        let values: Vec<&str> = got.iter().map(|(_, _, v)| v.as_str()).collect();
+        assert_eq!(values, ["v10", "v11"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn leader_change_mid_fetch_loses_and_repeats_nothing() {
+    within(async {
+        let cluster = MockCluster::start(2).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 10, 2);
+        let client = client(&cluster).await;
+        let cfg = ConsumerConfig {
+            // One batch per fetch, so the move happens mid-stream.
+            max_partition_fetch_bytes: 1,
+            ..config()
+        };
+        let mut consumer = PartitionConsumer::new(&client, cfg);
+        consumer
+            .assign("t", 0, StartOffset::Earliest)
+            .await
+            .unwrap();
+        let mut got = poll_records(&mut consumer, 4, 4).await;
+        assert_eq!(got.len(), 4);
+        assert_eq!(consumer.position("t", 0), Some(4));
+        assert!(fetch_brokers(&cluster).iter().all(|b| *b == 0));
+
+        cluster.set_leader("t", 0, 1);
+        seed(&cluster, "t", 0, 10, 16, 3);
+        cluster.clear_requests();
+        got.extend(poll_records(&mut consumer, 12, 20).await);
+
+        let offsets: Vec<i64> = got.iter().map(|(_, o, _)| *o).collect();
+        assert_eq!(
+            offsets,
+            (0..16).collect::<Vec<i64>>(),
+            "no loss, no duplicate"
+        );
+        let values: Vec<String> = got.iter().map(|(_, _, v)| v.clone()).collect();
+        let want: Vec<String> = (0..16).map(|i| format!("v{i}")).collect();
+        assert_eq!(values, want);
+        // The old leader was asked once and refused; the rest came from the new one.
+        let brokers = fetch_brokers(&cluster);
+        assert_eq!(brokers.first(), Some(&0), "{brokers:?}");
+        assert!(brokers[1..].iter().all(|b| *b == 1), "{brokers:?}");
+        assert_eq!(consumer.position("t", 0), Some(16));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_poll_reads_partitions_on_different_leaders() {
+    within(async {
+        let cluster = MockCluster::start(2).await;
+        cluster.create_topic("t", 2);
+        assert_eq!(cluster.leader("t", 0).map(|l| l.0), Some(0));
+        assert_eq!(cluster.leader("t", 1).map(|l| l.0), Some(1));
+        seed(&cluster, "t", 0, 0, 3, 3);
+        seed(&cluster, "t", 1, 0, 5, 2);
+        let client = client(&cluster).await;
+        let mut consumer = PartitionConsumer::new(&client, config());
+        let parts = consumer
+            .assign_topic("t", StartOffset::Earliest)
+            .await
+            .unwrap();
+        assert_eq!(parts, [0, 1]);
+        cluster.clear_requests();
+
+        let fetched = consumer.poll().await.expect("poll");
+        let got = records(&fetched);
+        let p0: Vec<i64> = got.iter().filter(|r| r.0 == 0).map(|r| r.1).collect();
+        let p1: Vec<i64> = got.iter().filter(|r| r.0 == 1).map(|r| r.1).collect();
+        assert_eq!(p0, [0, 1, 2]);
+        assert_eq!(p1, [0, 1, 2, 3, 4]);
+        let mut brokers = fetch_brokers(&cluster);
+        brokers.sort_unstable();
+        assert_eq!(brokers, [0, 1], "one fetch per leader");
+        assert_eq!(consumer.position("t", 0), Some(3));
+        assert_eq!(consumer.position("t", 1), Some(5));
+        let hw: Vec<i64> = fetched
+            .partitions
+            .iter()
+            .map(|p| p.high_watermark)
+            .collect();
+        assert!(hw.contains(&3) && hw.contains(&5), "{hw:?}");
+    })
+    .await;
+}
+
+/// A valid batch of `values` with its last byte (inside the CRC-covered records) flipped.
+fn corrupt_batch(values: std::ops::Range<i64>) -> Vec<u8> {
+    let mut bytes = batch(values).to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5a;
+    bytes
+}
+
+fn assert_crc_error(e: &Error) {
+    match e {
+        Error::CorruptRecord {
+            topic,
+            partition,
+            source,
+        } => {
+            assert_eq!((topic.as_str(), *partition), ("t", 0));
+            assert!(
+                matches!(source.kind, DecodeErrorKind::CrcMismatch { .. }),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected a CRC decode error, got {other:?}"),
+    }
+    assert!(!e.is_retriable());
+}
+
+#[tokio::test]
+async fn corrupt_batch_is_a_crc_error_not_a_panic_nor_a_skip() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 2, 2);
+        assert_eq!(cluster.append("t", 0, &corrupt_batch(2..4)), Ok(2));
+        seed(&cluster, "t", 0, 4, 6, 2);
+        let client = client(&cluster).await;
+        let cfg = ConsumerConfig {
+            max_partition_fetch_bytes: 1,
+            ..config()
+        };
+        let mut consumer = PartitionConsumer::new(&client, cfg);
+        consumer
+            .assign("t", 0, StartOffset::Earliest)
+            .await
+            .unwrap();
+        let fetched = consumer.poll().await.expect("the good batch");
+        let offsets: Vec<i64> = records(&fetched).iter().map(|r| r.1).collect();
+        assert_eq!(offsets, [0, 1]);
+
+        for _ in 0..2 {
+            let e = consumer.poll().await.unwrap_err();
+            assert_crc_error(&e);
+            assert_eq!(consumer.position("t", 0), Some(2), "not skipped");
+        }
+        // The caller decides to skip it.
+        consumer.seek("t", 0, StartOffset::Offset(4)).await.unwrap();
+        let fetched = consumer.poll().await.expect("after the corrupt batch");
+        let offsets: Vec<i64> = records(&fetched).iter().map(|r| r.1).collect();
+        assert_eq!(offsets, [4, 5]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn corrupt_batch_after_good_ones_in_one_response_loses_nothing() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 2, 2);
+        assert_eq!(cluster.append("t", 0, &corrupt_batch(2..4)), Ok(2));
+        let client = client(&cluster).await;
+        let mut consumer = PartitionConsumer::new(&client, config());
+        consumer
+            .assign("t", 0, StartOffset::Earliest)
+            .await
+            .unwrap();
+        // Both batches come in one response: either the good records are returned, or the
+        // position must not move past them.
+        match consumer.poll().await {
+            Ok(fetched) => {
+                let offsets: Vec<i64> = records(&fetched).iter().map(|r| r.1).collect();
+                assert_eq!(offsets, [0, 1]);
+                assert_crc_error(&consumer.poll().await.unwrap_err());
+            }
+            Err(e) => {
+                assert_crc_error(&e);
+                assert_eq!(
+                    consumer.position("t", 0),
+                    Some(0),
+                    "records 0 and 1 were never returned, yet the position moved past them"
+                );
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn partition_without_leader_recovers_once_a_leader_is_elected() {
+    within(async {
+        let cluster = MockCluster::start(2).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 4, 2);
+        let client = client(&cluster).await;
+        let cfg = ConsumerConfig {
+            max_partition_fetch_bytes: 1,
+            ..config()
+        };
+        let mut consumer = PartitionConsumer::new(&client, cfg);
+        consumer
+            .assign("t", 0, StartOffset::Earliest)
+            .await
+            .unwrap();
+        assert_eq!(poll_records(&mut consumer, 2, 2).await.len(), 2);
+
+        // Election in progress: no leader. The consumer learns that from its refresh.
+        cluster.set_leader("t", 0, -1);
+        cluster.set_partition_error("t", 0, ErrorCode::LEADER_NOT_AVAILABLE);
+        for _ in 0..2 {
+            assert!(records(&consumer.poll().await.expect("poll")).is_empty());
+        }
+        // Broker 1 is elected.
+        cluster.set_partition_error("t", 0, ErrorCode::NONE);
+        cluster.set_leader("t", 0, 1);
+        let got = poll_records(&mut consumer, 2, 10).await;
+        let offsets: Vec<i64> = got.iter().map(|r| r.1).collect();
+        assert_eq!(offsets, [2, 3]);
+    })
+    .await;
+}
