@@ -16,7 +16,8 @@ pub(crate) struct ProduceArgs {
     /// lines for records without a key).
     #[arg(long)]
     partition: Option<i32>,
-    /// Split each line at the first SEP: the part before is the key, the rest the value.
+    /// Split each line at the first SEP: the part before is the key, the rest the value
+    /// (`\t` means a tab).
     #[arg(long, value_name = "SEP")]
     key_separator: Option<String>,
     /// Acknowledgement level: 0, 1 or all.
@@ -103,7 +104,8 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
 
     let started = Instant::now();
     let (mut records, mut bytes) = (0u64, 0u64);
-    let sep = args.key_separator.as_deref().map(str::as_bytes);
+    let sep = args.key_separator.as_deref().map(unescape);
+    let sep = sep.as_deref();
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk.map_err(|e| Error::Config(format!("cannot read standard input: {e}")))?;
         let batch: Vec<ProducerRecord> = chunk
@@ -134,6 +136,11 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
     Ok(())
 }
 
+/// `\t`, `\n` and `\\` in a separator mean tab, newline and backslash, as in `--format`.
+fn unescape(s: &str) -> Vec<u8> {
+    s.replace("\\t", "\t").replace("\\n", "\n").replace("\\\\", "\\").into_bytes()
+}
+
 fn split_key(line: Vec<u8>, sep: Option<&[u8]>) -> (Option<Bytes>, Bytes) {
     let line = Bytes::from(line);
     let Some(sep) = sep.filter(|s| !s.is_empty()) else {
@@ -156,6 +163,8 @@ mod tests {
         assert_eq!(&v[..], b"a::b");
         let (k, v) = split_key(b"no separator".to_vec(), Some(b"::"));
         assert_eq!((k, &v[..]), (None, &b"no separator"[..]));
+        assert_eq!(unescape("\\t"), b"\t");
+        assert_eq!(unescape(":"), b":");
         let (k, v) = split_key(b"::v".to_vec(), Some(b"::"));
         assert_eq!((k.as_deref(), &v[..]), (Some(&b""[..]), &b"v"[..]));
     }

@@ -10,7 +10,10 @@ known kafkawire bug listed in EXPECTED_FAILURES), and the last line is
 `interop: N passed, M failed`. Exit status 1 if any check failed.
 """
 
+from __future__ import annotations
+
 import argparse
+import json
 import logging
 import subprocess
 import sys
@@ -53,6 +56,9 @@ class Runner:
         self.failed = 0
         self.run_id = uuid.uuid4().hex[:8]
         self.rdk_log: list[str] = []
+        self.last_stats: dict | None = None
+        # Bytes on the wire per (direction, codec): a codec's must be well below "none"'s.
+        self.wire: dict[tuple[str, str], int] = {}
         # librdkafka's log lines are kept (not printed) and shown with -v when a check fails.
         self.logger = logging.getLogger("librdkafka")
         self.logger.propagate = False
@@ -95,12 +101,35 @@ class Runner:
         if len(self.rdk_log) < 1000:
             self.rdk_log.append(f"{level} {msg}")
 
+    def _stats(self, js):
+        self.last_stats = json.loads(js)
+
+    def wire_bytes(self, field: str) -> int:
+        """Sum of `field` (rxbytes, txbytes) over the brokers in the last statistics."""
+        return sum(b.get(field, 0) for b in (self.last_stats or {}).get("brokers", {}).values())
+
+    def compare_wire(self, direction: str, codec: str, field: str):
+        """Records the bytes librdkafka's statistics counted for this codec; for a codec other
+        than none, they must be well below what the same data took uncompressed."""
+        n = self.wire_bytes(field)
+        if n <= 0:
+            raise CheckFailed(f"librdkafka statistics have no {field} (no statistics received?)")
+        self.wire[(direction, codec)] = n
+        plain = self.wire.get((direction, "none"))
+        if codec != "none" and plain is not None and n > 0.8 * plain:
+            raise CheckFailed(
+                f"{field} {n} with {codec} vs {plain} uncompressed: the records were not compressed"
+            )
+
     def rdk_conf(self, **extra):
         conf = {
             "bootstrap.servers": self.bootstrap,
             "broker.address.family": "v4",
             "error_cb": lambda err: self._log("error", err),
             "logger": self.logger,
+            # Statistics tell how many bytes crossed the wire: proof that a codec was used.
+            "statistics.interval.ms": 100,
+            "stats_cb": self._stats,
         }
         conf.update(extra)
         return conf
@@ -149,9 +178,12 @@ class Runner:
                     if m.error():
                         raise CheckFailed(f"librdkafka consumer error: {m.error()}")
                     got.append(m)
-            # A little longer, to catch records beyond the expected count (duplicates).
-            if len(got) == expected:
-                for m in c.consume(num_messages=1000, timeout=0.3):
+            # A little longer, to catch records beyond the expected count (duplicates) and to
+            # receive statistics that include everything fetched.
+            self.last_stats = None
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end or (self.last_stats is None and time.monotonic() < end + 2):
+                for m in c.consume(num_messages=1000, timeout=0.1):
                     if not m.error():
                         got.append(m)
             return got
@@ -190,6 +222,10 @@ class Runner:
         left = p.flush(30)
         if left:
             raise CheckFailed(f"librdkafka producer: {left} records still undelivered after 30 s")
+        self.last_stats = None
+        deadline = time.monotonic() + 2
+        while self.last_stats is None and time.monotonic() < deadline:
+            p.poll(0.05)
         if errors:
             raise CheckFailed(f"librdkafka delivery errors ({len(errors)}): {errors[0]}")
         return reports
@@ -269,6 +305,7 @@ class Runner:
             )
         if len(last_index_in_partition) != PARTITIONS:
             raise CheckFailed(f"records landed in only {sorted(last_index_in_partition)} of {PARTITIONS} partitions")
+        self.compare_wire("kw2rdk", codec, "rxbytes")
 
     def murmur2_partitioning(self, key_partitions: dict):
         if len(key_partitions) < RECORDS:
@@ -304,6 +341,7 @@ class Runner:
                 headers += [("utf", f"ü€-{i}".encode()), ("dup", b"a"), ("dup", b"b")]
             records.append((key, value.encode(), headers, None))
         reports = self.rdk_produce(topic, records, **{"compression.type": codec})
+        self.compare_wire("rdk2kw", codec, "txbytes")
         expected = {(r[0], r[1]): (i, r[2]) for i, r in enumerate(reports)}
         if len(expected) != len(records):
             raise CheckFailed("librdkafka delivery reports repeat a (partition, offset)")
@@ -423,6 +461,7 @@ def main() -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="show librdkafka log lines on failure")
     args = ap.parse_args()
 
+    started = time.monotonic()
     r = Runner(args.bootstrap, args.kafkawire, args.verbose)
     checks = []
     key_partitions: dict = {}
@@ -439,6 +478,9 @@ def main() -> int:
             continue
         r.check(name, fn, *fargs)
 
+    print(f"interop: {r.passed + r.failed} checks in {time.monotonic() - started:.1f} s", flush=True)
+    if args.verbose:
+        print("bytes on the wire (librdkafka statistics):", {f"{d} {c}": n for (d, c), n in r.wire.items()})
     print(f"interop: {r.passed} passed, {r.failed} failed", flush=True)
     return 1 if r.failed else 0
 
