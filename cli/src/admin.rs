@@ -41,7 +41,9 @@ fn out(text: &str) -> Result<(), Error> {
     match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::Config(format!("cannot write to standard output: {e}"))),
+        Err(e) => Err(Error::Config(format!(
+            "cannot write to standard output: {e}"
+        ))),
     }
 }
 
@@ -64,16 +66,27 @@ pub(crate) async fn metadata(client: &Client, topic: Option<&str>) -> Result<(),
             "broker {} {}{}\n",
             b.node_id,
             b.address(),
-            b.rack.as_ref().map(|r| format!(" rack {r}")).unwrap_or_default()
+            b.rack
+                .as_ref()
+                .map(|r| format!(" rack {r}"))
+                .unwrap_or_default()
         ));
     }
-    for t in meta.topics.values().filter(|t| topic.is_none_or(|n| n == t.name)) {
+    for t in meta
+        .topics
+        .values()
+        .filter(|t| topic.is_none_or(|n| n == t.name))
+    {
         s.push_str(&format!(
             "topic {} partitions {}{}{}\n",
             t.name,
             t.partitions.len(),
             if t.is_internal { " internal" } else { "" },
-            if t.error.is_ok() { String::new() } else { format!(" error {}", t.error) }
+            if t.error.is_ok() {
+                String::new()
+            } else {
+                format!(" error {}", t.error)
+            }
         ));
         for p in &t.partitions {
             s.push_str(&format!(
@@ -96,7 +109,12 @@ pub(crate) async fn topics(client: &Client, cmd: &TopicsCommand) -> Result<(), E
                 .collect();
             out(&s)
         }
-        TopicsCommand::Create { name, partitions, replication_factor, configs } => {
+        TopicsCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
             let mut topic = NewTopic::new(name, *partitions);
             topic.replication_factor = *replication_factor;
             for c in configs {
@@ -105,12 +123,16 @@ pub(crate) async fn topics(client: &Client, cmd: &TopicsCommand) -> Result<(), E
                     .ok_or_else(|| Error::Config(format!("--config {c:?} must be KEY=VALUE")))?;
                 topic.configs.push((k.to_owned(), v.to_owned()));
             }
-            admin.create_topics(&[topic], Duration::from_secs(30)).await?;
+            admin
+                .create_topics(&[topic], Duration::from_secs(30))
+                .await?;
             eprintln!("created topic {name}");
             Ok(())
         }
         TopicsCommand::Delete { name } => {
-            admin.delete_topics(&[name], Duration::from_secs(30)).await?;
+            admin
+                .delete_topics(&[name], Duration::from_secs(30))
+                .await?;
             eprintln!("deleted topic {name}");
             Ok(())
         }
@@ -130,7 +152,11 @@ pub(crate) async fn topics(client: &Client, cmd: &TopicsCommand) -> Result<(), E
                     p.leader_epoch,
                     p.replicas,
                     p.isr,
-                    if p.error.is_ok() { String::new() } else { format!(" error {}", p.error) }
+                    if p.error.is_ok() {
+                        String::new()
+                    } else {
+                        format!(" error {}", p.error)
+                    }
                 ));
             }
             out(&s)

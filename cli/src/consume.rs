@@ -64,14 +64,18 @@ pub(crate) async fn run(client: &Client, args: &ConsumeArgs) -> Result<(), Error
                     (new - old).max(0)
                 );
             }
-            end_at_start.entry(part.partition).or_insert(part.high_watermark);
+            end_at_start
+                .entry(part.partition)
+                .or_insert(part.high_watermark);
             for record in part.records() {
                 let record = record?;
                 if args.exit_at_end && record.offset() >= end_at_start[&part.partition] {
                     break;
                 }
-                bytes += (record.key().map_or(0, <[u8]>::len) + record.value().map_or(0, <[u8]>::len)) as u64;
-                let written = format::write(&mut out, &pieces, &part.topic, part.partition, &record);
+                bytes += (record.key().map_or(0, <[u8]>::len)
+                    + record.value().map_or(0, <[u8]>::len)) as u64;
+                let written =
+                    format::write(&mut out, &pieces, &part.topic, part.partition, &record);
                 if let Err(e) = written {
                     return broken_pipe_or(e);
                 }
@@ -108,6 +112,8 @@ fn broken_pipe_or(e: std::io::Error) -> Result<(), Error> {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         Ok(())
     } else {
-        Err(Error::Config(format!("cannot write to standard output: {e}")))
+        Err(Error::Config(format!(
+            "cannot write to standard output: {e}"
+        )))
     }
 }

@@ -16,13 +16,22 @@ use kafkawire::{BrokerAddressMap, Client, ClientConfig, Error};
 #[command(name = "kafkawire", version, about)]
 struct Cli {
     /// Bootstrap brokers, HOST:PORT[,HOST:PORT...]; tried in order until one answers.
-    #[arg(long, global = true, env = "KAFKAWIRE_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        global = true,
+        env = "KAFKAWIRE_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
     bootstrap: String,
 
     /// Map an advertised broker address to one this machine can reach: ADVERTISED=REACHABLE,
     /// e.g. kafka:29092=127.0.0.1:9092 (repeatable). For brokers whose advertised.listeners
     /// name an address that only works inside Docker or Kubernetes.
-    #[arg(long = "broker-map", global = true, value_name = "ADVERTISED=REACHABLE")]
+    #[arg(
+        long = "broker-map",
+        global = true,
+        value_name = "ADVERTISED=REACHABLE"
+    )]
     broker_map: Vec<String>,
 
     /// Request timeout in milliseconds.

@@ -56,7 +56,8 @@ impl BrokerAddressMap {
     pub fn insert(&mut self, advertised: &str, reachable: &str) -> Result<()> {
         check_addr(advertised)?;
         check_addr(reachable)?;
-        self.entries.insert(advertised.to_owned(), reachable.to_owned());
+        self.entries
+            .insert(advertised.to_owned(), reachable.to_owned());
         Ok(())
     }
 
@@ -66,13 +67,18 @@ impl BrokerAddressMap {
     /// [`Error::Config`] if the text is not of that form.
     pub fn insert_spec(&mut self, spec: &str) -> Result<()> {
         let (a, r) = spec.split_once('=').ok_or_else(|| {
-            Error::Config(format!("broker map {spec:?} must be ADVERTISED_HOST:PORT=REACHABLE_HOST:PORT"))
+            Error::Config(format!(
+                "broker map {spec:?} must be ADVERTISED_HOST:PORT=REACHABLE_HOST:PORT"
+            ))
         })?;
         self.insert(a.trim(), r.trim())
     }
 
     /// Adds a resolver hook, asked for addresses with no exact entry.
-    pub fn with_resolver(mut self, f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn with_resolver(
+        mut self,
+        f: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.resolver = Some(Arc::new(f));
         self
     }
@@ -83,9 +89,10 @@ impl BrokerAddressMap {
             return r.clone();
         }
         if let Some(f) = &self.resolver
-            && let Some(r) = f(advertised) {
-                return r;
-            }
+            && let Some(r) = f(advertised)
+        {
+            return r;
+        }
         advertised.to_owned()
     }
 

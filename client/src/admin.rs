@@ -66,10 +66,12 @@ impl Admin {
 
     async fn controller_or_any(&self) -> Result<std::sync::Arc<crate::Connection>> {
         let meta = self.client.metadata();
-        if meta.controller_id >= 0 && meta.brokers.contains_key(&meta.controller_id)
-            && let Ok(c) = self.client.broker_connection(meta.controller_id).await {
-                return Ok(c);
-            }
+        if meta.controller_id >= 0
+            && meta.brokers.contains_key(&meta.controller_id)
+            && let Ok(c) = self.client.broker_connection(meta.controller_id).await
+        {
+            return Ok(c);
+        }
         self.client.any_connection().await
     }
 
@@ -129,11 +131,18 @@ impl Admin {
         let conn = self.controller_or_any().await?;
         let version = conn.version_for(ApiKey::DeleteTopics)?;
         let req = DeleteTopicsRequest {
-            topic_names: if version < 6 { names.iter().map(|n| (*n).to_owned()).collect() } else { Vec::new() },
+            topic_names: if version < 6 {
+                names.iter().map(|n| (*n).to_owned()).collect()
+            } else {
+                Vec::new()
+            },
             topics: if version >= 6 {
                 names
                     .iter()
-                    .map(|n| DeleteTopicState { name: Some((*n).to_owned()), ..Default::default() })
+                    .map(|n| DeleteTopicState {
+                        name: Some((*n).to_owned()),
+                        ..Default::default()
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -207,14 +216,16 @@ impl Admin {
             .iter()
             .flat_map(|t| t.partitions.iter())
             .find(|p| p.partition_index == partition)
-            .ok_or_else(|| Error::broker_error(
-                ErrorCode::UNKNOWN_SERVER_ERROR,
-                ApiKey::ListOffsets,
-                None,
-                Some(topic),
-                Some(partition),
-                Some("the response does not mention the partition".into()),
-            ))?;
+            .ok_or_else(|| {
+                Error::broker_error(
+                    ErrorCode::UNKNOWN_SERVER_ERROR,
+                    ApiKey::ListOffsets,
+                    None,
+                    Some(topic),
+                    Some(partition),
+                    Some("the response does not mention the partition".into()),
+                )
+            })?;
         if p.error_code != 0 {
             return Err(Error::broker_error(
                 ErrorCode(p.error_code),

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::frame::{self, FrameDecoder};
 use kafkawire_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafkawire_protocol::messages::api_versions_response::ApiVersionsResponse;
 use kafkawire_protocol::messages::{ApiKey, Request};
-use kafkawire_protocol::ErrorCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -109,7 +109,10 @@ impl Connection {
         config: ConnectionConfig,
         connect_timeout: Duration,
     ) -> Result<Connection> {
-        let io = |source| Error::Io { broker: addr.to_owned(), source };
+        let io = |source| Error::Io {
+            broker: addr.to_owned(),
+            source,
+        };
         let stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
             .await
             .map_err(|_| {
@@ -130,7 +133,11 @@ impl Connection {
     ///
     /// # Errors
     /// Any transport, decode or broker error of the ApiVersions exchange.
-    pub async fn handshake<S>(stream: S, broker: &str, config: ConnectionConfig) -> Result<Connection>
+    pub async fn handshake<S>(
+        stream: S,
+        broker: &str,
+        config: ConnectionConfig,
+    ) -> Result<Connection>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -151,14 +158,18 @@ impl Connection {
                 version,
             ) {
                 Ok((_, r)) => r,
-                Err(first) => match frame::decode_response::<ApiVersionsResponse>(frame, ApiKey::ApiVersions, 0) {
+                Err(first) => match frame::decode_response::<ApiVersionsResponse>(
+                    frame,
+                    ApiKey::ApiVersions,
+                    0,
+                ) {
                     Ok((_, r)) if r.error_code == ErrorCode::UNSUPPORTED_VERSION.0 => r,
                     _ => {
                         return Err(Error::Decode {
                             broker: broker.to_owned(),
                             api: ApiKey::ApiVersions,
                             source: first,
-                        })
+                        });
                     }
                 },
             };
@@ -330,14 +341,26 @@ impl Connection {
         let id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let mut buf = BytesMut::new();
         frame::encode_request(&mut buf, id, self.config.client_id.as_deref(), version, req)
-            .map_err(|source| Error::Encode { api: R::API_KEY, source })?;
+            .map_err(|source| Error::Encode {
+                api: R::API_KEY,
+                source,
+            })?;
         let rx = if expect_response {
             let (tx, rx) = oneshot::channel();
             self.shared
                 .pending
                 .lock()
-                .map_err(|_| Error::ConnectionClosed { broker: self.broker().to_owned(), api: Some(R::API_KEY) })?
-                .insert(id, Pending { api: R::API_KEY, tx });
+                .map_err(|_| Error::ConnectionClosed {
+                    broker: self.broker().to_owned(),
+                    api: Some(R::API_KEY),
+                })?
+                .insert(
+                    id,
+                    Pending {
+                        api: R::API_KEY,
+                        tx,
+                    },
+                );
             Some((id, rx))
         } else {
             None
@@ -353,7 +376,9 @@ impl Connection {
 
     /// Sends `req` in `version` and waits for the raw response frame.
     async fn round_trip<R: Request>(&self, req: &R, version: i16) -> Result<Bytes> {
-        let (id, rx) = self.enqueue(req, version, true)?.expect("response expected");
+        let (id, rx) = self
+            .enqueue(req, version, true)?
+            .expect("response expected");
         match tokio::time::timeout(self.config.request_timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Error::ConnectionClosed {
@@ -419,7 +444,9 @@ impl Shared {
             Some(p) => {
                 let _ = p.tx.send(Ok(frame));
             }
-            None => tracing::debug!(broker = %self.broker, id, "response for no waiting request (timed out?)"),
+            None => {
+                tracing::debug!(broker = %self.broker, id, "response for no waiting request (timed out?)")
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ mod error;
 mod metadata;
 
 pub use address_map::{BrokerAddressMap, Resolver};
-pub use admin::{offset_spec, Admin, NewTopic};
+pub use admin::{Admin, NewTopic, offset_spec};
 pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use error::{Error, Result};

@@ -139,10 +139,7 @@ impl ClusterMetadata {
     pub fn merge(&self, newer: ClusterMetadata) -> ClusterMetadata {
         let mut topics = self.topics.clone();
         topics.extend(newer.topics);
-        ClusterMetadata {
-            topics,
-            ..newer
-        }
+        ClusterMetadata { topics, ..newer }
     }
 
     /// The partition's metadata.

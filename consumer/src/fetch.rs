@@ -103,7 +103,14 @@ pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
     }
     let out = poll_once(c).await?;
     match c.pending_error.take() {
-        Some(e) if out.partitions.iter().all(|p| p.batches.is_empty() && p.reset.is_none()) => Err(e),
+        Some(e)
+            if out
+                .partitions
+                .iter()
+                .all(|p| p.batches.is_empty() && p.reset.is_none()) =>
+        {
+            Err(e)
+        }
         other => {
             c.pending_error = other;
             Ok(out)
@@ -130,7 +137,12 @@ async fn poll_once(c: &mut PartitionConsumer) -> Result<Fetched> {
         }
     }
     if by_leader.is_empty() {
-        tokio::time::sleep(c.config.fetch_max_wait.min(std::time::Duration::from_millis(100))).await;
+        tokio::time::sleep(
+            c.config
+                .fetch_max_wait
+                .min(std::time::Duration::from_millis(100)),
+        )
+        .await;
         refresh_assigned(c).await;
         return Ok(Fetched::default());
     }
@@ -144,7 +156,8 @@ async fn poll_once(c: &mut PartitionConsumer) -> Result<Fetched> {
     let mut out = Fetched::default();
     let mut stale = false;
     while let Some(joined) = tasks.join_next().await {
-        let (leader, keys, resp) = joined.map_err(|e| Error::Config(format!("fetch task failed: {e}")))?;
+        let (leader, keys, resp) =
+            joined.map_err(|e| Error::Config(format!("fetch task failed: {e}")))?;
         let resp = match resp {
             Ok(r) => r,
             Err(e) if e.is_retriable() => {
@@ -157,7 +170,12 @@ async fn poll_once(c: &mut PartitionConsumer) -> Result<Fetched> {
                 continue;
             }
         };
-        let broker = c.client.metadata().brokers.get(&leader).map(|b| b.address());
+        let broker = c
+            .client
+            .metadata()
+            .brokers
+            .get(&leader)
+            .map(|b| b.address());
         stale |= handle_response(c, &keys, resp, &ids, broker.as_deref(), &mut out).await;
     }
     if stale {
@@ -191,7 +209,11 @@ fn build_request(c: &PartitionConsumer, keys: &[Key]) -> FetchRequest {
     }
     FetchRequest {
         replica_id: -1,
-        max_wait_ms: c.config.fetch_max_wait.as_millis().clamp(1, i32::MAX as u128) as i32,
+        max_wait_ms: c
+            .config
+            .fetch_max_wait
+            .as_millis()
+            .clamp(1, i32::MAX as u128) as i32,
         min_bytes: c.config.fetch_min_bytes,
         max_bytes: c.config.fetch_max_bytes,
         isolation_level: match c.config.isolation_level {
@@ -224,7 +246,14 @@ async fn handle_response(
     out: &mut Fetched,
 ) -> bool {
     if resp.error_code != 0 {
-        let e = Error::broker_error(ErrorCode(resp.error_code), ApiKey::Fetch, broker, None, None, None);
+        let e = Error::broker_error(
+            ErrorCode(resp.error_code),
+            ApiKey::Fetch,
+            broker,
+            None,
+            None,
+            None,
+        );
         if e.is_retriable() {
             return true;
         }
@@ -247,27 +276,40 @@ async fn handle_response(
             if !keys.contains(&key) {
                 continue;
             }
-            let Some(state) = c.assigned.get_mut(&key) else { continue };
+            let Some(state) = c.assigned.get_mut(&key) else {
+                continue;
+            };
             let code = ErrorCode(p.error_code);
             if code == ErrorCode::OFFSET_OUT_OF_RANGE {
                 let old = state.position;
                 let reset = match c.config.offset_reset {
                     OffsetReset::None => {
-                        defer(c, Error::broker_error(
-                            code,
-                            ApiKey::Fetch,
-                            broker,
-                            Some(&key.0),
-                            Some(key.1),
-                            Some(format!(
-                                "offset {old} is out of range (log start {}, high watermark {}) and offset reset is none",
-                                p.log_start_offset, p.high_watermark
-                            )),
-                        ));
+                        defer(
+                            c,
+                            Error::broker_error(
+                                code,
+                                ApiKey::Fetch,
+                                broker,
+                                Some(&key.0),
+                                Some(key.1),
+                                Some(format!(
+                                    "offset {old} is out of range (log start {}, high watermark {}) and offset reset is none",
+                                    p.log_start_offset, p.high_watermark
+                                )),
+                            ),
+                        );
                         continue;
                     }
-                    OffsetReset::Earliest => Admin::new(&c.client).list_offset(&key.0, key.1, offset_spec::EARLIEST).await,
-                    OffsetReset::Latest => Admin::new(&c.client).list_offset(&key.0, key.1, offset_spec::LATEST).await,
+                    OffsetReset::Earliest => {
+                        Admin::new(&c.client)
+                            .list_offset(&key.0, key.1, offset_spec::EARLIEST)
+                            .await
+                    }
+                    OffsetReset::Latest => {
+                        Admin::new(&c.client)
+                            .list_offset(&key.0, key.1, offset_spec::LATEST)
+                            .await
+                    }
                 };
                 let new = match reset {
                     Ok(n) => n,
@@ -296,7 +338,14 @@ async fn handle_response(
                 continue;
             }
             if !code.is_ok() {
-                let e = Error::broker_error(code, ApiKey::Fetch, broker, Some(&key.0), Some(key.1), None);
+                let e = Error::broker_error(
+                    code,
+                    ApiKey::Fetch,
+                    broker,
+                    Some(&key.0),
+                    Some(key.1),
+                    None,
+                );
                 if e.is_retriable() {
                     stale |= e.invalidates_metadata();
                 } else {
@@ -317,7 +366,11 @@ async fn handle_response(
                         Ok(b) => b,
                         Err(source) => {
                             // Keep the good batches before it; stop at the corrupt one.
-                            corrupt = Some(Error::CorruptRecord { topic: key.0.clone(), partition: key.1, source });
+                            corrupt = Some(Error::CorruptRecord {
+                                topic: key.0.clone(),
+                                partition: key.1,
+                                source,
+                            });
                             break;
                         }
                     };

@@ -26,7 +26,7 @@
 
 mod fetch;
 
-pub use fetch::{FetchedPartition, Fetched, OffsetReset};
+pub use fetch::{Fetched, FetchedPartition, OffsetReset};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,7 +55,11 @@ impl std::str::FromStr for StartOffset {
                 .ok()
                 .filter(|n| *n >= 0)
                 .map(StartOffset::Offset)
-                .ok_or_else(|| Error::Config(format!("offset must be earliest, latest or a number >= 0, not {n:?}"))),
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "offset must be earliest, latest or a number >= 0, not {n:?}"
+                    ))
+                }),
         }
     }
 }
@@ -161,7 +165,10 @@ impl PartitionConsumer {
                 None,
                 Some(topic),
                 Some(partition),
-                Some(format!("the topic has {} partitions", meta.partitions.len())),
+                Some(format!(
+                    "the topic has {} partitions",
+                    meta.partitions.len()
+                )),
             ));
         };
         let leader_epoch = p.leader_epoch;
@@ -213,21 +220,33 @@ impl PartitionConsumer {
                 s.position = position;
                 Ok(())
             }
-            None => Err(Error::Config(format!("{topic}-{partition} is not assigned"))),
+            None => Err(Error::Config(format!(
+                "{topic}-{partition} is not assigned"
+            ))),
         }
     }
 
     /// The position (next offset to read) of an assigned partition.
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.assigned.get(&(topic.to_owned(), partition)).map(|s| s.position)
+        self.assigned
+            .get(&(topic.to_owned(), partition))
+            .map(|s| s.position)
     }
 
     async fn resolve(&self, topic: &str, partition: i32, start: StartOffset) -> Result<i64> {
         let admin = Admin::new(&self.client);
         match start {
             StartOffset::Offset(n) => Ok(n),
-            StartOffset::Earliest => admin.list_offset(topic, partition, offset_spec::EARLIEST).await,
-            StartOffset::Latest => admin.list_offset(topic, partition, offset_spec::LATEST).await,
+            StartOffset::Earliest => {
+                admin
+                    .list_offset(topic, partition, offset_spec::EARLIEST)
+                    .await
+            }
+            StartOffset::Latest => {
+                admin
+                    .list_offset(topic, partition, offset_spec::LATEST)
+                    .await
+            }
         }
     }
 

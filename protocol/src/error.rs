@@ -56,7 +56,10 @@ impl std::fmt::Display for DecodeErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeErrorKind::Truncated { needed, remaining } => {
-                write!(f, "input ends early (needed {needed} bytes, {remaining} left)")
+                write!(
+                    f,
+                    "input ends early (needed {needed} bytes, {remaining} left)"
+                )
             }
             DecodeErrorKind::VarintOverflow => f.write_str("varint is too long"),
             DecodeErrorKind::InvalidLength(n) => write!(f, "invalid length {n}"),

@@ -258,14 +258,7 @@ mod tests {
     fn frames_split_across_any_chunking() {
         let mut wire = BytesMut::new();
         for i in 0..5 {
-            encode_request(
-                &mut wire,
-                i,
-                Some("c"),
-                12,
-                &MetadataRequest::default(),
-            )
-            .unwrap();
+            encode_request(&mut wire, i, Some("c"), 12, &MetadataRequest::default()).unwrap();
         }
         for chunk in [1, 3, 7, 1000] {
             let mut d = FrameDecoder::new(1024);
@@ -286,7 +279,13 @@ mod tests {
         let mut d = FrameDecoder::new(16);
         d.extend(&17i32.to_be_bytes());
         let e = d.next_frame().unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::FrameSize { size: 17, limit: 16 });
+        assert_eq!(
+            e.kind,
+            DecodeErrorKind::FrameSize {
+                size: 17,
+                limit: 16
+            }
+        );
         let mut d = FrameDecoder::new(16);
         d.extend(&(-5i32).to_be_bytes());
         assert!(d.next_frame().is_err());
@@ -302,7 +301,10 @@ mod tests {
         let _req: ApiVersionsRequest = f.decode().unwrap();
 
         let mut out = BytesMut::new();
-        let resp = MetadataResponse { cluster_id: Some("c1".into()), ..Default::default() };
+        let resp = MetadataResponse {
+            cluster_id: Some("c1".into()),
+            ..Default::default()
+        };
         encode_response(&mut out, ApiKey::Metadata, 42, 12, &resp).unwrap();
         let frame = out.freeze().slice(4..);
         assert_eq!(peek_correlation_id(&frame).unwrap(), 42);

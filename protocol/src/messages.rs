@@ -195,7 +195,11 @@ mod tests {
 
     #[test]
     fn every_message_and_version_round_trips() {
-        let mut rt = RoundTrip { seed: 0x5eed, messages: 0, versions: 0 };
+        let mut rt = RoundTrip {
+            seed: 0x5eed,
+            messages: 0,
+            versions: 0,
+        };
         crate::generated::for_each_message(&mut rt);
         assert!(rt.messages >= 84, "only {} messages generated", rt.messages);
         assert!(rt.versions > 450, "only {} versions", rt.versions);
@@ -228,15 +232,24 @@ mod tests {
     fn field_outside_its_versions_is_refused_not_dropped() {
         use crate::messages::fetch_request::FetchRequest;
         // IsolationLevel exists from v4 and is ignorable: dropped quietly for v3, as Kafka does.
-        let r = FetchRequest { isolation_level: 1, ..Default::default() };
+        let r = FetchRequest {
+            isolation_level: 1,
+            ..Default::default()
+        };
         assert!(r.encode_bytes(3).is_ok());
         // RackId exists from v11 and is ignorable; ReplicaState (v15+) is tagged.
         use crate::messages::metadata_request::MetadataRequest;
-        let m = MetadataRequest { allow_auto_topic_creation: false, ..Default::default() };
+        let m = MetadataRequest {
+            allow_auto_topic_creation: false,
+            ..Default::default()
+        };
         // AllowAutoTopicCreation (v4+) is not ignorable: v3 cannot say "false".
         assert!(matches!(
             m.encode_bytes(3),
-            Err(EncodeError::FieldNotInVersion { field: "AllowAutoTopicCreation", .. })
+            Err(EncodeError::FieldNotInVersion {
+                field: "AllowAutoTopicCreation",
+                ..
+            })
         ));
         assert!(m.encode_bytes(4).is_ok());
     }

@@ -70,7 +70,11 @@ pub struct Reader {
 impl Reader {
     /// A reader over `buf`, starting at its first byte.
     pub fn new(buf: Bytes) -> Self {
-        Reader { buf, pos: 0, base: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            base: 0,
+        }
     }
 
     /// Byte offset of the next read from the start of the outermost buffer.
@@ -566,7 +570,9 @@ mod tests {
             .uvarint("len")
             .unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::VarintOverflow);
-        let e = reader(&[0xff, 0xff, 0xff, 0xff, 0x7f]).uvarint("len").unwrap_err();
+        let e = reader(&[0xff, 0xff, 0xff, 0xff, 0x7f])
+            .uvarint("len")
+            .unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::VarintOverflow);
         let e = reader(&[0x80]).varlong("x").unwrap_err();
         assert!(matches!(e.kind, DecodeErrorKind::Truncated { .. }));
@@ -579,15 +585,22 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e.kind, DecodeErrorKind::Truncated { .. }));
         assert_eq!(e.what, "topics");
-        let e = reader(&[0xff, 0xff, 0xff, 0xfe]).array_len(false, "t").unwrap_err();
+        let e = reader(&[0xff, 0xff, 0xff, 0xfe])
+            .array_len(false, "t")
+            .unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::InvalidLength(-2));
     }
 
     #[test]
     fn strings_null_and_invalid_utf8() {
-        assert_eq!(reader(&[0xff, 0xff]).nullable_string(false, "s").unwrap(), None);
+        assert_eq!(
+            reader(&[0xff, 0xff]).nullable_string(false, "s").unwrap(),
+            None
+        );
         assert_eq!(reader(&[0]).nullable_string(true, "s").unwrap(), None);
-        let e = reader(&[0xff, 0xff]).string(false, "client_id").unwrap_err();
+        let e = reader(&[0xff, 0xff])
+            .string(false, "client_id")
+            .unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::UnexpectedNull);
         let e = reader(&[0, 2, 0xc3, 0x28]).string(false, "s").unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::InvalidUtf8);
@@ -601,8 +614,14 @@ mod tests {
             &mut b,
             vec![],
             &[
-                RawTaggedField { tag: 7, data: Bytes::from_static(b"xy") },
-                RawTaggedField { tag: 2, data: Bytes::from_static(b"a") },
+                RawTaggedField {
+                    tag: 7,
+                    data: Bytes::from_static(b"xy"),
+                },
+                RawTaggedField {
+                    tag: 2,
+                    data: Bytes::from_static(b"a"),
+                },
             ],
         );
         assert_eq!(&b[..], &[2, 2, 1, b'a', 7, 2, b'x', b'y']);

@@ -13,7 +13,8 @@ pub(crate) fn snake(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
     for (i, c) in chars.iter().enumerate() {
         if c.is_uppercase() {
-            let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
             let prev_upper = i > 0 && chars[i - 1].is_uppercase();
             if i > 0 && (prev_lower || (prev_upper && next_lower)) {
@@ -30,8 +31,9 @@ pub(crate) fn snake(name: &str) -> String {
 fn ident(name: &str) -> String {
     let s = snake(name);
     match s.as_str() {
-        "match" | "type" | "ref" | "move" | "self" | "loop" | "in" | "as" | "fn" | "mod" | "use"
-        | "where" | "box" | "try" | "yield" | "async" | "await" | "dyn" | "impl" | "gen" => {
+        "match" | "type" | "ref" | "move" | "self" | "loop" | "in" | "as" | "fn" | "mod"
+        | "use" | "where" | "box" | "try" | "yield" | "async" | "await" | "dyn" | "impl"
+        | "gen" => {
             format!("r#{s}")
         }
         _ => s,
@@ -72,8 +74,16 @@ fn is_option(f: &Field) -> bool {
 }
 
 fn rust_ty(f: &Field) -> String {
-    let base = if f.array { format!("Vec<{}>", scalar_ty(f)) } else { scalar_ty(f) };
-    if is_option(f) { format!("Option<{base}>") } else { base }
+    let base = if f.array {
+        format!("Vec<{}>", scalar_ty(f))
+    } else {
+        scalar_ty(f)
+    };
+    if is_option(f) {
+        format!("Option<{base}>")
+    } else {
+        base
+    }
 }
 
 fn parse_int(d: &str) -> i128 {
@@ -139,7 +149,11 @@ fn nullable_now(f: &Field, valid: &Versions) -> String {
 }
 
 fn compact(f: &Field) -> &'static str {
-    if f.compact_allowed { "flexible" } else { "false" }
+    if f.compact_allowed {
+        "flexible"
+    } else {
+        "false"
+    }
 }
 
 /// Expression decoding one element/value of `f`'s scalar type from reader `r`. `nullable` is
@@ -166,11 +180,19 @@ fn decode_scalar(f: &Field, nullable: Option<&str>, r: &str, what: &str) -> Stri
         "float64" => format!("{r}.f64({what})?"),
         "uuid" => format!("{r}.uuid({what})?"),
         "string" => match nullable {
-            Some(cond) => strict(format!("{r}.nullable_string({c}, {what})?"), format!("{r}.string({c}, {what})?"), cond),
+            Some(cond) => strict(
+                format!("{r}.nullable_string({c}, {what})?"),
+                format!("{r}.string({c}, {what})?"),
+                cond,
+            ),
             None => format!("{r}.string({c}, {what})?"),
         },
         "bytes" | "records" => match nullable {
-            Some(cond) => strict(format!("{r}.nullable_bytes({c}, {what})?"), format!("{r}.bytes({c}, {what})?"), cond),
+            Some(cond) => strict(
+                format!("{r}.nullable_bytes({c}, {what})?"),
+                format!("{r}.bytes({c}, {what})?"),
+                cond,
+            ),
             None => format!("{r}.bytes({c}, {what})?"),
         },
         ty => match nullable {
@@ -267,7 +289,11 @@ fn encode_value(f: &Field, x: &str, b: &str, what: &str, ctx: &Ctx, sname: &str)
     }
     match f.ty.as_str() {
         "string" | "bytes" | "records" if opt => {
-            let put = if f.ty == "string" { "put_nullable_string" } else { "put_nullable_bytes" };
+            let put = if f.ty == "string" {
+                "put_nullable_string"
+            } else {
+                "put_nullable_bytes"
+            };
             let nc = null_check(f, ctx, sname);
             if nc.is_empty() {
                 format!("{put}({b}, {x}.as_deref(), {c}, {what})?;")
@@ -334,7 +360,10 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     };
     let mut o = String::new();
     let doc = if top {
-        let key = msg.api_key.map(|k| format!(" (API key {k})")).unwrap_or_default();
+        let key = msg
+            .api_key
+            .map(|k| format!(" (API key {k})"))
+            .unwrap_or_default();
         format!(
             "/// `{sname}`{key}: versions {}, flexible versions {}{}.\n",
             msg.valid.describe(),
@@ -370,7 +399,10 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     o.push_str("    pub unknown_tagged_fields: Vec<RawTaggedField>,\n}\n\n");
 
     // Default
-    let _ = writeln!(o, "impl Default for {sname} {{\n    fn default() -> Self {{\n        {sname} {{");
+    let _ = writeln!(
+        o,
+        "impl Default for {sname} {{\n    fn default() -> Self {{\n        {sname} {{"
+    );
     for f in fields {
         let _ = writeln!(o, "            {}: {},", ident(&f.name), default_expr(f));
     }
@@ -382,7 +414,9 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
         "impl Encodable for {sname} {{\n    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {{"
     );
     if top {
-        let Versions::Range(lo, hi) = valid else { panic!("no versions") };
+        let Versions::Range(lo, hi) = valid else {
+            panic!("no versions")
+        };
         let _ = writeln!(
             o,
             "        if !({lo}..={hi}).contains(&version) {{ return Err(EncodeError::UnsupportedVersion {{ message: {sname:?}, version }}); }}"
@@ -415,12 +449,18 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
             }
         }
     }
-    o.push_str("        if flexible {\n            let mut tagged: Vec<(u32, BytesMut)> = Vec::new();\n");
+    o.push_str(
+        "        if flexible {\n            let mut tagged: Vec<(u32, BytesMut)> = Vec::new();\n",
+    );
     for f in &tagged {
         let id = ident(&f.name);
         let w = what(sname, f);
         let tag = f.tag.expect("tag");
-        let cond = f.tagged.intersect(&f.versions).cond(&valid).unwrap_or_else(|| "true".into());
+        let cond = f
+            .tagged
+            .intersect(&f.versions)
+            .cond(&valid)
+            .unwrap_or_else(|| "true".into());
         let enc = encode_value(f, &format!("self.{id}"), "tmp", &w, ctx, sname);
         let _ = writeln!(
             o,
@@ -428,13 +468,19 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
             default_expr(f)
         );
     }
-    o.push_str("            put_tagged_section(buf, tagged, &self.unknown_tagged_fields);\n        }\n");
+    o.push_str(
+        "            put_tagged_section(buf, tagged, &self.unknown_tagged_fields);\n        }\n",
+    );
     for f in &tagged {
         if f.ignorable {
             continue;
         }
         let id = ident(&f.name);
-        let cond = f.tagged.intersect(&f.versions).cond(&valid).unwrap_or_else(|| "true".into());
+        let cond = f
+            .tagged
+            .intersect(&f.versions)
+            .cond(&valid)
+            .unwrap_or_else(|| "true".into());
         let _ = writeln!(
             o,
             "        if !(flexible && {cond}) && self.{id} != {} {{ return Err(EncodeError::FieldNotInVersion {{ message: {sname:?}, field: {:?}, version }}); }}",
@@ -450,7 +496,9 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
         "impl Decodable for {sname} {{\n    fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {{"
     );
     if top {
-        let Versions::Range(lo, hi) = valid else { panic!("no versions") };
+        let Versions::Range(lo, hi) = valid else {
+            panic!("no versions")
+        };
         let _ = writeln!(
             o,
             "        if !({lo}..={hi}).contains(&version) {{ return Err(r.error({sname:?}, DecodeErrorKind::UnsupportedVersion(version))); }}"
@@ -460,7 +508,10 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
             "        Self::decode_body(r, version).map_err(|e| e.in_context(|| format!(\"{sname} v{{version}}\")))\n    }}\n}}\n\nimpl {sname} {{\n    fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {{"
         );
     }
-    let _ = writeln!(o, "        let flexible = {flex};\n        let mut this = Self::default();");
+    let _ = writeln!(
+        o,
+        "        let flexible = {flex};\n        let mut this = Self::default();"
+    );
     for f in fields.iter().filter(|f| f.tag.is_none()) {
         let dec = decode_value(f, "r", &what(sname, f), &valid);
         let id = ident(&f.name);
@@ -476,7 +527,11 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     o.push_str("        if flexible {\n            let mut unknown = Vec::new();\n            r.tagged_fields(&mut unknown, |tag, r| {\n                match tag {\n");
     for f in &tagged {
         let id = ident(&f.name);
-        let cond = f.tagged.intersect(&f.versions).cond(&valid).unwrap_or_else(|| "true".into());
+        let cond = f
+            .tagged
+            .intersect(&f.versions)
+            .cond(&valid)
+            .unwrap_or_else(|| "true".into());
         let dec = decode_value(f, "r", &what(sname, f), &valid);
         let _ = writeln!(
             o,
@@ -494,17 +549,29 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     for f in fields {
         let id = ident(&f.name);
         let present = if f.tag.is_some() {
-            f.tagged.intersect(&f.versions).cond(&valid).map(|c| format!("flexible && {c}")).unwrap_or_else(|| "flexible".into())
+            f.tagged
+                .intersect(&f.versions)
+                .cond(&valid)
+                .map(|c| format!("flexible && {c}"))
+                .unwrap_or_else(|| "flexible".into())
         } else {
             f.versions.cond(&valid).unwrap_or_else(|| "true".into())
         };
-        let _ = writeln!(o, "        if {present} {{ this.{id} = {}; }}", sample_value(f, ctx));
+        let _ = writeln!(
+            o,
+            "        if {present} {{ this.{id} = {}; }}",
+            sample_value(f, ctx)
+        );
     }
     o.push_str("        if flexible && g.bool() { this.unknown_tagged_fields.push(RawTaggedField { tag: 10_000 + (g.u64() % 100) as u32, data: g.bytes() }); }\n        this\n    }\n}\n\n");
     ctx.out.push_str(&o);
 }
 
-fn collect_structs(fields: &[Field], out: &mut BTreeMap<String, Vec<Field>>, order: &mut Vec<String>) {
+fn collect_structs(
+    fields: &[Field],
+    out: &mut BTreeMap<String, Vec<Field>>,
+    order: &mut Vec<String>,
+) {
     for f in fields {
         if let Some(sub) = &f.fields {
             if !out.contains_key(&f.ty) {
@@ -518,10 +585,14 @@ fn collect_structs(fields: &[Field], out: &mut BTreeMap<String, Vec<Field>>, ord
 
 /// The Rust source of one message module.
 pub(crate) fn message_module(msg: &Message, response_of: Option<(&str, &str)>) -> String {
-    let mut ctx = Ctx { msg, out: String::new() };
+    let mut ctx = Ctx {
+        msg,
+        out: String::new(),
+    };
     ctx.out.push_str(HEADER);
     let _ = writeln!(ctx.out, "//! `{}`: generated types and codecs.\n", msg.name);
-    ctx.out.push_str("#![allow(unused_variables, unused_mut, unused_imports, clippy::all)]\n\n");
+    ctx.out
+        .push_str("#![allow(unused_variables, unused_mut, unused_imports, clippy::all)]\n\n");
     ctx.out.push_str("use bytes::{BufMut, Bytes, BytesMut};\n\nuse crate::error::{DecodeError, DecodeErrorKind, EncodeError};\nuse crate::messages::{Decodable, Encodable, Message};\nuse crate::primitives::*;\n#[cfg(test)]\nuse crate::messages::testing::{Sample, SampleGen};\n\n");
     emit_struct(&mut ctx, &msg.name.clone(), &msg.fields, true);
     let mut structs = BTreeMap::new();
@@ -537,7 +608,9 @@ pub(crate) fn message_module(msg: &Message, response_of: Option<(&str, &str)>) -
     for name in &order {
         emit_struct(&mut ctx, name, &structs[name], false);
     }
-    let Versions::Range(lo, hi) = msg.valid else { panic!("no versions") };
+    let Versions::Range(lo, hi) = msg.valid else {
+        panic!("no versions")
+    };
     let flex_min = match msg.flexible {
         Versions::Range(lo, _) => format!("Some({lo})"),
         Versions::None => "None".into(),

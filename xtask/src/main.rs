@@ -108,7 +108,11 @@ fn main() {
 }
 
 fn import(dir: &Path) -> Result<(), String> {
-    let messages = if dir.join("messages").is_dir() { dir.join("messages") } else { dir.to_path_buf() };
+    let messages = if dir.join("messages").is_dir() {
+        dir.join("messages")
+    } else {
+        dir.to_path_buf()
+    };
     let out = schema_dir();
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let mut names: Vec<String> = EXTRA.iter().map(|s| s.to_string()).collect();
@@ -119,7 +123,8 @@ fn import(dir: &Path) -> Result<(), String> {
     for name in &names {
         let src = messages.join(format!("{name}.json"));
         let text = std::fs::read_to_string(&src).map_err(|e| format!("{}: {e}", src.display()))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", src.display()))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", src.display()))?;
         let norm = schema::normalize(&v);
         let pretty = serde_json::to_string_pretty(&norm).map_err(|e| e.to_string())? + "\n";
         std::fs::write(out.join(format!("{name}.json")), pretty).map_err(|e| e.to_string())?;
@@ -128,7 +133,11 @@ fn import(dir: &Path) -> Result<(), String> {
     if codes.exists() {
         std::fs::copy(&codes, out.join("error_codes.json")).map_err(|e| e.to_string())?;
     }
-    println!("imported {} schema files into {}", names.len(), out.display());
+    println!(
+        "imported {} schema files into {}",
+        names.len(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -155,7 +164,10 @@ fn rustfmt(src: String) -> Result<String, String> {
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     writer.join().expect("writer").map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!("rustfmt failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "rustfmt failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     String::from_utf8(out.stdout).map_err(|e| e.to_string())
 }
@@ -170,11 +182,20 @@ fn generate() -> Result<BTreeMap<String, String>, String> {
         let resp = load(&format!("{api}Response"))?;
         let req_mod = emit::snake(&req.name);
         let resp_mod = emit::snake(&resp.name);
-        files.insert(format!("{req_mod}.rs"), emit::message_module(&req, Some((api, &resp_mod))));
+        files.insert(
+            format!("{req_mod}.rs"),
+            emit::message_module(&req, Some((api, &resp_mod))),
+        );
         files.insert(format!("{resp_mod}.rs"), emit::message_module(&resp, None));
         mods.push((req_mod, req.name.clone()));
         mods.push((resp_mod, resp.name.clone()));
-        api_rows.push((api.to_string(), req.api_key.expect("api key"), req.valid, req.flexible, resp.flexible));
+        api_rows.push((
+            api.to_string(),
+            req.api_key.expect("api key"),
+            req.valid,
+            req.flexible,
+            resp.flexible,
+        ));
     }
     for name in EXTRA {
         let m = load(name)?;
@@ -186,7 +207,9 @@ fn generate() -> Result<BTreeMap<String, String>, String> {
     files.insert("error_codes.rs".into(), error_codes()?);
 
     let mut m = String::from(emit::HEADER);
-    m.push_str("//! Generated protocol code.\n\npub(crate) mod api_keys;\npub(crate) mod error_codes;\n");
+    m.push_str(
+        "//! Generated protocol code.\n\npub(crate) mod api_keys;\npub(crate) mod error_codes;\n",
+    );
     for (module, _) in &mods {
         let _ = writeln!(m, "pub mod {module};");
     }
@@ -196,10 +219,21 @@ fn generate() -> Result<BTreeMap<String, String>, String> {
     }
     m.push_str("}\n");
     files.insert("mod.rs".into(), m);
-    files.into_iter().map(|(k, v)| Ok((k, rustfmt(v)?))).collect()
+    files
+        .into_iter()
+        .map(|(k, v)| Ok((k, rustfmt(v)?)))
+        .collect()
 }
 
-fn api_keys(rows: &[(String, i16, schema::Versions, schema::Versions, schema::Versions)]) -> String {
+fn api_keys(
+    rows: &[(
+        String,
+        i16,
+        schema::Versions,
+        schema::Versions,
+        schema::Versions,
+    )],
+) -> String {
     use schema::Versions;
     let mut o = String::from(emit::HEADER);
     o.push_str("//! API keys of the generated requests.\n\n/// A Kafka API, by its key (protocol guide, \"Api Keys\").\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[non_exhaustive]\npub enum ApiKey {\n");
@@ -220,7 +254,9 @@ fn api_keys(rows: &[(String, i16, schema::Versions, schema::Versions, schema::Ve
     }
     o.push_str("        }\n    }\n\n    /// The lowest and highest request versions this crate can encode and decode.\n    pub fn versions(self) -> (i16, i16) {\n        match self {\n");
     for (api, _, valid, ..) in rows {
-        let Versions::Range(lo, hi) = valid else { panic!() };
+        let Versions::Range(lo, hi) = valid else {
+            panic!()
+        };
         let _ = writeln!(o, "            ApiKey::{api} => ({lo}, {hi}),");
     }
     o.push_str("        }\n    }\n\n    /// The request header version for `version` of this API: 2 for flexible versions, else 1\n    /// (KIP-482).\n    pub fn request_header_version(self, version: i16) -> i16 {\n        match self {\n");
@@ -274,7 +310,11 @@ fn error_codes() -> Result<String, String> {
         let _ = writeln!(o, "            {code} => Some({name:?}),");
     }
     o.push_str("            _ => None,\n        }\n    }\n\n    /// Whether the same request may succeed if retried (the Java client's `RetriableException`\n    /// classification). Unknown codes are not retriable.\n    pub fn is_retriable(self) -> bool {\n        matches!(self.0, ");
-    let retriable: Vec<String> = codes.iter().filter(|c| c.2).map(|c| c.0.to_string()).collect();
+    let retriable: Vec<String> = codes
+        .iter()
+        .filter(|c| c.2)
+        .map(|c| c.0.to_string())
+        .collect();
     o.push_str(&retriable.join(" | "));
     o.push_str(")\n    }\n}\n");
     Ok(o)
@@ -305,7 +345,10 @@ fn check() -> Result<(), String> {
         println!("generated code is up to date");
         Ok(())
     } else {
-        Err(format!("generated code is stale ({}): run `cargo codegen`", stale.join(", ")))
+        Err(format!(
+            "generated code is stale ({}): run `cargo codegen`",
+            stale.join(", ")
+        ))
     }
 }
 
@@ -319,7 +362,11 @@ fn stale_files() -> Result<Vec<String>, String> {
         }
     }
     for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())? {
-        let name = entry.map_err(|e| e.to_string())?.file_name().to_string_lossy().into_owned();
+        let name = entry
+            .map_err(|e| e.to_string())?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if name.ends_with(".rs") && !files.contains_key(&name) {
             stale.push(format!("{name} (not generated)"));
         }
@@ -332,13 +379,19 @@ mod tests {
     #[test]
     fn generated_code_is_not_stale() {
         let stale = super::stale_files().expect("generate");
-        assert!(stale.is_empty(), "stale generated files: {stale:?}; run `cargo codegen`");
+        assert!(
+            stale.is_empty(),
+            "stale generated files: {stale:?}; run `cargo codegen`"
+        );
     }
 
     #[test]
     fn snake_case_names() {
         assert_eq!(super::emit::snake("ThrottleTimeMs"), "throttle_time_ms");
-        assert_eq!(super::emit::snake("ApiVersionsRequest"), "api_versions_request");
+        assert_eq!(
+            super::emit::snake("ApiVersionsRequest"),
+            "api_versions_request"
+        );
         assert_eq!(super::emit::snake("TopicID"), "topic_id");
         assert_eq!(super::emit::snake("IsolationLevel"), "isolation_level");
     }

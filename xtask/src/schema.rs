@@ -166,7 +166,12 @@ pub(crate) fn parse_message(v: &Value) -> Message {
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .map(|c| (c["name"].as_str().expect("name").to_string(), parse_fields(&c["fields"])))
+                    .map(|c| {
+                        (
+                            c["name"].as_str().expect("name").to_string(),
+                            parse_fields(&c["fields"]),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -209,7 +214,11 @@ pub(crate) fn normalize(v: &Value) -> Value {
         Value::Object(out)
     }
     fn fields(v: &Value) -> Value {
-        Value::Array(v.as_array().map(|a| a.iter().map(field).collect()).unwrap_or_default())
+        Value::Array(
+            v.as_array()
+                .map(|a| a.iter().map(field).collect())
+                .unwrap_or_default(),
+        )
     }
     let mut out = serde_json::Map::new();
     for k in TOP {
