@@ -1,7 +1,7 @@
 //! `kafkawire produce`: one record per line of standard input.
 
 use std::io::BufRead;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
@@ -29,7 +29,25 @@ pub(crate) struct ProduceArgs {
     /// A header added to every record, KEY=VALUE (repeatable).
     #[arg(long = "header", value_name = "KEY=VALUE")]
     headers: Vec<String>,
+    /// How long a batch waits for more records, in ms (linger).
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// Largest batch per partition, in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    batch_size: usize,
+    /// Idempotent delivery (needs acks=all). Default: true with acks=all, else false.
+    #[arg(long)]
+    idempotence: Option<bool>,
+    /// Send all of standard input as one transaction with this transactional id.
+    #[arg(long, value_name = "ID")]
+    transactional_id: Option<String>,
+    /// Produce requests in flight per broker connection.
+    #[arg(long, default_value_t = 5)]
+    max_in_flight: usize,
 }
+
+/// Records sent but not yet acknowledged before the reader waits for the oldest.
+const MAX_UNACKED: usize = 100_000;
 
 /// Lines read per chunk handed to the producer (bounded by bytes too).
 const CHUNK_RECORDS: usize = 20_000;
@@ -37,10 +55,12 @@ const CHUNK_BYTES: usize = 900 * 1024;
 
 pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error> {
     let acks: Acks = args.acks.parse()?;
-    let compression: Compression = args
-        .compression
-        .parse()
-        .map_err(|_| Error::Config(format!("--compression must be none, gzip, snappy, lz4 or zstd, not {:?}", args.compression)))?;
+    let compression: Compression = args.compression.parse().map_err(|_| {
+        Error::Config(format!(
+            "--compression must be none, gzip, snappy, lz4 or zstd, not {:?}",
+            args.compression
+        ))
+    })?;
     let mut headers = Vec::new();
     for h in &args.headers {
         let (k, v) = h
@@ -51,17 +71,31 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
     // Fail early, with the topic's name, if it does not exist.
     let topic = client.topic_metadata(&args.topic).await?;
     if let Some(p) = args.partition
-        && !topic.partitions.iter().any(|m| m.partition == p) {
-            return Err(Error::Config(format!(
-                "topic {} has no partition {p} (it has {})",
-                args.topic,
-                topic.partitions.len()
-            )));
-        }
-    let producer = Producer::new(
-        client,
-        ProducerConfig { acks, compression, ..ProducerConfig::default() },
-    );
+        && !topic.partitions.iter().any(|m| m.partition == p)
+    {
+        return Err(Error::Config(format!(
+            "topic {} has no partition {p} (it has {})",
+            args.topic,
+            topic.partitions.len()
+        )));
+    }
+    let config = ProducerConfig {
+        acks,
+        compression,
+        linger: Duration::from_millis(args.linger_ms),
+        batch_size: args.batch_size,
+        enable_idempotence: args
+            .idempotence
+            .unwrap_or(acks == Acks::All || args.transactional_id.is_some()),
+        transactional_id: args.transactional_id.clone(),
+        max_in_flight_per_connection: args.max_in_flight,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(client, config)?;
+    if args.transactional_id.is_some() {
+        producer.init_transactions().await?;
+        producer.begin_transaction()?;
+    }
 
     // Standard input is read on a blocking thread, a chunk at a time, while the previous chunk
     // is being sent.
@@ -106,26 +140,50 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
     let (mut records, mut bytes) = (0u64, 0u64);
     let sep = args.key_separator.as_deref().map(unescape);
     let sep = sep.as_deref();
+    // Deliveries are awaited in order behind the sends, so the producer keeps batching and
+    // pipelining while earlier records are acknowledged.
+    let mut pending = std::collections::VecDeque::new();
+    let mut failure = None;
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk.map_err(|e| Error::Config(format!("cannot read standard input: {e}")))?;
-        let batch: Vec<ProducerRecord> = chunk
-            .into_iter()
-            .map(|line| {
-                let (key, value) = split_key(line, sep);
-                bytes += (key.as_ref().map_or(0, Bytes::len) + value.len()) as u64;
-                ProducerRecord {
-                    topic: args.topic.clone(),
-                    partition: args.partition,
-                    key,
-                    value: Some(value),
-                    headers: headers.clone(),
-                    timestamp: None,
+        for line in chunk {
+            let (key, value) = split_key(line, sep);
+            bytes += (key.as_ref().map_or(0, Bytes::len) + value.len()) as u64;
+            let record = ProducerRecord {
+                topic: args.topic.clone(),
+                partition: args.partition,
+                key,
+                value: Some(value),
+                headers: headers.clone(),
+                timestamp: None,
+            };
+            pending.push_back(producer.send(record).await?);
+            records += 1;
+            while pending.len() > MAX_UNACKED {
+                if let Err(e) = pending.pop_front().expect("non-empty").await {
+                    failure.get_or_insert(e);
                 }
-            })
-            .collect();
-        records += batch.len() as u64;
-        producer.send_batch(batch).await?;
+            }
+        }
+        if failure.is_some() {
+            break;
+        }
     }
+    for d in pending {
+        if let Err(e) = d.await {
+            failure.get_or_insert(e);
+        }
+    }
+    if let Some(e) = failure {
+        if args.transactional_id.is_some() {
+            let _ = producer.abort_transaction().await;
+        }
+        return Err(e);
+    }
+    if args.transactional_id.is_some() {
+        producer.commit_transaction().await?;
+    }
+    producer.close(Duration::from_secs(30)).await?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     eprintln!(
         "produced {records} records ({bytes} bytes of keys and values) to {} in {secs:.2} s: {:.0} records/s, {:.2} MB/s",
@@ -138,7 +196,10 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
 
 /// `\t`, `\n` and `\\` in a separator mean tab, newline and backslash, as in `--format`.
 fn unescape(s: &str) -> Vec<u8> {
-    s.replace("\\t", "\t").replace("\\n", "\n").replace("\\\\", "\\").into_bytes()
+    s.replace("\\t", "\t")
+        .replace("\\n", "\n")
+        .replace("\\\\", "\\")
+        .into_bytes()
 }
 
 fn split_key(line: Vec<u8>, sep: Option<&[u8]>) -> (Option<Bytes>, Bytes) {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use kafkawire_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use kafkawire_protocol::messages::Request;
+use kafkawire_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 
 use crate::address_map::BrokerAddressMap;
 use crate::connection::{Connection, ConnectionConfig};
@@ -140,7 +140,11 @@ impl Client {
 
     /// The bootstrap address that answered last.
     pub fn bootstrap_address(&self) -> Option<String> {
-        self.inner.bootstrap_addr.read().ok().and_then(|a| a.clone())
+        self.inner
+            .bootstrap_addr
+            .read()
+            .ok()
+            .and_then(|a| a.clone())
     }
 
     /// The current metadata snapshot (may be stale; see [`Client::refresh_metadata`]).
@@ -154,9 +158,10 @@ impl Client {
     async fn bootstrap_connection(&self) -> Result<Arc<Connection>> {
         let mut guard = self.inner.bootstrap.lock().await;
         if let Some((_, c)) = guard.as_ref()
-            && !c.is_closed() {
-                return Ok(c.clone());
-            }
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
         let mut attempts = Vec::new();
         for addr in &self.inner.config.bootstrap {
             match Connection::connect(
@@ -234,7 +239,11 @@ impl Client {
         self.metadata_request(req, true).await
     }
 
-    async fn metadata_request(&self, mut req: MetadataRequest, replace: bool) -> Result<Arc<ClusterMetadata>> {
+    async fn metadata_request(
+        &self,
+        mut req: MetadataRequest,
+        replace: bool,
+    ) -> Result<Arc<ClusterMetadata>> {
         let conn = self.any_connection().await?;
         let version = conn.version_for(MetadataRequest::API_KEY)?;
         if version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty) {
@@ -252,7 +261,11 @@ impl Client {
             }
         };
         let fresh = ClusterMetadata::from_response(&resp);
-        let merged = if replace { fresh } else { self.metadata().merge(fresh) };
+        let merged = if replace {
+            fresh
+        } else {
+            self.metadata().merge(fresh)
+        };
         let merged = Arc::new(merged);
         if let Ok(mut m) = self.inner.metadata.write() {
             *m = merged.clone();
@@ -274,9 +287,11 @@ impl Client {
     /// UNKNOWN_TOPIC_OR_PARTITION) when the cluster does not have it.
     pub async fn topic_metadata(&self, topic: &str) -> Result<crate::TopicMetadata> {
         if let Some(t) = self.metadata().topics.get(topic)
-            && t.error.is_ok() && !t.partitions.is_empty() {
-                return Ok(t.clone());
-            }
+            && t.error.is_ok()
+            && !t.partitions.is_empty()
+        {
+            return Ok(t.clone());
+        }
         let m = self.refresh_metadata(&[topic]).await?;
         match m.topics.get(topic) {
             Some(t) if t.error.is_ok() && !t.partitions.is_empty() => Ok(t.clone()),
@@ -309,7 +324,8 @@ impl Client {
     /// As [`Client::topic_metadata`], and [`Error::NoLeader`] (retriable) when the partition has
     /// no leader right now.
     pub async fn leader_for(&self, topic: &str, partition: i32) -> Result<i32> {
-        let lookup = |m: &ClusterMetadata| m.partition(topic, partition).map(|p| (p.leader, p.error));
+        let lookup =
+            |m: &ClusterMetadata| m.partition(topic, partition).map(|p| (p.leader, p.error));
         if let Some((leader, _)) = lookup(&self.metadata()).filter(|(l, _)| *l >= 0) {
             return Ok(leader);
         }
@@ -348,9 +364,10 @@ impl Client {
     pub async fn broker_connection(&self, node_id: i32) -> Result<Arc<Connection>> {
         let mut brokers = self.inner.brokers.lock().await;
         if let Some(c) = brokers.get(&node_id)
-            && !c.is_closed() {
-                return Ok(c.clone());
-            }
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
         let meta = self.metadata();
         let Some(b) = meta.brokers.get(&node_id) else {
             return Err(Error::Config(format!(
@@ -383,7 +400,14 @@ impl Client {
     /// - the bootstrap address still answers now, and either this is the only broker (so the
     ///   bootstrap address reaches this very broker) or the bootstrap address is not among the
     ///   advertised ones (clients reach the cluster through another listener): the trap.
-    async fn diagnose(&self, node_id: i32, advertised: &str, target: &str, e: Error, meta: &ClusterMetadata) -> Error {
+    async fn diagnose(
+        &self,
+        node_id: i32,
+        advertised: &str,
+        target: &str,
+        e: Error,
+        meta: &ClusterMetadata,
+    ) -> Error {
         let Some(bootstrap) = self.bootstrap_address() else {
             return e;
         };
@@ -394,7 +418,8 @@ impl Client {
             return e;
         }
         let text = source.to_string();
-        let unresolvable = text.contains("lookup") || text.contains("resolve") || text.contains("Name or service");
+        let unresolvable =
+            text.contains("lookup") || text.contains("resolve") || text.contains("Name or service");
         let trap = unresolvable || {
             let single_broker = meta.brokers.len() == 1;
             let bootstrap_is_advertised = meta.brokers.values().any(|b| b.address() == bootstrap);
@@ -422,6 +447,62 @@ impl Client {
         self.bootstrap_connection().await.is_ok()
     }
 
+    /// The node id of the coordinator for `key`: a consumer group (`key_type` 0) or a
+    /// transactional id (`key_type` 1) (FindCoordinator; KIP-699 batches keys from v4). A
+    /// coordinator missing from the cached metadata triggers a metadata refresh.
+    ///
+    /// # Errors
+    /// Transport errors, or [`Error::Broker`] with the coordinator error (e.g.
+    /// COORDINATOR_NOT_AVAILABLE, retriable).
+    pub async fn find_coordinator(&self, key_type: i8, key: &str) -> Result<i32> {
+        use kafkawire_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+        let conn = self.any_connection().await?;
+        let version = conn.version_for(FindCoordinatorRequest::API_KEY)?;
+        let req = FindCoordinatorRequest {
+            key: if version < 4 {
+                key.to_owned()
+            } else {
+                String::new()
+            },
+            key_type,
+            coordinator_keys: if version >= 4 {
+                vec![key.to_owned()]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        };
+        let resp = conn.send_version(&req, version).await?;
+        let (code, node, message) = if version >= 4 {
+            match resp.coordinators.iter().find(|c| c.key == key) {
+                Some(c) => (c.error_code, c.node_id, c.error_message.clone()),
+                None => (
+                    kafkawire_protocol::ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+                    -1,
+                    Some("the response names no coordinator for the key".into()),
+                ),
+            }
+        } else {
+            (resp.error_code, resp.node_id, resp.error_message.clone())
+        };
+        if code != 0 {
+            return Err(Error::broker_error(
+                kafkawire_protocol::ErrorCode(code),
+                FindCoordinatorRequest::API_KEY,
+                Some(conn.broker()),
+                None,
+                None,
+                message
+                    .map(|m| format!("{m} (key {key})"))
+                    .or_else(|| Some(format!("key {key}"))),
+            ));
+        }
+        if !self.metadata().brokers.contains_key(&node) {
+            self.refresh_metadata(&[]).await?;
+        }
+        Ok(node)
+    }
+
     /// Forgets the connection to `node_id` (after a transport error), so the next request opens
     /// a new one.
     pub async fn drop_connection(&self, node_id: i32) {
@@ -436,7 +517,12 @@ impl Client {
     pub async fn send_to<R: Request>(&self, node_id: i32, req: &R) -> Result<R::Response> {
         let conn = self.broker_connection(node_id).await?;
         let r = conn.send(req).await;
-        if r.as_ref().is_err_and(|e| matches!(e, Error::Io { .. } | Error::ConnectionClosed { .. } | Error::Decode { .. })) {
+        if r.as_ref().is_err_and(|e| {
+            matches!(
+                e,
+                Error::Io { .. } | Error::ConnectionClosed { .. } | Error::Decode { .. }
+            )
+        }) {
             self.drop_connection(node_id).await;
         }
         r
@@ -446,7 +532,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::leader_for`] and [`Client::send_to`].
-    pub async fn send_to_leader<R: Request>(&self, topic: &str, partition: i32, req: &R) -> Result<R::Response> {
+    pub async fn send_to_leader<R: Request>(
+        &self,
+        topic: &str,
+        partition: i32,
+        req: &R,
+    ) -> Result<R::Response> {
         let leader = self.leader_for(topic, partition).await?;
         self.send_to(leader, req).await
     }
@@ -458,7 +549,9 @@ impl Client {
     pub async fn send_any<R: Request>(&self, req: &R) -> Result<R::Response> {
         let conn = self.any_connection().await?;
         let r = conn.send(req).await;
-        if r.as_ref().is_err_and(|e| matches!(e, Error::Io { .. } | Error::ConnectionClosed { .. })) {
+        if r.as_ref()
+            .is_err_and(|e| matches!(e, Error::Io { .. } | Error::ConnectionClosed { .. }))
+        {
             self.drop_bootstrap(&conn).await;
         }
         r

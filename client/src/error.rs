@@ -140,9 +140,187 @@ pub enum Error {
         #[source]
         source: DecodeError,
     },
+    /// A record was not acknowledged within the producer's delivery timeout
+    /// (`delivery.timeout.ms`, KIP-91), retries included.
+    #[error("record for {topic}-{partition} not delivered within {timeout_ms} ms{}", last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
+    DeliveryTimeout {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The delivery timeout, in milliseconds.
+        timeout_ms: u64,
+        /// The error of the last attempt, if there was one.
+        last_error: Option<String>,
+    },
+    /// The producer's buffer (`buffer.memory`) stayed full for `max.block.ms` (or, with
+    /// `try_send`, was full right now).
+    #[error("the producer's buffer is full ({buffer_memory} bytes){}", waited_ms.map(|w| format!(" and stayed full for {w} ms")).unwrap_or_default())]
+    BufferFull {
+        /// The buffer size, in bytes.
+        buffer_memory: usize,
+        /// How long `send` waited, in milliseconds (`None` for `try_send`).
+        waited_ms: Option<u64>,
+    },
+    /// A record larger than the producer accepts (`max.request.size` or `buffer.memory`).
+    #[error(
+        "record of {size} bytes for {topic} is larger than the {limit} bytes allowed ({setting})"
+    )]
+    RecordTooLarge {
+        /// Topic.
+        topic: String,
+        /// The record's size, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+        /// Which setting sets the limit.
+        setting: &'static str,
+    },
+    /// The producer was closed (or failed fatally) before the operation completed.
+    #[error("the producer is closed{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    ProducerClosed {
+        /// Why, if it closed because of an error.
+        reason: Option<String>,
+    },
+    /// A transactional call made in a state that does not allow it (e.g. `commit_transaction`
+    /// without `begin_transaction`), or after an error that requires an abort first.
+    #[error("transaction: {0}")]
+    TransactionState(String),
     /// A bad setting or argument.
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+impl Clone for Error {
+    /// A copy of the error; an I/O source is rebuilt from its kind and message.
+    fn clone(&self) -> Self {
+        match self {
+            Error::Io { broker, source } => Error::Io {
+                broker: broker.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::ConnectionClosed { broker, api } => Error::ConnectionClosed {
+                broker: broker.clone(),
+                api: *api,
+            },
+            Error::Timeout {
+                broker,
+                api,
+                timeout_ms,
+            } => Error::Timeout {
+                broker: broker.clone(),
+                api: *api,
+                timeout_ms: *timeout_ms,
+            },
+            Error::Broker {
+                code,
+                api,
+                broker,
+                topic,
+                partition,
+                message,
+            } => Error::Broker {
+                code: *code,
+                api: *api,
+                broker: broker.clone(),
+                topic: topic.clone(),
+                partition: *partition,
+                message: message.clone(),
+            },
+            Error::Decode {
+                broker,
+                api,
+                source,
+            } => Error::Decode {
+                broker: broker.clone(),
+                api: *api,
+                source: source.clone(),
+            },
+            Error::Encode { api, source } => Error::Encode {
+                api: *api,
+                source: source.clone(),
+            },
+            Error::UnsupportedVersion {
+                broker,
+                api,
+                ours,
+                theirs,
+            } => Error::UnsupportedVersion {
+                broker: broker.clone(),
+                api: *api,
+                ours: *ours,
+                theirs: *theirs,
+            },
+            Error::NoBrokerReachable { attempts } => Error::NoBrokerReachable {
+                attempts: attempts.clone(),
+            },
+            Error::AdvertisedListenerUnreachable {
+                bootstrap,
+                node_id,
+                advertised,
+                mapped_to,
+                reason,
+            } => Error::AdvertisedListenerUnreachable {
+                bootstrap: bootstrap.clone(),
+                node_id: *node_id,
+                advertised: advertised.clone(),
+                mapped_to: mapped_to.clone(),
+                reason: reason.clone(),
+            },
+            Error::NoLeader {
+                topic,
+                partition,
+                reason,
+            } => Error::NoLeader {
+                topic: topic.clone(),
+                partition: *partition,
+                reason: reason.clone(),
+            },
+            Error::CorruptRecord {
+                topic,
+                partition,
+                source,
+            } => Error::CorruptRecord {
+                topic: topic.clone(),
+                partition: *partition,
+                source: source.clone(),
+            },
+            Error::DeliveryTimeout {
+                topic,
+                partition,
+                timeout_ms,
+                last_error,
+            } => Error::DeliveryTimeout {
+                topic: topic.clone(),
+                partition: *partition,
+                timeout_ms: *timeout_ms,
+                last_error: last_error.clone(),
+            },
+            Error::BufferFull {
+                buffer_memory,
+                waited_ms,
+            } => Error::BufferFull {
+                buffer_memory: *buffer_memory,
+                waited_ms: *waited_ms,
+            },
+            Error::RecordTooLarge {
+                topic,
+                size,
+                limit,
+                setting,
+            } => Error::RecordTooLarge {
+                topic: topic.clone(),
+                size: *size,
+                limit: *limit,
+                setting,
+            },
+            Error::ProducerClosed { reason } => Error::ProducerClosed {
+                reason: reason.clone(),
+            },
+            Error::TransactionState(s) => Error::TransactionState(s.clone()),
+            Error::Config(s) => Error::Config(s.clone()),
+        }
+    }
 }
 
 impl Error {
@@ -155,13 +333,18 @@ impl Error {
             | Error::ConnectionClosed { .. }
             | Error::Timeout { .. }
             | Error::NoBrokerReachable { .. }
-            | Error::NoLeader { .. } => true,
+            | Error::NoLeader { .. }
+            | Error::DeliveryTimeout { .. }
+            | Error::BufferFull { .. } => true,
             Error::Broker { code, .. } => code.is_retriable(),
             Error::Decode { .. }
             | Error::Encode { .. }
             | Error::UnsupportedVersion { .. }
             | Error::AdvertisedListenerUnreachable { .. }
             | Error::CorruptRecord { .. }
+            | Error::RecordTooLarge { .. }
+            | Error::ProducerClosed { .. }
+            | Error::TransactionState(_)
             | Error::Config(_) => false,
         }
     }
@@ -227,7 +410,10 @@ impl Error {
     pub fn topic(&self) -> Option<&str> {
         match self {
             Error::Broker { topic, .. } => topic.as_deref(),
-            Error::NoLeader { topic, .. } | Error::CorruptRecord { topic, .. } => Some(topic),
+            Error::NoLeader { topic, .. }
+            | Error::CorruptRecord { topic, .. }
+            | Error::DeliveryTimeout { topic, .. }
+            | Error::RecordTooLarge { topic, .. } => Some(topic),
             _ => None,
         }
     }
@@ -236,9 +422,9 @@ impl Error {
     pub fn partition(&self) -> Option<i32> {
         match self {
             Error::Broker { partition, .. } => *partition,
-            Error::NoLeader { partition, .. } | Error::CorruptRecord { partition, .. } => {
-                Some(*partition)
-            }
+            Error::NoLeader { partition, .. }
+            | Error::CorruptRecord { partition, .. }
+            | Error::DeliveryTimeout { partition, .. } => Some(*partition),
             _ => None,
         }
     }
@@ -279,7 +465,10 @@ mod tests {
         );
         assert!(e.is_retriable());
         assert!(e.invalidates_metadata());
-        assert_eq!((e.topic(), e.partition(), e.broker()), (Some("t"), Some(3), Some("b:1")));
+        assert_eq!(
+            (e.topic(), e.partition(), e.broker()),
+            (Some("t"), Some(3), Some("b:1"))
+        );
         assert_eq!(
             e.to_string(),
             "Produce failed on broker b:1 for t-3: NOT_LEADER_OR_FOLLOWER (6)"
@@ -300,7 +489,13 @@ mod tests {
         let e = Error::broker_error(ErrorCode(12345), ApiKey::Fetch, None, None, None, None);
         assert!(!e.is_retriable());
         assert!(e.to_string().contains("unknown error code 12345"));
-        assert!(Error::ConnectionClosed { broker: "x".into(), api: None }.is_retriable());
+        assert!(
+            Error::ConnectionClosed {
+                broker: "x".into(),
+                api: None
+            }
+            .is_retriable()
+        );
         assert!(!Error::Config("x".into()).is_retriable());
     }
 

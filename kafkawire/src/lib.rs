@@ -13,9 +13,9 @@
 //! # async fn main() -> Result<(), kafkawire::Error> {
 //! let client = Client::connect(ClientConfig::new("127.0.0.1:9092")).await?;
 //!
-//! let producer = Producer::new(&client, ProducerConfig::default()); // acks=all
+//! let producer = Producer::new(&client, ProducerConfig::default())?; // acks=all, idempotent
 //! let written = producer
-//!     .send(ProducerRecord::new("greetings", "hello").key("k1").header("lang", "en"))
+//!     .send_and_wait(ProducerRecord::new("greetings", "hello").key("k1").header("lang", "en"))
 //!     .await?;
 //!
 //! let mut consumer = PartitionConsumer::new(&client, ConsumerConfig::default());
@@ -46,7 +46,10 @@ pub use kafkawire_consumer::{
     ConsumerConfig, Fetched, FetchedPartition, IsolationLevel, OffsetReset, PartitionConsumer,
     StartOffset,
 };
-pub use kafkawire_producer::{Acks, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use kafkawire_producer::{
+    Acks, ConsumerGroupMetadata, DeliveryFuture, Partitioner, Producer, ProducerBuilder,
+    ProducerConfig, ProducerRecord, RecordMetadata, TopicPartitionOffset,
+};
 pub use kafkawire_protocol::records::Compression;
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.

@@ -1,5 +1,8 @@
 //! Choosing a record's partition.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 /// Kafka's murmur2 hash of a key, bit for bit as the Java client's default partitioner computes
 /// it (seed `0x9747b28c`, m = `0x5bd1e995`, r = 24, tail bytes little-endian), so a key lands
 /// on the same partition whichever client wrote it.
@@ -47,6 +50,84 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
 }
 
+/// Chooses the partition of records that do not name one.
+pub trait Partitioner: Send + Sync {
+    /// The partition for a record with `key` (`None`: null key) of `topic`, which has
+    /// `partitions` partitions (at least 1).
+    fn partition(&self, topic: &str, key: Option<&[u8]>, partitions: i32) -> i32;
+
+    /// Called after a record of `bytes` bytes was appended to `partition` (sticky partitioners
+    /// use it to decide when to move on). The default does nothing.
+    fn on_append(&self, topic: &str, partition: i32, bytes: usize) {
+        let _ = (topic, partition, bytes);
+    }
+}
+
+/// The Java client's default: murmur2 of the key for keyed records; for null keys, uniform
+/// sticky partitioning (KIP-794): all null-key records of a topic go to one partition until
+/// about `switch_bytes` have been sent there, then to another one chosen at random, so batches
+/// fill up instead of being spread thin.
+#[derive(Debug)]
+pub struct DefaultPartitioner {
+    switch_bytes: usize,
+    sticky: Mutex<HashMap<String, (i32, usize)>>,
+}
+
+impl Default for DefaultPartitioner {
+    /// Switches after 16 KiB, the default `batch.size`.
+    fn default() -> Self {
+        DefaultPartitioner::new(16 * 1024)
+    }
+}
+
+impl DefaultPartitioner {
+    /// Sticky partitions switch after about `switch_bytes` bytes.
+    pub fn new(switch_bytes: usize) -> Self {
+        DefaultPartitioner {
+            switch_bytes: switch_bytes.max(1),
+            sticky: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn random_below(n: i32) -> i32 {
+    use rand::Rng;
+    rand::thread_rng().gen_range(0..n.max(1))
+}
+
+impl Partitioner for DefaultPartitioner {
+    fn partition(&self, topic: &str, key: Option<&[u8]>, partitions: i32) -> i32 {
+        if let Some(k) = key {
+            return partition_for_key(k, partitions);
+        }
+        let Ok(mut sticky) = self.sticky.lock() else {
+            return random_below(partitions);
+        };
+        let entry = sticky
+            .entry(topic.to_owned())
+            .or_insert_with(|| (random_below(partitions), 0));
+        if entry.0 >= partitions {
+            *entry = (random_below(partitions), 0);
+        }
+        entry.0
+    }
+
+    fn on_append(&self, topic: &str, partition: i32, bytes: usize) {
+        let Ok(mut sticky) = self.sticky.lock() else {
+            return;
+        };
+        if let Some(entry) = sticky.get_mut(topic)
+            && entry.0 == partition
+        {
+            entry.1 += bytes;
+            if entry.1 >= self.switch_bytes {
+                // Pick again at the next record; the partition count is known then.
+                sticky.remove(topic);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,12 +141,44 @@ mod tests {
             (b"foobar", -790332482),
             (b"a-little-bit-long-string", -985981536),
             (b"a-little-bit-longer-string", -1486304829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             (b"abc", 479470107),
         ];
         for (input, want) in cases {
-            assert_eq!(murmur2(input), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                murmur2(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
+    }
+
+    #[test]
+    fn null_keys_stick_then_move_on() {
+        let p = DefaultPartitioner::new(100);
+        let first = p.partition("t", None, 1000);
+        for _ in 0..9 {
+            assert_eq!(p.partition("t", None, 1000), first);
+            p.on_append("t", first, 10);
+        }
+        p.on_append("t", first, 10);
+        // 100 bytes reached: a new choice (random among 1000, so almost surely another).
+        let seen: std::collections::HashSet<i32> = (0..20)
+            .map(|_| {
+                let q = p.partition("t", None, 1000);
+                p.on_append("t", q, 100);
+                q
+            })
+            .collect();
+        assert!(seen.len() > 1);
+        assert_eq!(
+            p.partition("t", Some(b"21"), 7),
+            partition_for_key(b"21", 7)
+        );
     }
 
     #[test]

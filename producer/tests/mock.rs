@@ -89,7 +89,7 @@ async fn leader_move_mid_stream_is_followed_and_nothing_is_duplicated() {
         let cluster = MockCluster::start(3).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
-        let producer = Producer::new(&client, fast_config());
+        let producer = Producer::new(&client, fast_config()).expect("valid config");
 
         let first = producer.send_batch(records("t", 0, 0..5)).await.unwrap();
         let offsets: Vec<i64> = first.iter().map(|m| m.offset).collect();
@@ -124,7 +124,7 @@ async fn retriable_codes_scripted_once_are_retried() {
         let cluster = MockCluster::start(1).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
-        let producer = Producer::new(&client, fast_config());
+        let producer = Producer::new(&client, fast_config()).expect("valid config");
 
         let mut want = 0;
         for code in [
@@ -135,7 +135,7 @@ async fn retriable_codes_scripted_once_are_retried() {
             let before = cluster.request_count(ApiKey::Produce);
             cluster.script(ApiKey::Produce, Action::ErrorCode(code));
             let m = producer
-                .send(ProducerRecord::new("t", format!("v{want}")).partition(0))
+                .send_and_wait(ProducerRecord::new("t", format!("v{want}")).partition(0))
                 .await
                 .unwrap_or_else(|e| panic!("{code} once should be retried: {e}"));
             assert_eq!(m.offset, i64::from(want));
@@ -157,7 +157,7 @@ async fn dropped_connection_during_produce_is_retried() {
         let cluster = MockCluster::start(1).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
-        let producer = Producer::new(&client, fast_config());
+        let producer = Producer::new(&client, fast_config()).expect("valid config");
         cluster.script(ApiKey::Produce, Action::DropConnection);
         let m = producer
             .send_batch(records("t", 0, 0..3))
@@ -179,13 +179,13 @@ async fn non_retriable_code_fails_at_once_naming_topic_and_partition() {
         let cluster = MockCluster::start(1).await;
         cluster.create_topic("t", 2);
         let client = client(&cluster).await;
-        let producer = Producer::new(&client, fast_config());
+        let producer = Producer::new(&client, fast_config()).expect("valid config");
         cluster.script(
             ApiKey::Produce,
             Action::ErrorCode(ErrorCode::TOPIC_AUTHORIZATION_FAILED),
         );
         let e = producer
-            .send(ProducerRecord::new("t", "secret").partition(1))
+            .send_and_wait(ProducerRecord::new("t", "secret").partition(1))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Broker { .. }), "{e:?}");
@@ -201,36 +201,72 @@ async fn non_retriable_code_fails_at_once_naming_topic_and_partition() {
 }
 
 #[tokio::test]
-async fn retriable_code_beyond_the_retry_budget_fails_with_that_code() {
+async fn retriable_code_beyond_the_delivery_timeout_fails_with_that_code() {
     within(async {
         let cluster = MockCluster::start(1).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
+        // Retries are bounded by time, not by a count: the record fails once the delivery
+        // timeout has passed, reporting the error of its last attempt.
+        let delivery_timeout = Duration::from_secs(1);
         let config = ProducerConfig {
-            retries: 2,
+            linger: Duration::ZERO,
+            request_timeout: Duration::from_millis(500),
+            delivery_timeout,
             ..fast_config()
         };
-        let producer = Producer::new(&client, config);
-        cluster.script_n(ApiKey::Produce, 3, || {
+        let producer = Producer::new(&client, config).expect("valid config");
+        // More failures than the producer can try within the delivery timeout.
+        const SCRIPTED: usize = 200;
+        cluster.script_n(ApiKey::Produce, SCRIPTED, || {
             Action::ErrorCode(ErrorCode::NOT_ENOUGH_REPLICAS)
         });
+        let start = std::time::Instant::now();
         let e = producer
             .send_batch(records("t", 0, 0..4))
             .await
             .unwrap_err();
-        assert_eq!(e.code(), Some(ErrorCode::NOT_ENOUGH_REPLICAS));
+        let elapsed = start.elapsed();
+        let Error::DeliveryTimeout {
+            timeout_ms,
+            last_error,
+            ..
+        } = &e
+        else {
+            panic!("expected DeliveryTimeout, got {e:?}");
+        };
+        assert_eq!(*timeout_ms, 1000);
+        let last_error = last_error.as_deref().expect("the last attempt's error");
+        assert!(last_error.contains("NOT_ENOUGH_REPLICAS"), "{last_error}");
+        assert!(e.to_string().contains("NOT_ENOUGH_REPLICAS"), "{e}");
         assert!(e.is_retriable());
         assert_eq!((e.topic(), e.partition()), (Some("t"), Some(0)));
+        assert!(e.to_string().contains("t-0"), "{e}");
+        assert!(
+            elapsed >= delivery_timeout,
+            "failed after {elapsed:?}, before the delivery timeout"
+        );
+        let attempts = cluster.request_count(ApiKey::Produce);
+        assert!(
+            attempts > 2,
+            "retried until the timeout: {attempts} attempts"
+        );
         assert_eq!(
-            cluster.request_count(ApiKey::Produce),
-            3,
-            "1 try + 2 retries"
+            cluster.pending_scripts(),
+            SCRIPTED - attempts,
+            "every attempt got the scripted error"
         );
         assert!(cluster.log("t", 0).is_empty());
 
-        // The scripts are used up: the producer works again.
+        // Once the broker recovers, the producer works again.
+        cluster.clear_scripts();
         let m = producer.send_batch(records("t", 0, 0..4)).await.unwrap();
-        assert_eq!(m.last().unwrap().offset, 3);
+        let offsets: Vec<i64> = m.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, [0, 1, 2, 3]);
+        assert_eq!(
+            values(&log_records(&cluster, "t", 0)),
+            expected_values(0..4)
+        );
     })
     .await;
 }
@@ -243,11 +279,13 @@ async fn acks_zero_returns_offset_minus_one_and_the_records_arrive() {
         let client = client(&cluster).await;
         let config = ProducerConfig {
             acks: Acks::None,
+            // Idempotence needs acks=all.
+            enable_idempotence: false,
             ..fast_config()
         };
-        let producer = Producer::new(&client, config);
+        let producer = Producer::new(&client, config).expect("valid config");
         let m = producer
-            .send(ProducerRecord::new("t", "v0").partition(0))
+            .send_and_wait(ProducerRecord::new("t", "v0").partition(0))
             .await
             .unwrap();
         assert_eq!((m.topic.as_str(), m.partition, m.offset), ("t", 0, -1));
@@ -273,7 +311,7 @@ async fn keyed_records_go_to_the_murmur2_partition() {
         let cluster = MockCluster::start(2).await;
         cluster.create_topic("k", 5);
         let client = client(&cluster).await;
-        let producer = Producer::new(&client, fast_config());
+        let producer = Producer::new(&client, fast_config()).expect("valid config");
         let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
         let batch = keys
             .iter()
@@ -311,9 +349,9 @@ async fn leader_election_in_progress_is_retried() {
         let cluster = MockCluster::start(2).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
-        let producer = Producer::new(&client, fast_config());
+        let producer = Producer::new(&client, fast_config()).expect("valid config");
         producer
-            .send(ProducerRecord::new("t", "v0").partition(0))
+            .send_and_wait(ProducerRecord::new("t", "v0").partition(0))
             .await
             .unwrap();
 
@@ -321,17 +359,24 @@ async fn leader_election_in_progress_is_retried() {
         // takes over.
         cluster.set_leader("t", 0, -1);
         cluster.set_partition_error("t", 0, ErrorCode::LEADER_NOT_AVAILABLE);
+        let before = cluster.request_count(ApiKey::Produce);
         let elect = async {
+            // The election ends 30 ms after the record's first attempt (which the old leader
+            // refuses), however long the producer takes to send it.
+            while cluster.request_count(ApiKey::Produce) == before {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             tokio::time::sleep(Duration::from_millis(30)).await;
             cluster.set_partition_error("t", 0, ErrorCode::NONE);
             cluster.set_leader("t", 0, 1);
         };
         let (sent, ()) = tokio::join!(
-            producer.send(ProducerRecord::new("t", "v1").partition(0)),
+            producer.send_and_wait(ProducerRecord::new("t", "v1").partition(0)),
             elect
         );
         let m = sent.expect("retried until the new leader is known");
         assert_eq!(m.offset, 1);
+        assert_eq!(produce_brokers(&cluster), [0, 0, 1]);
         assert_eq!(
             values(&log_records(&cluster, "t", 0)),
             expected_values(0..2)

@@ -1,6 +1,10 @@
 //! The advertised-listener trap against a real broker: the bootstrap address answers, but the
 //! broker advertises an address this client cannot reach. The client must say so plainly, and
 //! the address map must get it working.
+//!
+//! Every test here starts a Tansu broker of its own even when `KAFKAWIRE_BOOTSTRAP` names an
+//! external one: the trap needs a broker that advertises an address of the test's choosing, and
+//! the last test stops its broker mid-test, which no shared broker may suffer.
 mod common;
 
 use std::time::Duration;
@@ -13,6 +17,8 @@ use kafkawire_testkit::TansuBroker;
 
 const ADVERTISED: &str = "kafka.invalid:9092";
 
+/// A Tansu broker of this test's own (whatever `KAFKAWIRE_BOOTSTRAP` says) advertising
+/// [`ADVERTISED`], which cannot be reached.
 fn trapped_broker() -> TansuBroker {
     TansuBroker::start_advertising(ADVERTISED).unwrap_or_else(|e| panic!("cannot start tansu: {e}"))
 }
@@ -40,10 +46,10 @@ async fn unreachable_advertised_listener_is_diagnosed() {
         .await
         .expect("create through the bootstrap connection");
 
-    let producer = Producer::new(&client, ProducerConfig::default());
+    let producer = Producer::new(&client, ProducerConfig::default()).expect("valid config");
     let err = tokio::time::timeout(
         Duration::from_secs(20),
-        producer.send(ProducerRecord::new("trap", "lost").partition(0)),
+        producer.send_and_wait(ProducerRecord::new("trap", "lost").partition(0)),
     )
     .await
     .expect("the produce gives up instead of hanging")
@@ -108,7 +114,7 @@ async fn address_map_gets_past_the_trap() {
     // Metadata still says what the broker advertises; only connections are rewritten.
     assert_eq!(client.metadata().brokers[&111].address(), ADVERTISED);
 
-    let producer = Producer::new(&client, ProducerConfig::default());
+    let producer = Producer::new(&client, ProducerConfig::default()).expect("valid config");
     let records: Vec<ProducerRecord> = (0..20)
         .map(|i| ProducerRecord::new("mapped", format!("v{i}")).key(format!("k{i}")))
         .collect();
@@ -138,18 +144,24 @@ async fn address_map_gets_past_the_trap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_went_down_is_not_the_advertised_listener_trap() {
-    let broker = common::broker();
+    // A Tansu of this test's own even with `KAFKAWIRE_BOOTSTRAP` set: the test stops it.
+    let broker = common::own_tansu();
     let client = common::connect(&broker).await;
-    common::create_topic(&client, "gone", 1).await;
+    let gone = broker.topic("gone");
+    common::create_topic(&client, &gone, 1).await;
+    // Retries are bounded by time: a record fails once the delivery timeout has passed.
     let producer = Producer::new(
         &client,
         ProducerConfig {
-            retries: 1,
+            linger: Duration::ZERO,
+            request_timeout: Duration::from_millis(500),
+            delivery_timeout: Duration::from_secs(2),
             ..ProducerConfig::default()
         },
-    );
+    )
+    .expect("valid config");
     producer
-        .send(ProducerRecord::new("gone", "before").partition(0))
+        .send_and_wait(ProducerRecord::new(&gone, "before").partition(0))
         .await
         .expect("send");
 
@@ -157,7 +169,7 @@ async fn a_broker_that_went_down_is_not_the_advertised_listener_trap() {
     drop(broker);
     let err = tokio::time::timeout(
         Duration::from_secs(20),
-        producer.send(ProducerRecord::new("gone", "after").partition(0)),
+        producer.send_and_wait(ProducerRecord::new(&gone, "after").partition(0)),
     )
     .await
     .expect("the produce gives up instead of hanging")
@@ -169,5 +181,15 @@ async fn a_broker_that_went_down_is_not_the_advertised_listener_trap() {
     assert!(
         err.is_retriable(),
         "a broker restart is worth retrying: {err:?}"
+    );
+    // It was retried until the delivery timeout; the last attempt's error is not the trap
+    // either.
+    let Error::DeliveryTimeout { last_error, .. } = &err else {
+        panic!("expected DeliveryTimeout after retries, got {err:?}");
+    };
+    let last_error = last_error.as_deref().expect("the last attempt's error");
+    assert!(
+        !last_error.contains("advertised.listeners"),
+        "a broker that is down is not an advertised-listener problem: {last_error}"
     );
 }

@@ -57,7 +57,7 @@ fn record(topic: &str, codec: &str, i: usize) -> ProducerRecord {
 async fn round_trip(compression: Compression, codec: &str) {
     let broker = common::broker();
     let client = common::connect(&broker).await;
-    let topic = format!("codec-{codec}");
+    let topic = broker.topic(&format!("codec-{codec}"));
     common::create_topic(&client, &topic, PARTITIONS).await;
 
     let producer = Producer::new(
@@ -66,7 +66,8 @@ async fn round_trip(compression: Compression, codec: &str) {
             compression,
             ..ProducerConfig::default()
         },
-    );
+    )
+    .expect("valid config");
     let records: Vec<ProducerRecord> = (0..RECORDS).map(|i| record(&topic, codec, i)).collect();
 
     // What each partition should hold, in order.
@@ -157,8 +158,9 @@ async fn ten_thousand_records_round_trip_zstd() {
 async fn explicit_partitions_and_start_offsets() {
     let broker = common::broker();
     let client = common::connect(&broker).await;
-    common::create_topic(&client, "spread", 4).await;
-    let producer = Producer::new(&client, ProducerConfig::default());
+    let spread = broker.topic("spread");
+    common::create_topic(&client, &spread, 4).await;
+    let producer = Producer::new(&client, ProducerConfig::default()).expect("valid config");
 
     // Partition p gets 10 + 5p records, interleaved across partitions in one batch call.
     let counts: Vec<usize> = (0..4).map(|p| 10 + 5 * p).collect();
@@ -167,7 +169,7 @@ async fn explicit_partitions_and_start_offsets() {
         for (p, n) in counts.iter().enumerate() {
             if i < *n {
                 records
-                    .push(ProducerRecord::new("spread", format!("p{p}-r{i}")).partition(p as i32));
+                    .push(ProducerRecord::new(&spread, format!("p{p}-r{i}")).partition(p as i32));
             }
         }
     }
@@ -180,7 +182,7 @@ async fn explicit_partitions_and_start_offsets() {
     let total: usize = counts.iter().sum();
     let mut all = PartitionConsumer::new(&client, common::quick_consumer_config());
     assert_eq!(
-        all.assign_topic("spread", StartOffset::Earliest)
+        all.assign_topic(&spread, StartOffset::Earliest)
             .await
             .expect("assign"),
         vec![0, 1, 2, 3]
@@ -188,24 +190,20 @@ async fn explicit_partitions_and_start_offsets() {
     let got = common::drain(&mut all, total).await;
     for (p, n) in counts.iter().enumerate() {
         let values: Vec<String> = got
-            .of("spread", p as i32)
+            .of(&spread, p as i32)
             .iter()
             .map(|r| String::from_utf8(r.value.clone().expect("value")).expect("utf8"))
             .collect();
         let want: Vec<String> = (0..*n).map(|i| format!("p{p}-r{i}")).collect();
         assert_eq!(values, want, "partition {p}");
-        let offsets: Vec<i64> = got
-            .of("spread", p as i32)
-            .iter()
-            .map(|r| r.offset)
-            .collect();
+        let offsets: Vec<i64> = got.of(&spread, p as i32).iter().map(|r| r.offset).collect();
         assert_eq!(offsets, (0..*n as i64).collect::<Vec<_>>(), "partition {p}");
         assert_eq!(
-            got.high_watermark("spread", p as i32),
+            got.high_watermark(&spread, p as i32),
             Some(*n as i64),
             "high watermark of partition {p}"
         );
-        assert_eq!(all.position("spread", p as i32), Some(*n as i64));
+        assert_eq!(all.position(&spread, p as i32), Some(*n as i64));
     }
     common::assert_no_more(&mut all).await;
 
@@ -213,7 +211,7 @@ async fn explicit_partitions_and_start_offsets() {
     // batch per partition, so the fetch returns records before `from` which must be skipped.
     let from = 7;
     let mut one = PartitionConsumer::new(&client, common::quick_consumer_config());
-    one.assign("spread", 2, StartOffset::Offset(from))
+    one.assign(&spread, 2, StartOffset::Offset(from))
         .await
         .expect("assign");
     let got = common::drain(&mut one, counts[2] - from as usize).await;
@@ -223,14 +221,14 @@ async fn explicit_partitions_and_start_offsets() {
         "only the assigned partition answers: {:?}",
         got.records.keys()
     );
-    let recs = got.of("spread", 2);
+    let recs = got.of(&spread, 2);
     assert_eq!(recs.first().map(|r| r.offset), Some(from));
     assert_eq!(recs.last().map(|r| r.offset), Some(counts[2] as i64 - 1));
     assert_eq!(
         recs[0].value.as_deref(),
         Some(format!("p2-r{from}").as_bytes())
     );
-    assert_eq!(got.high_watermark("spread", 2), Some(counts[2] as i64));
+    assert_eq!(got.high_watermark(&spread, 2), Some(counts[2] as i64));
     common::assert_no_more(&mut one).await;
 }
 
@@ -238,17 +236,21 @@ async fn explicit_partitions_and_start_offsets() {
 async fn acks_zero_and_one_both_write() {
     let broker = common::broker();
     let client = common::connect(&broker).await;
-    common::create_topic(&client, "acks", 1).await;
+    let acks = broker.topic("acks");
+    common::create_topic(&client, &acks, 1).await;
 
     let fire_and_forget = Producer::new(
         &client,
         ProducerConfig {
             acks: Acks::None,
+            // Idempotence needs acks=all.
+            enable_idempotence: false,
             ..ProducerConfig::default()
         },
-    );
+    )
+    .expect("valid config");
     let zero: Vec<ProducerRecord> = (0..5)
-        .map(|i| ProducerRecord::new("acks", format!("a0-{i}")).partition(0))
+        .map(|i| ProducerRecord::new(&acks, format!("a0-{i}")).partition(0))
         .collect();
     let written = fire_and_forget.send_batch(zero).await.expect("acks=0");
     assert_eq!(written.len(), 5);
@@ -263,11 +265,14 @@ async fn acks_zero_and_one_both_write() {
         &client,
         ProducerConfig {
             acks: Acks::Leader,
+            // Idempotence needs acks=all.
+            enable_idempotence: false,
             ..ProducerConfig::default()
         },
-    );
+    )
+    .expect("valid config");
     let one: Vec<ProducerRecord> = (0..5)
-        .map(|i| ProducerRecord::new("acks", format!("a1-{i}")).partition(0))
+        .map(|i| ProducerRecord::new(&acks, format!("a1-{i}")).partition(0))
         .collect();
     let written = leader.send_batch(one).await.expect("acks=1");
     let offsets: Vec<i64> = written.iter().map(|m| m.offset).collect();
@@ -275,12 +280,12 @@ async fn acks_zero_and_one_both_write() {
 
     let mut consumer = PartitionConsumer::new(&client, common::quick_consumer_config());
     consumer
-        .assign("acks", 0, StartOffset::Earliest)
+        .assign(&acks, 0, StartOffset::Earliest)
         .await
         .expect("assign");
     let got = common::drain(&mut consumer, 10).await;
     let values: Vec<Vec<u8>> = got
-        .of("acks", 0)
+        .of(&acks, 0)
         .iter()
         .map(|r| r.value.clone().expect("value"))
         .collect();

@@ -21,6 +21,16 @@ const MAGIC_AT: usize = 16;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 /// Offset of maxTimestamp (int64).
 const MAX_TIMESTAMP_AT: usize = 35;
+/// Offset of producerId (int64).
+const PRODUCER_ID_AT: usize = 43;
+/// Offset of producerEpoch (int16).
+const PRODUCER_EPOCH_AT: usize = 51;
+/// Offset of baseSequence (int32).
+const BASE_SEQUENCE_AT: usize = 53;
+/// Offset of the record count (int32).
+const RECORD_COUNT_AT: usize = 57;
+/// Batches remembered per producer and partition for duplicate detection (as Kafka).
+const RECENT_BATCHES: usize = 5;
 
 /// Everything the brokers share, behind one mutex.
 pub(crate) struct State {
@@ -39,6 +49,12 @@ pub(crate) struct State {
     pub(crate) next_producer_id: i64,
     /// Producer id and epoch by transactional id.
     pub(crate) transactional: HashMap<String, (i64, i16)>,
+    /// Latest epoch issued (InitProducerId) or fenced per producer id. Only the batches of these
+    /// producer ids get the idempotence checks.
+    pub(crate) producers: HashMap<i64, i16>,
+    /// Producer ids fenced by [`super::MockCluster::fence_producer`], with the first epoch that
+    /// is not fenced.
+    pub(crate) fenced: HashMap<i64, i16>,
     /// Committed offsets by (group, topic, partition): offset, leader epoch, metadata.
     pub(crate) committed: HashMap<CommitKey, CommitValue>,
 }
@@ -73,6 +89,37 @@ pub(crate) struct PartitionModel {
     pub(crate) log_start: i64,
     pub(crate) high_watermark: i64,
     pub(crate) batches: Vec<StoredBatch>,
+    /// Idempotent producer state by producer id (KIP-98).
+    pub(crate) producers: HashMap<i64, ProducerEntry>,
+}
+
+/// A producer's state on one partition: its epoch and its last appended batches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProducerEntry {
+    pub(crate) epoch: i16,
+    /// (first sequence, last sequence, base offset) of the last appended batches, oldest first.
+    pub(crate) recent: VecDeque<(i32, i32, i64)>,
+}
+
+impl ProducerEntry {
+    /// The last sequence appended.
+    pub(crate) fn last_sequence(&self) -> Option<i32> {
+        self.recent.back().map(|b| b.1)
+    }
+}
+
+/// The producer fields of a batch header.
+#[derive(Debug, Clone, Copy)]
+struct BatchProducer {
+    id: i64,
+    epoch: i16,
+    first_seq: i32,
+    last_seq: i32,
+}
+
+/// `seq + delta`, wrapping from `i32::MAX` to 0 (KIP-98).
+pub(crate) fn add_sequence(seq: i32, delta: i32) -> i32 {
+    ((i64::from(seq) + i64::from(delta)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 /// A stored batch.
@@ -83,6 +130,102 @@ pub(crate) struct StoredBatch {
     /// Partition leader epoch written into the batch.
     pub(crate) leader_epoch: i32,
     pub(crate) bytes: Bytes,
+}
+
+impl PartitionModel {
+    /// Stores one batch at the high watermark (base offset and leader epoch rewritten); returns
+    /// its base offset.
+    fn push_batch(&mut self, bytes: &[u8], last_delta: i32, max_timestamp: i64) -> i64 {
+        let mut bytes = bytes.to_vec();
+        let base = self.high_watermark;
+        bytes[..8].copy_from_slice(&base.to_be_bytes());
+        bytes[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4]
+            .copy_from_slice(&self.leader_epoch.to_be_bytes());
+        let last_offset = base + i64::from(last_delta);
+        self.batches.push(StoredBatch {
+            base_offset: base,
+            last_offset,
+            max_timestamp,
+            leader_epoch: self.leader_epoch,
+            bytes: Bytes::from(bytes),
+        });
+        self.high_watermark = last_offset + 1;
+        base
+    }
+
+    /// Records stored (from the batch headers' record counts).
+    pub(crate) fn record_count(&self) -> usize {
+        self.batches
+            .iter()
+            .map(|b| {
+                b.bytes
+                    .get(RECORD_COUNT_AT..RECORD_COUNT_AT + 4)
+                    .and_then(|c| c.try_into().ok())
+                    .map_or(0, |c| i32::from_be_bytes(c).max(0) as usize)
+            })
+            .sum()
+    }
+}
+
+/// Outcome of the sequence check of one batch.
+enum Check {
+    /// Written before at this base offset: answer success, append nothing.
+    Duplicate(i64),
+    Append,
+    Error(i16),
+}
+
+/// Kafka's producer state check for one batch (KIP-98; `ProducerAppendInfo`). A producer with no
+/// state on the partition must start at sequence 0, else `OUT_OF_ORDER_SEQUENCE_NUMBER` (what
+/// Kafka before 2.5 answered `UNKNOWN_PRODUCER_ID` for).
+fn check_sequence(entry: Option<&ProducerEntry>, b: BatchProducer) -> Check {
+    let Some(entry) = entry else {
+        return if b.first_seq == 0 {
+            Check::Append
+        } else {
+            Check::Error(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.0)
+        };
+    };
+    if b.epoch < entry.epoch {
+        return Check::Error(ErrorCode::INVALID_PRODUCER_EPOCH.0);
+    }
+    if b.epoch > entry.epoch {
+        return if b.first_seq == 0 {
+            Check::Append
+        } else {
+            Check::Error(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.0)
+        };
+    }
+    if let Some((_, _, offset)) = entry
+        .recent
+        .iter()
+        .find(|(first, last, _)| *first == b.first_seq && *last == b.last_seq)
+    {
+        return Check::Duplicate(*offset);
+    }
+    let in_sequence = entry
+        .last_sequence()
+        .is_none_or(|last| add_sequence(last, 1) == b.first_seq);
+    if in_sequence {
+        Check::Append
+    } else {
+        Check::Error(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.0)
+    }
+}
+
+/// The producer fields of a batch (header already validated by [`split_batches`]).
+fn batch_producer(bytes: &[u8], last_delta: i32) -> Option<BatchProducer> {
+    let id = i64::from_be_bytes(bytes.get(PRODUCER_ID_AT..PRODUCER_ID_AT + 8)?.try_into().ok()?);
+    let epoch =
+        i16::from_be_bytes(bytes.get(PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2)?.try_into().ok()?);
+    let first_seq =
+        i32::from_be_bytes(bytes.get(BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4)?.try_into().ok()?);
+    Some(BatchProducer {
+        id,
+        epoch,
+        first_seq,
+        last_seq: add_sequence(first_seq.max(0), last_delta),
+    })
 }
 
 impl State {
@@ -111,6 +254,8 @@ impl State {
             next_topic_id: 1,
             next_producer_id: 1000,
             transactional: HashMap::new(),
+            producers: HashMap::new(),
+            fenced: HashMap::new(),
             committed: HashMap::new(),
         }
     }
@@ -134,6 +279,7 @@ impl State {
                 log_start: 0,
                 high_watermark: 0,
                 batches: Vec::new(),
+                producers: HashMap::new(),
             })
             .collect();
         self.topics.insert(
@@ -209,22 +355,96 @@ impl State {
         let batches = split_batches(data).ok_or(ErrorCode::CORRUPT_MESSAGE.0)?;
         let first = p.high_watermark;
         for (bytes, last_delta, max_timestamp) in batches {
-            let mut bytes = bytes.to_vec();
-            let base = p.high_watermark;
-            bytes[..8].copy_from_slice(&base.to_be_bytes());
-            bytes[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4]
-                .copy_from_slice(&p.leader_epoch.to_be_bytes());
-            let last_offset = base + i64::from(last_delta);
-            p.batches.push(StoredBatch {
-                base_offset: base,
-                last_offset,
-                max_timestamp,
-                leader_epoch: p.leader_epoch,
-                bytes: Bytes::from(bytes),
-            });
-            p.high_watermark = last_offset + 1;
+            p.push_batch(bytes, last_delta, max_timestamp);
         }
         Ok(first)
+    }
+
+    /// Appends whole magic-2 batches to a partition as its leader does for a Produce request:
+    /// like [`append`](Self::append), plus the idempotent producer checks (KIP-98) for batches
+    /// whose producer id this cluster issued. Returns the base offset of the first batch (for a
+    /// duplicate, the offset it was first written at). Nothing is appended if a batch fails.
+    pub(crate) fn produce(&mut self, topic: &str, partition: i32, data: &[u8]) -> Result<i64, i16> {
+        let issued = &self.producers;
+        let fenced = &self.fenced;
+        let p = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
+            .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0)?;
+        let batches = split_batches(data).ok_or(ErrorCode::CORRUPT_MESSAGE.0)?;
+        // Check every batch first (against a copy of the producer state), then append.
+        let mut state = p.producers.clone();
+        let mut plan = Vec::with_capacity(batches.len());
+        for (bytes, last_delta, _) in &batches {
+            let prod = batch_producer(bytes, *last_delta)
+                .filter(|b| b.id >= 0 && issued.contains_key(&b.id));
+            let Some(prod) = prod else {
+                plan.push(None);
+                continue;
+            };
+            if fenced.get(&prod.id).is_some_and(|min| prod.epoch < *min) {
+                return Err(ErrorCode::PRODUCER_FENCED.0);
+            }
+            match check_sequence(state.get(&prod.id), prod) {
+                Check::Duplicate(offset) => plan.push(Some((prod, Some(offset)))),
+                Check::Append => {
+                    let entry = state.entry(prod.id).or_default();
+                    if entry.epoch != prod.epoch {
+                        entry.recent.clear();
+                    }
+                    entry.epoch = prod.epoch;
+                    // The offset is filled in below; here only the sequence matters.
+                    entry.recent.push_back((prod.first_seq, prod.last_seq, -1));
+                    if entry.recent.len() > RECENT_BATCHES {
+                        entry.recent.pop_front();
+                    }
+                    plan.push(Some((prod, None)));
+                }
+                Check::Error(code) => return Err(code),
+            }
+        }
+        let mut first = None;
+        for ((bytes, last_delta, max_timestamp), step) in batches.into_iter().zip(plan) {
+            let base = match step {
+                Some((_, Some(original))) => original,
+                Some((prod, None)) => {
+                    let base = p.push_batch(bytes, last_delta, max_timestamp);
+                    let entry = p.producers.entry(prod.id).or_default();
+                    if entry.epoch != prod.epoch {
+                        entry.recent.clear();
+                    }
+                    entry.epoch = prod.epoch;
+                    entry.recent.push_back((prod.first_seq, prod.last_seq, base));
+                    if entry.recent.len() > RECENT_BATCHES {
+                        entry.recent.pop_front();
+                    }
+                    base
+                }
+                None => p.push_batch(bytes, last_delta, max_timestamp),
+            };
+            first.get_or_insert(base);
+        }
+        Ok(first.unwrap_or(p.high_watermark))
+    }
+
+    /// Issues producer id `id` at `epoch` (InitProducerId): its batches are now checked.
+    pub(crate) fn issue_producer(&mut self, id: i64, epoch: i16) {
+        self.producers.insert(id, epoch);
+    }
+
+    /// Fences every epoch of `id` issued so far; returns the first epoch still allowed.
+    pub(crate) fn fence_producer(&mut self, id: i64) -> i16 {
+        let latest = self.producers.get(&id).copied().unwrap_or(-1);
+        let next = latest.saturating_add(1).max(0);
+        self.producers.insert(id, next);
+        self.fenced.insert(id, next);
+        for v in self.transactional.values_mut() {
+            if v.0 == id {
+                v.1 = next;
+            }
+        }
+        next
     }
 
     /// Takes the next scripted action for `key` on `broker`.

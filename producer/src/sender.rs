@@ -1,0 +1,509 @@
+//! The background sender: takes ready batches from the accumulator, sends one Produce request
+//! per leader (up to `max_in_flight_per_connection` pipelined per broker), and settles each
+//! batch from its response: success, retry (with backoff, metadata refresh, or a split), epoch
+//! bump and sequence reset (KIP-360), or failure.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafkawire_client::Error;
+use kafkawire_protocol::ErrorCode;
+use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use kafkawire_protocol::messages::produce_response::ProduceResponse;
+use kafkawire_protocol::records::{CompressionConfig, RecordBatchBuilder};
+use rand::Rng;
+use tokio::sync::mpsc;
+
+use crate::Shared;
+use crate::accumulator::{ProducerBatch, TopicPartition, seq_before};
+use crate::config::Acks;
+
+/// The answer to one Produce request.
+struct Completion {
+    leader: i32,
+    batches: Vec<ProducerBatch>,
+    result: Result<Option<ProduceResponse>, Error>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    per_broker: HashMap<i32, usize>,
+    /// Base sequences (or a placeholder when not idempotent) of batches in flight per partition.
+    per_partition: HashMap<TopicPartition, Vec<i32>>,
+    requests: usize,
+}
+
+/// Backoff before attempt `attempts + 1`: `base * 2^(attempts-1)`, capped, with ±20% jitter
+/// (KIP-580).
+pub(crate) fn backoff(base: Duration, max: Duration, attempts: u32) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(max);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    exp.mul_f64(jitter).min(max)
+}
+
+fn is_fatal(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::PRODUCER_FENCED
+            | ErrorCode::INVALID_PRODUCER_EPOCH
+            | ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            | ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+            | ErrorCode::INVALID_PRODUCER_ID_MAPPING
+    )
+}
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+    let mut inflight = InFlight::default();
+    loop {
+        if shared.is_fatal() {
+            shared.fail_queued();
+        } else if let Err(e) = shared.ensure_producer_id(inflight.requests).await {
+            tracing::debug!(error = %e, "producer id not ready; will retry");
+            tokio::time::sleep(shared.config.retry_backoff).await;
+        }
+        let now = Instant::now();
+        let (requests, next_wake, need_add) = collect(&shared, &mut inflight, now);
+        if !need_add.is_empty() {
+            shared.add_partitions_to_txn(need_add).await;
+            continue;
+        }
+        let sent_any = !requests.is_empty();
+        for (leader, batches) in requests {
+            send(&shared, leader, batches, &done_tx);
+        }
+        if shared.finished(inflight.requests) {
+            shared.wake.notify_waiters();
+            if shared.acc.lock().map(|a| a.closing).unwrap_or(true) {
+                break;
+            }
+        }
+        if sent_any {
+            // More may be ready: fill the free in-flight slots before waiting.
+            while let Ok(c) = done_rx.try_recv() {
+                settle(&shared, &mut inflight, c);
+            }
+            continue;
+        }
+        let sleep =
+            tokio::time::sleep_until(next_wake.unwrap_or(now + Duration::from_secs(1)).into());
+        tokio::select! {
+            c = done_rx.recv() => {
+                if let Some(c) = c {
+                    settle(&shared, &mut inflight, c);
+                }
+            }
+            _ = shared.wake.notified() => {}
+            _ = sleep => {}
+        }
+        while let Ok(c) = done_rx.try_recv() {
+            settle(&shared, &mut inflight, c);
+        }
+    }
+}
+
+type Requests = Vec<(i32, Vec<ProducerBatch>)>;
+
+/// Expires old batches and takes ready ones, grouped by leader, within the in-flight limits.
+/// Returns the requests to send, when to look again, and (transactions) partitions that must be
+/// added to the transaction first.
+fn collect(
+    shared: &Shared,
+    inflight: &mut InFlight,
+    now: Instant,
+) -> (Requests, Option<Instant>, Vec<TopicPartition>) {
+    let cfg = &shared.config;
+    let meta = shared.client.metadata();
+    let added = shared.txn_partitions();
+    // Idempotent batches wait for the producer id (and for the epoch bump after a gap).
+    let holding =
+        shared.holding_for_reset(inflight.requests) || (cfg.idempotent() && shared.ids().is_none());
+    let Ok(mut acc) = shared.acc.lock() else {
+        return (Vec::new(), None, Vec::new());
+    };
+    let urgent = acc.flushing > 0 || acc.closing;
+    let mut wake: Option<Instant> = None;
+    let mut soon = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+    let mut need_add = Vec::new();
+    let mut ready: Vec<(i32, TopicPartition)> = Vec::new();
+    let mut expired = Vec::new();
+    let mut refresh = false;
+    let per_partition_limit = if cfg.idempotent() {
+        5
+    } else {
+        cfg.max_in_flight_per_connection
+    };
+    for (tp, q) in acc.queues.iter_mut() {
+        while q.front().is_some_and(|b| b.deadline <= now) {
+            expired.push(q.pop_front().expect("front"));
+        }
+        let Some(front) = q.front() else { continue };
+        if let Some(t) = front.retry_at.filter(|t| *t > now) {
+            soon(t);
+            continue;
+        }
+        let lingered = front.created + cfg.linger;
+        let is_ready = urgent
+            || front.closed
+            || q.len() > 1
+            || front.bytes >= cfg.batch_size
+            || now >= lingered;
+        if !is_ready {
+            soon(lingered);
+            continue;
+        }
+        soon(front.deadline);
+        if holding {
+            continue;
+        }
+        if inflight.per_partition.get(tp).map_or(0, Vec::len) >= per_partition_limit {
+            continue;
+        }
+        let leader = meta.partition(&tp.0, tp.1).map_or(-1, |p| p.leader);
+        if leader < 0 {
+            refresh = true;
+            soon(now + cfg.retry_backoff);
+            continue;
+        }
+        if let Some(added) = &added
+            && !added.contains(tp)
+        {
+            need_add.push(tp.clone());
+            continue;
+        }
+        if inflight.per_broker.get(&leader).copied().unwrap_or(0)
+            >= cfg.max_in_flight_per_connection
+        {
+            continue;
+        }
+        ready.push((leader, tp.clone()));
+    }
+    ready.sort();
+    let mut requests: Requests = Vec::new();
+    for (leader, tp) in ready {
+        let start_new = requests.last().is_none_or(|(l, _)| *l != leader);
+        if start_new {
+            if inflight.per_broker.get(&leader).copied().unwrap_or(0)
+                >= cfg.max_in_flight_per_connection
+            {
+                continue;
+            }
+            *inflight.per_broker.entry(leader).or_default() += 1;
+            inflight.requests += 1;
+            requests.push((leader, Vec::new()));
+        }
+        let (_, batches) = requests.last_mut().expect("request");
+        let size: usize = batches.iter().map(|b| b.bytes).sum();
+        let q = acc.queues.get_mut(&tp).expect("queue");
+        let fits = q
+            .front()
+            .is_some_and(|b| batches.is_empty() || size + b.bytes <= cfg.max_request_size);
+        if !fits {
+            continue;
+        }
+        let mut batch = q.pop_front().expect("front");
+        batch.closed = true;
+        if cfg.idempotent() && batch.base_sequence.is_none() {
+            batch.base_sequence = Some(shared.next_sequence(&tp, batch.records.len()));
+        }
+        inflight
+            .per_partition
+            .entry(tp)
+            .or_default()
+            .push(batch.base_sequence.unwrap_or(0));
+        batches.push(batch);
+    }
+    drop(acc);
+    for b in expired {
+        let seq = b.base_sequence;
+        let err = Error::DeliveryTimeout {
+            topic: b.tp.0.to_string(),
+            partition: b.tp.1,
+            timeout_ms: cfg.delivery_timeout.as_millis() as u64,
+            last_error: b.last_error.as_ref().map(ToString::to_string),
+        };
+        shared.complete_failed(b, &err);
+        if seq.is_some() {
+            // A sequence number will never be used: the broker would see a gap.
+            shared.sequence_gap();
+        }
+    }
+    if refresh {
+        shared.refresh_metadata_soon();
+    }
+    need_add.sort();
+    need_add.dedup();
+    (requests, wake, need_add)
+}
+
+fn send(
+    shared: &Arc<Shared>,
+    leader: i32,
+    batches: Vec<ProducerBatch>,
+    done: &mpsc::UnboundedSender<Completion>,
+) {
+    let cfg = &shared.config;
+    let ids = shared.ids();
+    let mut topics: HashMap<Arc<str>, Vec<PartitionProduceData>> = HashMap::new();
+    let mut encoded_ok = Vec::new();
+    for batch in batches {
+        let mut b = RecordBatchBuilder::new();
+        b.compression(CompressionConfig {
+            codec: cfg.compression,
+            level: cfg.compression_level,
+        });
+        if let (Some(seq), Some((pid, epoch))) = (batch.base_sequence, ids) {
+            b.producer(pid, epoch, seq);
+            b.transactional(cfg.transactional_id.is_some());
+        }
+        let mut failed = None;
+        for r in &batch.records {
+            let headers: Vec<(&str, Option<&[u8]>)> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_deref()))
+                .collect();
+            if let Err(e) = b.push(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let bytes = match failed {
+            None => b.build(),
+            Some(e) => Err(e),
+        };
+        match bytes {
+            Ok(bytes) => {
+                topics
+                    .entry(batch.tp.0.clone())
+                    .or_default()
+                    .push(PartitionProduceData {
+                        index: batch.tp.1,
+                        records: Some(bytes),
+                        ..Default::default()
+                    });
+                encoded_ok.push(batch);
+            }
+            Err(source) => {
+                // Not a broker problem: the record cannot be encoded. Fail it (and release the
+                // slot it held), never retry.
+                let err = Error::Encode {
+                    api: ApiKey::Produce,
+                    source,
+                };
+                // Leader -1: this completion frees no request slot (the request's own does).
+                let _ = done.send(Completion {
+                    leader: -1,
+                    batches: vec![batch],
+                    result: Err(err),
+                });
+            }
+        }
+    }
+    if encoded_ok.is_empty() {
+        // Nothing to send after all: free the request slot.
+        let _ = done.send(Completion {
+            leader,
+            batches: Vec::new(),
+            result: Ok(None),
+        });
+        return;
+    }
+    let req = ProduceRequest {
+        transactional_id: cfg.transactional_id.clone(),
+        acks: cfg.acks.as_i16(),
+        timeout_ms: cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32,
+        topic_data: topics
+            .into_iter()
+            .map(|(name, partition_data)| TopicProduceData {
+                name: name.to_string(),
+                partition_data,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let client = shared.client.clone();
+    let acks = cfg.acks;
+    let done = done.clone();
+    tokio::spawn(async move {
+        let result = if acks == Acks::None {
+            async {
+                let conn = client.broker_connection(leader).await?;
+                let v = conn.version_for(ApiKey::Produce)?;
+                conn.send_no_response(&req, v)
+            }
+            .await
+            .map(|()| None)
+        } else {
+            client.send_to(leader, &req).await.map(Some)
+        };
+        let _ = done.send(Completion {
+            leader,
+            batches: encoded_ok,
+            result,
+        });
+    });
+}
+
+fn settle(shared: &Shared, inflight: &mut InFlight, c: Completion) {
+    if let Some(n) = inflight.per_broker.get_mut(&c.leader) {
+        *n = n.saturating_sub(1);
+        inflight.requests = inflight.requests.saturating_sub(1);
+    }
+    for b in &c.batches {
+        if let Some(v) = inflight.per_partition.get_mut(&b.tp)
+            && let Some(i) = v.iter().position(|s| *s == b.base_sequence.unwrap_or(0))
+        {
+            v.remove(i);
+        }
+    }
+    let broker = shared
+        .client
+        .metadata()
+        .brokers
+        .get(&c.leader)
+        .map(|b| b.address());
+    match c.result {
+        Err(e) => {
+            for b in c.batches {
+                on_error(shared, inflight, b, e.clone());
+            }
+        }
+        Ok(None) => {
+            for b in c.batches {
+                shared.complete_ok(b, -1, -1);
+            }
+        }
+        Ok(Some(resp)) => {
+            for b in c.batches {
+                let p = resp
+                    .responses
+                    .iter()
+                    .filter(|t| *t.name == *b.tp.0)
+                    .flat_map(|t| t.partition_responses.iter())
+                    .find(|p| p.index == b.tp.1);
+                match p {
+                    Some(p) if p.error_code == 0 => {
+                        shared.complete_ok(b, p.base_offset, p.log_append_time_ms)
+                    }
+                    // Already written by an earlier attempt (KIP-98): success, offset unknown.
+                    Some(p) if ErrorCode(p.error_code) == ErrorCode::DUPLICATE_SEQUENCE_NUMBER => {
+                        shared.complete_ok(b, -1, -1)
+                    }
+                    Some(p) => {
+                        let e = Error::broker_error(
+                            ErrorCode(p.error_code),
+                            ApiKey::Produce,
+                            broker.as_deref(),
+                            Some(&b.tp.0),
+                            Some(b.tp.1),
+                            p.error_message.clone(),
+                        );
+                        on_error(shared, inflight, b, e);
+                    }
+                    None => {
+                        let e = Error::broker_error(
+                            ErrorCode::UNKNOWN_SERVER_ERROR,
+                            ApiKey::Produce,
+                            broker.as_deref(),
+                            Some(&b.tp.0),
+                            Some(b.tp.1),
+                            Some("the response does not mention this partition".into()),
+                        );
+                        on_error(shared, inflight, b, e);
+                    }
+                }
+            }
+        }
+    }
+    shared.wake.notify_one();
+}
+
+fn on_error(shared: &Shared, inflight: &InFlight, mut batch: ProducerBatch, e: Error) {
+    let cfg = &shared.config;
+    let now = Instant::now();
+    batch.attempts += 1;
+    let code = e.code();
+    if code.is_some_and(is_fatal) {
+        tracing::error!(error = %e, "producer fenced or not authorised: failing every record");
+        shared.set_fatal(e.clone());
+        shared.complete_failed(batch, &e);
+        shared.fail_queued();
+        return;
+    }
+    if matches!(
+        code,
+        Some(ErrorCode::MESSAGE_TOO_LARGE | ErrorCode::RECORD_LIST_TOO_LARGE)
+    ) && batch.records.len() > 1
+    {
+        tracing::debug!(
+            records = batch.records.len(),
+            "batch too large for the broker: splitting"
+        );
+        let (a, b) = batch.split();
+        shared.requeue(b);
+        shared.requeue(a);
+        return;
+    }
+    if now >= batch.deadline {
+        let err = Error::DeliveryTimeout {
+            topic: batch.tp.0.to_string(),
+            partition: batch.tp.1,
+            timeout_ms: cfg.delivery_timeout.as_millis() as u64,
+            last_error: Some(e.to_string()),
+        };
+        let had_seq = batch.base_sequence.is_some();
+        shared.complete_failed(batch, &err);
+        if had_seq {
+            shared.sequence_gap();
+        }
+        return;
+    }
+    if cfg.idempotent() && code == Some(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER) {
+        let seq = batch.base_sequence.unwrap_or(0);
+        let earlier_pending = inflight
+            .per_partition
+            .get(&batch.tp)
+            .is_some_and(|v| v.iter().any(|s| seq_before(*s, seq)))
+            || shared.has_earlier_queued(&batch.tp, seq);
+        if !earlier_pending {
+            // Nothing earlier is outstanding, yet the broker expected another sequence: its
+            // state for us is gone or ahead. Bump the epoch and start sequences again (KIP-360).
+            tracing::warn!(error = %e, "sequence out of order with nothing earlier pending: resetting sequences");
+            shared.sequence_gap();
+        }
+        batch.retry_at = Some(now + cfg.retry_backoff.min(Duration::from_millis(10)));
+        batch.last_error = Some(e);
+        shared.requeue(batch);
+        return;
+    }
+    if cfg.idempotent() && code == Some(ErrorCode::UNKNOWN_PRODUCER_ID) {
+        shared.sequence_gap();
+        batch.last_error = Some(e);
+        shared.requeue(batch);
+        return;
+    }
+    if e.is_retriable() {
+        batch.retry_at =
+            Some(now + backoff(cfg.retry_backoff, cfg.retry_backoff_max, batch.attempts));
+        if e.invalidates_metadata() {
+            shared.refresh_metadata_soon();
+        }
+        tracing::debug!(error = %e, attempt = batch.attempts, "retrying batch");
+        batch.last_error = Some(e);
+        shared.requeue(batch);
+        return;
+    }
+    let had_seq = batch.base_sequence.is_some();
+    shared.complete_failed(batch, &e);
+    if had_seq {
+        shared.sequence_gap();
+    }
+}

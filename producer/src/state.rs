@@ -1,0 +1,522 @@
+//! State shared by the producer handles and the sender: the accumulator, buffer memory,
+//! producer id and sequences, transaction state, and the fatal error that stops everything.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafkawire_client::{Client, Error, Result};
+use kafkawire_protocol::ErrorCode;
+use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use tokio::sync::{Notify, Semaphore, oneshot};
+
+use crate::accumulator::{
+    Accumulator, BATCH_OVERHEAD, PendingRecord, ProducerBatch, TopicPartition, record_size,
+    seq_before,
+};
+use crate::config::ProducerConfig;
+use crate::txn::TxnState;
+use crate::{DeliveryFuture, ProducerRecord, now_ms};
+
+/// Producer id, epoch and per-partition next sequence (KIP-98).
+#[derive(Default)]
+pub(crate) struct Ids {
+    pub(crate) producer: Option<(i64, i16)>,
+    pub(crate) next_seq: HashMap<TopicPartition, i32>,
+    /// A sequence number was lost (a sequenced batch failed or expired): bump the epoch and
+    /// start every partition again at 0 once nothing is in flight (KIP-360).
+    pub(crate) reset_pending: bool,
+}
+
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) config: ProducerConfig,
+    pub(crate) acc: Mutex<Accumulator>,
+    memory: Semaphore,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) outstanding: AtomicUsize,
+    idle: Notify,
+    fatal: Mutex<Option<Error>>,
+    pub(crate) ids: Mutex<Ids>,
+    pub(crate) txn: Mutex<TxnState>,
+    /// Serialises the transactional calls.
+    pub(crate) txn_calls: tokio::sync::Mutex<()>,
+    refreshing: Arc<AtomicBool>,
+    pub(crate) sender_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(crate) fn new(client: Client, config: ProducerConfig) -> Shared {
+        let permits = config
+            .buffer_memory
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
+        Shared {
+            client,
+            acc: Mutex::new(Accumulator::default()),
+            memory: Semaphore::new(permits),
+            wake: Arc::new(Notify::new()),
+            outstanding: AtomicUsize::new(0),
+            idle: Notify::new(),
+            fatal: Mutex::new(None),
+            ids: Mutex::new(Ids::default()),
+            txn: Mutex::new(TxnState::default()),
+            txn_calls: tokio::sync::Mutex::new(()),
+            refreshing: Arc::new(AtomicBool::new(false)),
+            sender_task: Mutex::new(None),
+            config,
+        }
+    }
+
+    // ---- accepting records ----
+
+    /// Size check and state check before anything is reserved.
+    pub(crate) fn check_record(&self, r: &ProducerRecord) -> Result<usize> {
+        if let Some(e) = self.fatal_error() {
+            return Err(e);
+        }
+        if self.acc.lock().map(|a| a.closing).unwrap_or(true) {
+            return Err(Error::ProducerClosed { reason: None });
+        }
+        if self.config.transactional_id.is_some() {
+            self.check_in_transaction()?;
+        }
+        let size = record_size(r.key.as_deref(), r.value.as_deref(), &r.headers);
+        let limit = self.config.max_request_size.min(self.config.buffer_memory);
+        if size + BATCH_OVERHEAD > limit {
+            return Err(Error::RecordTooLarge {
+                topic: r.topic.clone(),
+                size,
+                limit,
+                setting: if self.config.max_request_size <= self.config.buffer_memory {
+                    "max_request_size"
+                } else {
+                    "buffer_memory"
+                },
+            });
+        }
+        Ok(size)
+    }
+
+    fn choose(&self, r: &ProducerRecord, partitions: usize) -> Result<i32> {
+        let n = partitions as i32;
+        match r.partition {
+            Some(p) if (0..n).contains(&p) => Ok(p),
+            Some(p) => Err(Error::broker_error(
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                ApiKey::Produce,
+                None,
+                Some(&r.topic),
+                Some(p),
+                Some(format!("the topic has {n} partitions")),
+            )),
+            None => Ok(self
+                .config
+                .partitioner
+                .partition(&r.topic, r.key.as_deref(), n)),
+        }
+    }
+
+    /// The record's partition from cached metadata only (for `try_send`).
+    pub(crate) fn partition_now(&self, r: &ProducerRecord) -> Result<i32> {
+        match self.client.metadata().partition_count(&r.topic) {
+            Some(n) if n > 0 => self.choose(r, n),
+            _ => Err(Error::NoLeader {
+                topic: r.topic.clone(),
+                partition: r.partition.unwrap_or(-1),
+                reason: Some("no metadata for the topic yet; use send, which waits for it".into()),
+            }),
+        }
+    }
+
+    /// The record's partition, fetching the topic's metadata if needed (retried while the
+    /// error is retriable; the caller bounds it by `max_block`).
+    pub(crate) async fn partition_for(&self, r: &ProducerRecord) -> Result<i32> {
+        if let Some(n) = self
+            .client
+            .metadata()
+            .partition_count(&r.topic)
+            .filter(|n| *n > 0)
+        {
+            return self.choose(r, n);
+        }
+        let mut attempt = 0;
+        loop {
+            match self.client.topic_metadata(&r.topic).await {
+                Ok(t) => return self.choose(r, t.partitions.len()),
+                Err(e) if e.is_retriable() => {
+                    attempt += 1;
+                    tokio::time::sleep(crate::sender::backoff(
+                        self.config.retry_backoff,
+                        self.config.retry_backoff_max,
+                        attempt,
+                    ))
+                    .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(crate) async fn reserve(&self, size: usize) -> Result<usize> {
+        match tokio::time::timeout(self.config.max_block, self.memory.acquire_many(size as u32))
+            .await
+        {
+            Ok(Ok(p)) => {
+                p.forget();
+                Ok(size)
+            }
+            Ok(Err(_)) => Err(Error::ProducerClosed { reason: None }),
+            Err(_) => Err(Error::BufferFull {
+                buffer_memory: self.config.buffer_memory,
+                waited_ms: Some(self.config.max_block.as_millis() as u64),
+            }),
+        }
+    }
+
+    pub(crate) fn try_reserve(&self, size: usize) -> Result<usize> {
+        match self.memory.try_acquire_many(size as u32) {
+            Ok(p) => {
+                p.forget();
+                Ok(size)
+            }
+            Err(_) => Err(Error::BufferFull {
+                buffer_memory: self.config.buffer_memory,
+                waited_ms: None,
+            }),
+        }
+    }
+
+    /// Puts the record into its partition's batch. `permits` bytes of buffer are already held.
+    pub(crate) fn append(
+        &self,
+        r: ProducerRecord,
+        partition: i32,
+        size: usize,
+        permits: usize,
+    ) -> DeliveryFuture {
+        let (tx, rx) = oneshot::channel();
+        let rec = PendingRecord {
+            timestamp: r.timestamp.unwrap_or_else(now_ms),
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+            size: permits.max(size),
+            tx,
+        };
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        let wake = match self.acc.lock() {
+            Ok(mut acc) => {
+                let topic = acc.intern(&r.topic);
+                acc.append(
+                    (topic, partition),
+                    rec,
+                    self.config.batch_size,
+                    self.config.delivery_timeout,
+                )
+            }
+            Err(_) => {
+                let _ = rec.tx.send(Err(Error::ProducerClosed {
+                    reason: Some("internal state poisoned".into()),
+                }));
+                self.release(permits, 1);
+                false
+            }
+        };
+        self.config.partitioner.on_append(&r.topic, partition, size);
+        if wake {
+            self.wake.notify_one();
+        }
+        DeliveryFuture { rx }
+    }
+
+    // ---- settling batches ----
+
+    fn release(&self, bytes: usize, records: usize) {
+        self.memory.add_permits(bytes);
+        if self.outstanding.fetch_sub(records, Ordering::SeqCst) == records {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub(crate) fn complete_ok(&self, b: ProducerBatch, base_offset: i64, append_time: i64) {
+        let n = b.records.len();
+        let bytes = b.succeed(base_offset, append_time);
+        self.release(bytes, n);
+    }
+
+    pub(crate) fn complete_failed(&self, b: ProducerBatch, err: &Error) {
+        if self.config.transactional_id.is_some() {
+            self.txn_abortable(err);
+        }
+        let n = b.records.len();
+        let bytes = b.fail(err);
+        self.release(bytes, n);
+    }
+
+    pub(crate) fn requeue(&self, b: ProducerBatch) {
+        match self.acc.lock() {
+            Ok(mut acc) => acc.requeue(b),
+            Err(_) => self.complete_failed(
+                b,
+                &Error::ProducerClosed {
+                    reason: Some("internal state poisoned".into()),
+                },
+            ),
+        }
+    }
+
+    pub(crate) fn has_earlier_queued(&self, tp: &TopicPartition, seq: i32) -> bool {
+        self.acc.lock().is_ok_and(|acc| {
+            acc.queues.get(tp).is_some_and(|q| {
+                q.iter()
+                    .any(|b| b.base_sequence.is_some_and(|s| seq_before(s, seq)))
+            })
+        })
+    }
+
+    /// Fails every queued batch (after a fatal error, or at close).
+    pub(crate) fn fail_queued(&self) {
+        let err = self
+            .fatal_error()
+            .unwrap_or(Error::ProducerClosed { reason: None });
+        let batches: Vec<ProducerBatch> = match self.acc.lock() {
+            Ok(mut acc) => acc.queues.values_mut().flat_map(|q| q.drain(..)).collect(),
+            Err(_) => return,
+        };
+        for b in batches {
+            let n = b.records.len();
+            let bytes = b.fail(&err);
+            self.release(bytes, n);
+        }
+    }
+
+    pub(crate) fn finished(&self, inflight_requests: usize) -> bool {
+        inflight_requests == 0 && self.acc.lock().map(|a| a.is_empty()).unwrap_or(true)
+    }
+
+    // ---- fatal state ----
+
+    pub(crate) fn set_fatal(&self, e: Error) {
+        if let Ok(mut f) = self.fatal.lock() {
+            f.get_or_insert(e);
+        }
+    }
+
+    pub(crate) fn fatal_error(&self) -> Option<Error> {
+        self.fatal.lock().ok().and_then(|f| f.clone())
+    }
+
+    pub(crate) fn is_fatal(&self) -> bool {
+        self.fatal.lock().map(|f| f.is_some()).unwrap_or(true)
+    }
+
+    // ---- producer id and sequences ----
+
+    pub(crate) fn ids(&self) -> Option<(i64, i16)> {
+        self.ids.lock().ok().and_then(|i| i.producer)
+    }
+
+    pub(crate) fn next_sequence(&self, tp: &TopicPartition, records: usize) -> i32 {
+        let Ok(mut ids) = self.ids.lock() else {
+            return 0;
+        };
+        let next = ids.next_seq.entry(tp.clone()).or_insert(0);
+        let seq = *next;
+        *next = next.wrapping_add(records as i32) & i32::MAX;
+        seq
+    }
+
+    /// A sequence number will never be acknowledged: the partition's sequence has a gap.
+    pub(crate) fn sequence_gap(&self) {
+        if self.config.transactional_id.is_some() {
+            self.txn_abortable(&Error::TransactionState(
+                "a record of this transaction failed; abort the transaction".into(),
+            ));
+        } else if let Ok(mut ids) = self.ids.lock() {
+            ids.reset_pending = true;
+        }
+    }
+
+    pub(crate) fn holding_for_reset(&self, _inflight: usize) -> bool {
+        self.ids.lock().map(|i| i.reset_pending).unwrap_or(false)
+    }
+
+    /// Gets a producer id for an idempotent producer, or bumps the epoch after a sequence gap
+    /// once nothing is in flight (KIP-360). Transactional producers get theirs from
+    /// `init_transactions`.
+    pub(crate) async fn ensure_producer_id(&self, inflight_requests: usize) -> Result<()> {
+        if !self.config.enable_idempotence || self.config.transactional_id.is_some() {
+            return Ok(());
+        }
+        let (current, reset) = match self.ids.lock() {
+            Ok(i) => (i.producer, i.reset_pending),
+            Err(_) => return Ok(()),
+        };
+        if current.is_some() && !(reset && inflight_requests == 0) {
+            return Ok(());
+        }
+        if current.is_none() && self.acc.lock().map(|a| a.is_empty()).unwrap_or(true) {
+            return Ok(()); // nothing to send yet: ask when there is
+        }
+        let (pid, epoch) = current.unwrap_or((-1, -1));
+        let req = InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: i32::MAX,
+            producer_id: pid,
+            producer_epoch: epoch,
+            ..Default::default()
+        };
+        let conn = self.client.any_connection().await?;
+        let version = conn.version_for(ApiKey::InitProducerId)?;
+        let req = if version < 3 {
+            InitProducerIdRequest {
+                producer_id: -1,
+                producer_epoch: -1,
+                ..req
+            }
+        } else {
+            req
+        };
+        let mut resp = conn.send_version(&req, version).await?;
+        if resp.error_code != 0
+            && req.producer_id >= 0
+            && !ErrorCode(resp.error_code).is_retriable()
+        {
+            // The broker would not bump the epoch (some brokers only bump for transactional
+            // producers): start over with a new producer id instead.
+            tracing::info!(code = %ErrorCode(resp.error_code), "epoch bump refused; asking for a new producer id");
+            let fresh = InitProducerIdRequest {
+                producer_id: -1,
+                producer_epoch: -1,
+                ..req
+            };
+            resp = conn.send_version(&fresh, version).await?;
+        }
+        if resp.error_code != 0 {
+            let e = Error::broker_error(
+                ErrorCode(resp.error_code),
+                ApiKey::InitProducerId,
+                Some(conn.broker()),
+                None,
+                None,
+                None,
+            );
+            if !e.is_retriable() {
+                self.set_fatal(e.clone());
+            }
+            return Err(e);
+        }
+        tracing::debug!(
+            producer_id = resp.producer_id,
+            epoch = resp.producer_epoch,
+            "producer id assigned"
+        );
+        self.reset_sequences((resp.producer_id, resp.producer_epoch));
+        Ok(())
+    }
+
+    /// Adopts a producer id and epoch and starts every partition's sequence again at 0.
+    pub(crate) fn reset_sequences(&self, producer: (i64, i16)) {
+        if let Ok(mut ids) = self.ids.lock() {
+            ids.producer = Some(producer);
+            ids.next_seq.clear();
+            ids.reset_pending = false;
+        }
+        if let Ok(mut acc) = self.acc.lock() {
+            for b in acc.queues.values_mut().flat_map(|q| q.iter_mut()) {
+                b.base_sequence = None;
+            }
+        }
+    }
+
+    // ---- metadata ----
+
+    pub(crate) fn refresh_metadata_soon(&self) {
+        if self.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let topics: Vec<String> = self
+            .acc
+            .lock()
+            .map(|a| {
+                let mut t: Vec<String> = a.queues.keys().map(|(t, _)| t.to_string()).collect();
+                t.sort();
+                t.dedup();
+                t
+            })
+            .unwrap_or_default();
+        let client = self.client.clone();
+        let flag = self.refreshing.clone();
+        let wake = self.wake.clone();
+        let pause = self.config.retry_backoff;
+        tokio::spawn(async move {
+            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            if let Err(e) = client.refresh_metadata(&refs).await {
+                tracing::debug!(error = %e, "metadata refresh failed");
+                tokio::time::sleep(pause).await;
+            }
+            flag.store(false, Ordering::SeqCst);
+            wake.notify_one();
+        });
+    }
+
+    // ---- flush and close ----
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.outstanding.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) async fn flush(&self) {
+        if let Ok(mut acc) = self.acc.lock() {
+            acc.flushing += 1;
+        }
+        self.wake.notify_one();
+        self.wait_idle().await;
+        if let Ok(mut acc) = self.acc.lock() {
+            acc.flushing -= 1;
+        }
+    }
+
+    pub(crate) async fn close(&self, timeout: Duration) -> Result<()> {
+        if let Ok(mut acc) = self.acc.lock() {
+            acc.closing = true;
+        }
+        self.wake.notify_one();
+        let settled = tokio::time::timeout(timeout, self.wait_idle())
+            .await
+            .is_ok();
+        if !settled {
+            self.set_fatal(Error::ProducerClosed {
+                reason: Some(format!(
+                    "closed after {} ms with records unsettled",
+                    timeout.as_millis()
+                )),
+            });
+            self.fail_queued();
+            if let Some(t) = self.sender_task.lock().ok().and_then(|mut t| t.take()) {
+                t.abort();
+            }
+            return Err(Error::ProducerClosed {
+                reason: Some("some records were not delivered before the close timeout".into()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Partitions added to the current transaction (`None` without transactions).
+    pub(crate) fn txn_partitions(&self) -> Option<HashSet<TopicPartition>> {
+        self.config.transactional_id.as_ref()?;
+        self.txn.lock().ok().map(|t| t.added.clone())
+    }
+}
