@@ -36,7 +36,7 @@ pub(crate) enum TopicsCommand {
     },
 }
 
-fn out(text: &str) -> Result<(), Error> {
+pub(crate) fn out(text: &str) -> Result<(), Error> {
     let mut o = std::io::stdout().lock();
     match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
         Ok(()) => Ok(()),

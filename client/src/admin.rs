@@ -64,6 +64,10 @@ impl Admin {
         }
     }
 
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     async fn controller_or_any(&self) -> Result<std::sync::Arc<crate::Connection>> {
         let meta = self.client.metadata();
         if meta.controller_id >= 0

@@ -21,6 +21,7 @@ mod admin;
 mod client;
 mod connection;
 mod error;
+mod groups;
 mod metadata;
 
 pub use address_map::{BrokerAddressMap, Resolver};
@@ -28,4 +29,5 @@ pub use admin::{Admin, NewTopic, offset_spec};
 pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use error::{Error, Result};
+pub use groups::{GroupDescription, GroupListing, GroupMember, GroupMembership, OffsetToCommit};
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};

@@ -25,8 +25,10 @@
 #![warn(missing_docs)]
 
 mod fetch;
+mod offsets;
 
 pub use fetch::{Fetched, FetchedPartition, OffsetReset};
+pub use offsets::OffsetManager;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

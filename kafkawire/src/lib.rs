@@ -42,9 +42,10 @@ pub use kafkawire_protocol as protocol;
 pub use kafkawire_client::{
     Admin, BrokerAddressMap, Client, ClientConfig, ClusterMetadata, Error, NewTopic, Result,
 };
+pub use kafkawire_client::{GroupDescription, GroupListing, GroupMembership, OffsetToCommit};
 pub use kafkawire_consumer::{
-    ConsumerConfig, Fetched, FetchedPartition, IsolationLevel, OffsetReset, PartitionConsumer,
-    StartOffset,
+    ConsumerConfig, Fetched, FetchedPartition, IsolationLevel, OffsetManager, OffsetReset,
+    PartitionConsumer, StartOffset,
 };
 pub use kafkawire_producer::{
     Acks, ConsumerGroupMetadata, DeliveryFuture, Partitioner, Producer, ProducerBuilder,

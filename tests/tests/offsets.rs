@@ -1,0 +1,98 @@
+//! Committed offsets without group membership (OffsetManager) and group administration.
+
+mod common;
+
+use std::time::Duration;
+
+use kafkawire::{
+    Admin, ConsumerConfig, OffsetManager, PartitionConsumer, Producer, ProducerRecord, StartOffset,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_manager_resumes_exactly_after_the_last_processed_record() {
+    let broker = common::broker();
+    let client = common::connect(&broker).await;
+    let topic = broker.topic("resume");
+    let group = broker.topic("resume-group");
+    common::create_topic(&client, &topic, 1).await;
+    let producer = Producer::builder(&client).build().unwrap();
+    let records: Vec<ProducerRecord> = (0..20)
+        .map(|i| ProducerRecord::new(&topic, format!("v{i}")).partition(0))
+        .collect();
+    producer.send_batch(records).await.unwrap();
+
+    // First run: nothing committed yet, so start at the beginning; process 7 records.
+    let mut offsets = OffsetManager::new(&client, &group);
+    assert_eq!(offsets.next_offset(&topic, 0).await.unwrap(), None);
+    let mut consumer = PartitionConsumer::new(
+        &client,
+        ConsumerConfig {
+            fetch_max_wait: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    consumer
+        .assign(&topic, 0, StartOffset::Earliest)
+        .await
+        .unwrap();
+    let mut processed = 0;
+    'outer: while processed < 7 {
+        let fetched = consumer.poll().await.unwrap();
+        for part in &fetched.partitions {
+            for r in part.records() {
+                offsets.mark_processed(&topic, 0, r.unwrap().offset());
+                processed += 1;
+                if processed == 7 {
+                    break 'outer;
+                }
+            }
+        }
+    }
+    assert_eq!(offsets.pending(), 1);
+    offsets.close().await.unwrap();
+
+    // Second run: a new manager (as after a restart) resumes at offset 7.
+    let mut offsets = OffsetManager::new(&client, &group);
+    assert_eq!(offsets.next_offset(&topic, 0).await.unwrap(), Some(7));
+    let mut consumer = PartitionConsumer::new(
+        &client,
+        ConsumerConfig {
+            fetch_max_wait: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    consumer
+        .assign(&topic, 0, StartOffset::Offset(7))
+        .await
+        .unwrap();
+    let fetched = consumer.poll().await.unwrap();
+    let first = fetched.partitions[0].records().next().unwrap().unwrap();
+    assert_eq!((first.offset(), first.value()), (7, Some(&b"v7"[..])));
+
+    // The group's committed offset is visible to admin tools, with the lag.
+    let admin = Admin::new(&client);
+    let committed = admin.committed_offsets(&group, None).await.unwrap();
+    assert_eq!(committed.get(&(topic.clone(), 0)), Some(&7));
+    assert_eq!(admin.high_watermark(&topic, 0).await.unwrap(), 20);
+    let listed = admin.list_groups().await.unwrap();
+    assert!(listed.iter().any(|g| g.group_id == group), "{listed:?}");
+
+    // Marking backwards re-reads; commit failures keep the marks (not exercised here).
+    offsets.mark(&topic, 0, 3, Some("rewind".into()));
+    offsets.commit().await.unwrap();
+    assert_eq!(
+        admin
+            .committed_offsets(&group, None)
+            .await
+            .unwrap()
+            .get(&(topic.clone(), 0)),
+        Some(&3)
+    );
+
+    admin.delete_groups(&[&group]).await.unwrap();
+    let after = admin.committed_offsets(&group, None).await.unwrap();
+    assert!(
+        after.is_empty(),
+        "offsets survive the group's deletion: {after:?}"
+    );
+}
