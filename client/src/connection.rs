@@ -398,6 +398,55 @@ impl Connection {
         }
     }
 
+    /// Queues `req` (negotiated version) on the connection now, so requests queued one after
+    /// the other are written in that order, and returns a future of its decoded response that
+    /// can be awaited anywhere (it owns what it needs). Producers use it to keep batches of a
+    /// partition in order on the wire.
+    ///
+    /// # Errors
+    /// At once: [`Error::UnsupportedVersion`], [`Error::Encode`], [`Error::ConnectionClosed`].
+    /// From the future: as [`Connection::send_version`].
+    pub fn send_ordered<R: Request>(
+        &self,
+        req: &R,
+    ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
+        let version = self.version_for(R::API_KEY)?;
+        let (id, rx) = self
+            .enqueue(req, version, true)?
+            .expect("response expected");
+        let shared = self.shared.clone();
+        let timeout = self.config.request_timeout;
+        Ok(async move {
+            let broker = shared.broker.clone();
+            let frame = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(r)) => r?,
+                Ok(Err(_)) => {
+                    return Err(Error::ConnectionClosed {
+                        broker,
+                        api: Some(R::API_KEY),
+                    });
+                }
+                Err(_) => {
+                    if let Ok(mut p) = shared.pending.lock() {
+                        p.remove(&id);
+                    }
+                    return Err(Error::Timeout {
+                        broker,
+                        api: R::API_KEY,
+                        timeout_ms: timeout.as_millis() as u64,
+                    });
+                }
+            };
+            frame::decode_response::<R::Response>(frame, R::API_KEY, version)
+                .map(|(_, body)| body)
+                .map_err(|source| Error::Decode {
+                    broker,
+                    api: R::API_KEY,
+                    source,
+                })
+        })
+    }
+
     /// Sends `req` in an explicit `version` and decodes the response.
     ///
     /// # Errors

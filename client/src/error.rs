@@ -186,6 +186,16 @@ pub enum Error {
     /// without `begin_transaction`), or after an error that requires an abort first.
     #[error("transaction: {0}")]
     TransactionState(String),
+    /// The consumer is no longer a member of its group, e.g. it left because the application
+    /// did not poll within `max_poll_interval`, or its generation is over. The next poll joins
+    /// again; offsets of the partitions it had cannot be committed by it any more.
+    #[error("consumer group {group}: {reason}")]
+    GroupMembership {
+        /// Group id.
+        group: String,
+        /// What happened.
+        reason: String,
+    },
     /// A bad setting or argument.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -318,6 +328,10 @@ impl Clone for Error {
                 reason: reason.clone(),
             },
             Error::TransactionState(s) => Error::TransactionState(s.clone()),
+            Error::GroupMembership { group, reason } => Error::GroupMembership {
+                group: group.clone(),
+                reason: reason.clone(),
+            },
             Error::Config(s) => Error::Config(s.clone()),
         }
     }
@@ -335,7 +349,8 @@ impl Error {
             | Error::NoBrokerReachable { .. }
             | Error::NoLeader { .. }
             | Error::DeliveryTimeout { .. }
-            | Error::BufferFull { .. } => true,
+            | Error::BufferFull { .. }
+            | Error::GroupMembership { .. } => true,
             Error::Broker { code, .. } => code.is_retriable(),
             Error::Decode { .. }
             | Error::Encode { .. }

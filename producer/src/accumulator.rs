@@ -292,4 +292,189 @@ mod tests {
         assert!(seq_before(i32::MAX - 1, 3));
         assert!(!seq_before(4, 4));
     }
+
+    /// A record carrying `id` in its value, accounted as `size` bytes.
+    fn tagged(id: u32, size: usize) -> PendingRecord {
+        let (tx, _rx) = oneshot::channel();
+        PendingRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::copy_from_slice(&id.to_be_bytes())),
+            headers: vec![],
+            size,
+            tx,
+        }
+    }
+
+    fn ids(b: &ProducerBatch) -> Vec<u32> {
+        b.records
+            .iter()
+            .map(|r| {
+                let v = r.value.as_deref().expect("tagged");
+                u32::from_be_bytes(v.try_into().expect("4 bytes"))
+            })
+            .collect()
+    }
+
+    fn next_seq(seq: i32, records: usize) -> i32 {
+        seq.wrapping_add(records as i32) & i32::MAX
+    }
+
+    /// Randomised property (proptest is not a dependency of this crate, so seeded `rand` runs
+    /// stand in for it; a failure names its seed): for any interleaving of appends to a few
+    /// partitions with random sizes, drains of front batches (which get their sequence numbers
+    /// then, as in the sender), acknowledgements by a broker that accepts only the next
+    /// sequence, requeues and splits of drained batches, in any order, every record is
+    /// acknowledged exactly once and in append order per partition, sequences wrapping at
+    /// `i32::MAX` included.
+    #[test]
+    fn random_appends_requeues_and_splits_drain_every_record_once_in_order() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        for seed in 0..400u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let partitions: Vec<TopicPartition> = (0..rng.gen_range(1..=3))
+                .map(|p| (Arc::from("t"), p))
+                .collect();
+            let batch_size = rng.gen_range(BATCH_OVERHEAD + 1..400);
+            let d = Duration::from_secs(60);
+            let first_seq = if rng.gen_bool(0.3) {
+                i32::MAX - rng.gen_range(0..40)
+            } else {
+                0
+            };
+            let mut acc = Accumulator::default();
+            // Producer side: next sequence to assign; broker side: next sequence it accepts.
+            let mut assign: HashMap<TopicPartition, i32> = HashMap::new();
+            let mut expect: HashMap<TopicPartition, i32> = HashMap::new();
+            let mut appended: HashMap<TopicPartition, Vec<u32>> = HashMap::new();
+            let mut acked: HashMap<TopicPartition, Vec<u32>> = HashMap::new();
+            let mut in_flight: Vec<ProducerBatch> = Vec::new();
+            let mut next_id = 0u32;
+
+            let drain = |acc: &mut Accumulator,
+                         assign: &mut HashMap<TopicPartition, i32>,
+                         tp: &TopicPartition|
+             -> Option<ProducerBatch> {
+                let mut b = acc.queues.get_mut(tp)?.pop_front()?;
+                assert!(!b.records.is_empty(), "seed {seed}: empty batch queued");
+                b.closed = true;
+                if b.base_sequence.is_none() {
+                    let seq = assign.entry(tp.clone()).or_insert(first_seq);
+                    b.base_sequence = Some(*seq);
+                    *seq = next_seq(*seq, b.records.len());
+                }
+                Some(b)
+            };
+            // The broker: appends the batch if it is the next sequence, else refuses it
+            // (OUT_OF_ORDER_SEQUENCE_NUMBER) and the sender puts it back.
+            let ack = |acc: &mut Accumulator,
+                       expect: &mut HashMap<TopicPartition, i32>,
+                       acked: &mut HashMap<TopicPartition, Vec<u32>>,
+                       b: ProducerBatch| {
+                let want = expect.entry(b.tp.clone()).or_insert(first_seq);
+                if b.base_sequence == Some(*want) {
+                    *want = next_seq(*want, b.records.len());
+                    acked.entry(b.tp.clone()).or_default().extend(ids(&b));
+                } else {
+                    acc.requeue(b);
+                }
+            };
+
+            for _ in 0..rng.gen_range(0..250) {
+                match rng.gen_range(0..100) {
+                    0..45 => {
+                        let tp = partitions[rng.gen_range(0..partitions.len())].clone();
+                        let size = rng.gen_range(1..batch_size * 3 / 2);
+                        acc.append(tp.clone(), tagged(next_id, size), batch_size, d);
+                        appended.entry(tp).or_default().push(next_id);
+                        next_id += 1;
+                    }
+                    45..65 => {
+                        let tp = &partitions[rng.gen_range(0..partitions.len())];
+                        if let Some(b) = drain(&mut acc, &mut assign, tp) {
+                            in_flight.push(b);
+                        }
+                    }
+                    65..80 if !in_flight.is_empty() => {
+                        let b = in_flight.swap_remove(rng.gen_range(0..in_flight.len()));
+                        ack(&mut acc, &mut expect, &mut acked, b);
+                    }
+                    80..93 if !in_flight.is_empty() => {
+                        let b = in_flight.swap_remove(rng.gen_range(0..in_flight.len()));
+                        acc.requeue(b);
+                    }
+                    93..100 if !in_flight.is_empty() => {
+                        let i = rng.gen_range(0..in_flight.len());
+                        if in_flight[i].records.len() > 1 {
+                            let (a, b) = in_flight.swap_remove(i).split();
+                            assert_eq!(
+                                b.base_sequence,
+                                a.base_sequence.map(|s| next_seq(s, a.records.len())),
+                                "seed {seed}: split sequences"
+                            );
+                            acc.requeue(b);
+                            acc.requeue(a);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // Every attempt still out fails and comes back, in any order; then the queues are
+            // drained front first, each batch acknowledged in turn.
+            while !in_flight.is_empty() {
+                let b = in_flight.swap_remove(rng.gen_range(0..in_flight.len()));
+                acc.requeue(b);
+            }
+            for tp in &partitions {
+                while let Some(b) = drain(&mut acc, &mut assign, tp) {
+                    let want = expect.get(tp).copied().unwrap_or(first_seq);
+                    assert_eq!(
+                        b.base_sequence,
+                        Some(want),
+                        "seed {seed}: {tp:?} front batch out of sequence"
+                    );
+                    ack(&mut acc, &mut expect, &mut acked, b);
+                }
+            }
+            assert!(acc.is_empty(), "seed {seed}");
+            for tp in &partitions {
+                assert_eq!(
+                    acked.get(tp),
+                    appended.get(tp),
+                    "seed {seed}: {tp:?} records lost, duplicated or reordered"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn batches_never_exceed_batch_size_unless_a_single_record() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        let mut rng = StdRng::seed_from_u64(7);
+        let tp: TopicPartition = (Arc::from("t"), 0);
+        let mut acc = Accumulator::default();
+        for id in 0..2000 {
+            acc.append(
+                tp.clone(),
+                tagged(id, rng.gen_range(1..300)),
+                256,
+                Duration::from_secs(1),
+            );
+        }
+        let q = &acc.queues[&tp];
+        let mut all = Vec::new();
+        for b in q {
+            assert_eq!(
+                b.bytes,
+                BATCH_OVERHEAD + b.records.iter().map(|r| r.size).sum::<usize>()
+            );
+            assert!(b.records.len() == 1 || b.bytes <= 256, "{} bytes", b.bytes);
+            all.extend(ids(b));
+        }
+        assert_eq!(all, (0..2000).collect::<Vec<u32>>());
+    }
 }

@@ -58,9 +58,105 @@ fn is_fatal(code: ErrorCode) -> bool {
     )
 }
 
+/// A Produce request for one broker's dispatcher.
+struct Job {
+    req: ProduceRequest,
+    batches: Vec<ProducerBatch>,
+}
+
+/// One task per broker writes that broker's requests in the order the sender made them (the
+/// broker applies a connection's requests in order, so a partition's batches stay in sequence
+/// order on the wire), then waits for each response in a task of its own.
+fn dispatcher(
+    shared: &Arc<Shared>,
+    leader: i32,
+    done: mpsc::UnboundedSender<Completion>,
+) -> mpsc::UnboundedSender<Job> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+    let client = shared.client.clone();
+    let acks = shared.config.acks;
+    let request_timeout = shared.config.request_timeout;
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let conn = match client.broker_connection(leader).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = done.send(Completion {
+                        leader,
+                        batches: job.batches,
+                        result: Err(e),
+                    });
+                    continue;
+                }
+            };
+            if acks == Acks::None {
+                let result = conn
+                    .version_for(ApiKey::Produce)
+                    .and_then(|v| conn.send_no_response(&job.req, v))
+                    .map(|()| None);
+                let _ = done.send(Completion {
+                    leader,
+                    batches: job.batches,
+                    result,
+                });
+                continue;
+            }
+            match conn.send_ordered(&job.req) {
+                Ok(response) => {
+                    let done = done.clone();
+                    let client = client.clone();
+                    // The wait is bounded by the producer's request timeout and by the
+                    // earliest delivery deadline of the request's batches (KIP-91), whatever
+                    // the connection's own timeout.
+                    let deadline = job.batches.iter().map(|b| b.deadline).min();
+                    let wait = deadline
+                        .map_or(request_timeout, |d| {
+                            d.saturating_duration_since(Instant::now())
+                        })
+                        .min(request_timeout)
+                        .max(Duration::from_millis(1));
+                    tokio::spawn(async move {
+                        let result = match tokio::time::timeout(wait, response).await {
+                            Ok(r) => r,
+                            Err(_) => Err(Error::Timeout {
+                                broker: format!("node {leader}"),
+                                api: ApiKey::Produce,
+                                timeout_ms: wait.as_millis() as u64,
+                            }),
+                        };
+                        if matches!(
+                            result,
+                            Err(Error::Io { .. }
+                                | Error::ConnectionClosed { .. }
+                                | Error::Decode { .. })
+                        ) {
+                            client.drop_connection(leader).await;
+                        }
+                        let _ = done.send(Completion {
+                            leader,
+                            batches: job.batches,
+                            result: result.map(Some),
+                        });
+                    });
+                }
+                Err(e) => {
+                    client.drop_connection(leader).await;
+                    let _ = done.send(Completion {
+                        leader,
+                        batches: job.batches,
+                        result: Err(e),
+                    });
+                }
+            }
+        }
+    });
+    tx
+}
+
 pub(crate) async fn run(shared: Arc<Shared>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
     let mut inflight = InFlight::default();
+    let mut dispatchers: HashMap<i32, mpsc::UnboundedSender<Job>> = HashMap::new();
     loop {
         if shared.is_fatal() {
             shared.fail_queued();
@@ -76,7 +172,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         let sent_any = !requests.is_empty();
         for (leader, batches) in requests {
-            send(&shared, leader, batches, &done_tx);
+            let d = dispatchers
+                .entry(leader)
+                .or_insert_with(|| dispatcher(&shared, leader, done_tx.clone()));
+            send(&shared, leader, batches, d, &done_tx);
         }
         if shared.finished(inflight.requests) {
             shared.wake.notify_waiters();
@@ -246,6 +345,7 @@ fn send(
     shared: &Arc<Shared>,
     leader: i32,
     batches: Vec<ProducerBatch>,
+    dispatcher: &mpsc::UnboundedSender<Job>,
     done: &mpsc::UnboundedSender<Completion>,
 ) {
     let cfg = &shared.config;
@@ -329,27 +429,19 @@ fn send(
             .collect(),
         ..Default::default()
     };
-    let client = shared.client.clone();
-    let acks = cfg.acks;
-    let done = done.clone();
-    tokio::spawn(async move {
-        let result = if acks == Acks::None {
-            async {
-                let conn = client.broker_connection(leader).await?;
-                let v = conn.version_for(ApiKey::Produce)?;
-                conn.send_no_response(&req, v)
-            }
-            .await
-            .map(|()| None)
-        } else {
-            client.send_to(leader, &req).await.map(Some)
+    if let Err(mpsc::error::SendError(job)) = dispatcher.send(Job {
+        req,
+        batches: encoded_ok,
+    }) {
+        let err = Error::ProducerClosed {
+            reason: Some("the broker dispatcher stopped".into()),
         };
         let _ = done.send(Completion {
             leader,
-            batches: encoded_ok,
-            result,
+            batches: job.batches,
+            result: Err(err),
         });
-    });
+    }
 }
 
 fn settle(shared: &Shared, inflight: &mut InFlight, c: Completion) {

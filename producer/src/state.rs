@@ -241,19 +241,19 @@ impl Shared {
         }
     }
 
+    /// The count of unsettled records drops before the futures resolve, so an application that
+    /// sees its record acknowledged also sees it counted out of `pending()`.
     pub(crate) fn complete_ok(&self, b: ProducerBatch, base_offset: i64, append_time: i64) {
-        let n = b.records.len();
-        let bytes = b.succeed(base_offset, append_time);
-        self.release(bytes, n);
+        self.release(b.records.iter().map(|r| r.size).sum(), b.records.len());
+        b.succeed(base_offset, append_time);
     }
 
     pub(crate) fn complete_failed(&self, b: ProducerBatch, err: &Error) {
         if self.config.transactional_id.is_some() {
             self.txn_abortable(err);
         }
-        let n = b.records.len();
-        let bytes = b.fail(err);
-        self.release(bytes, n);
+        self.release(b.records.iter().map(|r| r.size).sum(), b.records.len());
+        b.fail(err);
     }
 
     pub(crate) fn requeue(&self, b: ProducerBatch) {
@@ -287,9 +287,8 @@ impl Shared {
             Err(_) => return,
         };
         for b in batches {
-            let n = b.records.len();
-            let bytes = b.fail(&err);
-            self.release(bytes, n);
+            self.release(b.records.iter().map(|r| r.size).sum(), b.records.len());
+            b.fail(&err);
         }
     }
 

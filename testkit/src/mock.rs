@@ -27,6 +27,25 @@
 //!   the batch's base offset (and partition leader epoch) header field; nothing past the batch
 //!   header is read. Non-leaders answer `NOT_LEADER_OR_FOLLOWER` (with the KIP-951 leader hint
 //!   in v10+). `acks = 0` gets no response (and a closed connection on error, like Kafka).
+//! - **Idempotent producers** (KIP-98): a batch whose producer id this cluster issued
+//!   (InitProducerId) is checked against the partition's state for that id: its epoch and its
+//!   last 5 appended batches (first sequence, last sequence, base offset). The state belongs to
+//!   the partition, not to a broker, so it survives leader moves (as Kafka's replicated producer
+//!   state does). In order:
+//!   - an epoch fenced by [`MockCluster::fence_producer`]: `PRODUCER_FENCED` (90);
+//!   - no state for the id on the partition: the first sequence must be 0, else
+//!     `OUT_OF_ORDER_SEQUENCE_NUMBER` (45; Kafka before 2.5 answered `UNKNOWN_PRODUCER_ID`,
+//!     the mock does not);
+//!   - an epoch below the known one: `INVALID_PRODUCER_EPOCH` (47);
+//!   - a higher epoch must start at sequence 0, else `OUT_OF_ORDER_SEQUENCE_NUMBER`;
+//!   - the same epoch and the sequence range of one of the last 5 batches: a duplicate, answered
+//!     with success and the base offset it was first written at, and not appended again;
+//!   - the same epoch: the first sequence must follow the last one (wrapping from `i32::MAX`
+//!     to 0), else `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+//!
+//!   Batches with producer id -1, or an id this cluster never issued (e.g. hand-built batches
+//!   with a zeroed header), are appended unchecked; so are batches seeded with
+//!   [`MockCluster::append`]. A failed check appends nothing of that partition's data.
 //! - **Fetch**: whole stored batches from the fetch offset, limited roughly by the byte limits
 //!   (the first batch is always returned, KIP-74); `OFFSET_OUT_OF_RANGE`,
 //!   `NOT_LEADER_OR_FOLLOWER`, `FENCED_LEADER_EPOCH`/`UNKNOWN_LEADER_EPOCH` checks; long-polls
@@ -41,13 +60,16 @@
 //! - **FindCoordinator**: the coordinator broker (0 unless [`MockCluster::set_coordinator`]).
 //! - **OffsetCommit / OffsetFetch**: a plain offset store per (group, topic, partition), on any
 //!   broker, with no group membership checks; unknown offsets are -1.
-//! - **InitProducerId**: fresh producer ids from 1000, epoch 0; a transactional id or a
-//!   KIP-360 request with a known producer id bumps the epoch.
+//! - **InitProducerId**: fresh producer ids from 1000, epoch 0; a transactional id bumps the
+//!   epoch of its producer id. A KIP-360 request (v3+, no transactional id) naming a producer id
+//!   and its current epoch gets the same id with the epoch + 1; a stale epoch of an issued id
+//!   gets `INVALID_PRODUCER_EPOCH`, a fenced one `PRODUCER_FENCED`.
 //! - **Any other API** is decoded with its request type (a bad body closes the connection) and
 //!   answered with its response type's `Default` value (all fields default, error code 0).
 //!
-//! Not modelled: replication/followers, transactions and transaction markers, idempotent
-//! sequence checks, group membership (JoinGroup, SyncGroup, Heartbeat... get default
+//! Not modelled: replication/followers, transactions and transaction markers, transactional
+//! state in the producer checks (a transactional batch is checked like an idempotent one),
+//! producer state expiry, group membership (JoinGroup, SyncGroup, Heartbeat... get default
 //! responses), quotas, ACLs, configs, SASL, TLS, compression (batches are opaque),
 //! log-append-time timestamps, the last stable offset (always the high watermark), fetch
 //! sessions, record-level validation (no CRC check). Metadata always lists every broker, even a
@@ -89,6 +111,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafkawire_protocol::frame::encode_response;
 use kafkawire_protocol::messages::{ApiKey, Message, Request};
+use kafkawire_protocol::records::RecordSet;
 use kafkawire_protocol::{DecodeError, DecodeErrorKind, ErrorCode, Reader, Uuid};
 use tokio::net::TcpListener;
 
@@ -135,6 +158,10 @@ pub enum Action {
     /// Read the request and never answer it (the connection stays open and later requests on it
     /// are still answered).
     NoResponse,
+    /// Behave as by default (side effects included: a Produce is appended), then close the
+    /// connection without sending the response: a connection cut after the request arrived and
+    /// before its answer did.
+    ProcessThenDrop,
     /// Answer with whatever the closure returns; the general escape hatch.
     Respond(Responder),
     /// The default behaviour (side effects included), with the response passed through a closure
@@ -177,6 +204,7 @@ impl fmt::Debug for Action {
             Action::Delay(d) => f.debug_tuple("Delay").field(d).finish(),
             Action::Delayed(d, a) => f.debug_tuple("Delayed").field(d).field(a).finish(),
             Action::NoResponse => f.write_str("NoResponse"),
+            Action::ProcessThenDrop => f.write_str("ProcessThenDrop"),
             Action::Respond(_) => f.write_str("Respond(..)"),
             Action::Modify(_) => f.write_str("Modify(..)"),
         }
@@ -257,6 +285,17 @@ impl ScriptedRequest {
             }
         }
     }
+}
+
+/// A record of a partition's log, in [`MockCluster::records`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its offset.
+    pub offset: i64,
+    /// Its key.
+    pub key: Option<Bytes>,
+    /// Its value.
+    pub value: Option<Bytes>,
 }
 
 /// One request as received, in [`MockCluster::requests`].
@@ -529,6 +568,55 @@ impl MockCluster {
         })
     }
 
+    /// How many records a partition's log holds (from the stored batches' record counts; 0 if
+    /// the partition does not exist).
+    pub fn record_count(&self, topic: &str, partition: i32) -> usize {
+        self.shared.with(|s| {
+            s.partition(topic, partition)
+                .map_or(0, model::PartitionModel::record_count)
+        })
+    }
+
+    /// The records of a partition's log (offset, key, value), decoded from the stored batches
+    /// with [`RecordSet`]; empty if the partition does not exist.
+    ///
+    /// # Errors
+    /// The [`DecodeError`] of the first stored batch or record that does not decode (e.g.
+    /// hand-built batches whose records are placeholders).
+    pub fn records(&self, topic: &str, partition: i32) -> Result<Vec<StoredRecord>, DecodeError> {
+        let mut out = Vec::new();
+        for stored in self.log(topic, partition) {
+            for batch in RecordSet::new(stored) {
+                let batch = batch?;
+                for r in batch.records() {
+                    let r = r?;
+                    out.push(StoredRecord {
+                        offset: r.offset(),
+                        key: r.key().map(Bytes::copy_from_slice),
+                        value: r.value().map(Bytes::copy_from_slice),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fences producer id `id`, as a new instance with its transactional id would: every epoch
+    /// issued so far is stale, and a later Produce carrying one of them gets `PRODUCER_FENCED`
+    /// (90), as does an InitProducerId bumping one. Returns the first epoch still allowed.
+    pub fn fence_producer(&self, id: i64) -> i16 {
+        self.shared.with(|s| s.fence_producer(id))
+    }
+
+    /// The idempotence state of producer `id` on a partition: its epoch and last appended
+    /// sequence; `None` if it has appended nothing there.
+    pub fn producer_state(&self, topic: &str, partition: i32, id: i64) -> Option<(i16, i32)> {
+        self.shared.with(|s| {
+            let e = s.partition(topic, partition)?.producers.get(&id)?;
+            Some((e.epoch, e.last_sequence()?))
+        })
+    }
+
     /// The high watermark (next offset) of a partition.
     pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
         self.shared
@@ -657,5 +745,188 @@ impl fmt::Debug for MockBroker {
             .field("id", &self.id)
             .field("addr", &self.socket_addr())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafkawire_protocol::frame::{FrameDecoder, decode_response, encode_request};
+    use kafkawire_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use kafkawire_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+    use kafkawire_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    use kafkawire_protocol::messages::produce_response::ProduceResponse;
+    use kafkawire_protocol::records::RecordBatchBuilder;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    struct Conn {
+        stream: TcpStream,
+        decoder: FrameDecoder,
+        next_id: i32,
+    }
+
+    impl Conn {
+        async fn connect(addr: &str) -> Conn {
+            Conn {
+                stream: TcpStream::connect(addr).await.expect("connect"),
+                decoder: FrameDecoder::new(1 << 24),
+                next_id: 1,
+            }
+        }
+
+        async fn send<R: Request>(&mut self, version: i16, req: &R) {
+            let mut buf = BytesMut::new();
+            encode_request(&mut buf, self.next_id, Some("unit"), version, req).expect("encode");
+            self.next_id += 1;
+            self.stream.write_all(&buf).await.expect("write");
+        }
+
+        /// The next response, or `None` when the connection closes.
+        async fn recv<R: Request>(&mut self, version: i16) -> Option<R::Response> {
+            let read = async {
+                loop {
+                    if let Some(f) = self.decoder.next_frame().expect("frame") {
+                        return Some(f);
+                    }
+                    match self.stream.read_buf(self.decoder.buffer_mut()).await {
+                        Ok(0) | Err(_) => return None,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            let frame = tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("no answer within 5 s")?;
+            let (_, body) =
+                decode_response::<R::Response>(frame, R::API_KEY, version).expect("decode");
+            Some(body)
+        }
+
+        async fn call<R: Request>(&mut self, version: i16, req: &R) -> Option<R::Response> {
+            self.send(version, req).await;
+            self.recv::<R>(version).await
+        }
+    }
+
+    fn batch(id: i64, epoch: i16, seq: i32, values: &[&str]) -> Bytes {
+        let mut b = RecordBatchBuilder::new();
+        b.producer(id, epoch, seq);
+        for v in values {
+            b.push(0, Some(b"k"), Some(v.as_bytes()), &[])
+                .expect("push");
+        }
+        b.build().expect("build")
+    }
+
+    fn produce(records: Bytes) -> ProduceRequest {
+        ProduceRequest {
+            acks: -1,
+            timeout_ms: 1000,
+            topic_data: vec![TopicProduceData {
+                name: "t".into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(records),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn code_and_offset(r: &ProduceResponse) -> (i16, i64) {
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    }
+
+    fn init(id: i64, epoch: i16) -> InitProducerIdRequest {
+        InitProducerIdRequest {
+            transactional_id: None,
+            producer_id: id,
+            producer_epoch: epoch,
+            transaction_timeout_ms: -1,
+            ..Default::default()
+        }
+    }
+
+    fn ids(r: &InitProducerIdResponse) -> (i16, i64, i16) {
+        (r.error_code, r.producer_id, r.producer_epoch)
+    }
+
+    #[tokio::test]
+    async fn process_then_drop_appends_and_the_retry_is_a_duplicate() {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        let mut c = Conn::connect(&cluster.bootstrap()).await;
+        let r = c.call(4, &init(-1, -1)).await.unwrap();
+        assert_eq!(ids(&r), (0, 1000, 0));
+
+        let first = batch(1000, 0, 0, &["a", "b"]);
+        cluster.script(ApiKey::Produce, Action::ProcessThenDrop);
+        assert!(
+            c.call(9, &produce(first.clone())).await.is_none(),
+            "closed without an answer"
+        );
+        assert_eq!(cluster.record_count("t", 0), 2, "but appended");
+
+        let mut c = Conn::connect(&cluster.bootstrap()).await;
+        let r = c.call(9, &produce(first)).await.unwrap();
+        assert_eq!(code_and_offset(&r), (0, 0), "duplicate: original offset");
+        let r = c
+            .call(9, &produce(batch(1000, 0, 2, &["c"])))
+            .await
+            .unwrap();
+        assert_eq!(code_and_offset(&r), (0, 2));
+        let r = c
+            .call(9, &produce(batch(1000, 0, 9, &["x"])))
+            .await
+            .unwrap();
+        assert_eq!(code_and_offset(&r), (45, -1));
+        assert_eq!(cluster.record_count("t", 0), 3);
+        assert_eq!(cluster.producer_state("t", 0, 1000), Some((0, 2)));
+        let records = cluster.records("t", 0).unwrap();
+        let got: Vec<(i64, &[u8])> = records
+            .iter()
+            .map(|r| (r.offset, r.value.as_deref().unwrap()))
+            .collect();
+        assert_eq!(got, [(0, &b"a"[..]), (1, b"b"), (2, b"c")]);
+        assert!(records.iter().all(|r| r.key.as_deref() == Some(&b"k"[..])));
+
+        // KIP-360 epoch bump: same id, epoch + 1; sequences start again at 0.
+        let r = c.call(4, &init(1000, 0)).await.unwrap();
+        assert_eq!(ids(&r), (0, 1000, 1));
+        let r = c.call(4, &init(1000, 0)).await.unwrap();
+        assert_eq!(ids(&r), (47, -1, -1), "stale epoch");
+        let r = c
+            .call(9, &produce(batch(1000, 1, 3, &["d"])))
+            .await
+            .unwrap();
+        assert_eq!(code_and_offset(&r), (45, -1), "new epoch starts at 0");
+        let r = c
+            .call(9, &produce(batch(1000, 1, 0, &["d"])))
+            .await
+            .unwrap();
+        assert_eq!(code_and_offset(&r), (0, 3));
+        let r = c
+            .call(9, &produce(batch(1000, 0, 3, &["e"])))
+            .await
+            .unwrap();
+        assert_eq!(code_and_offset(&r), (47, -1), "old epoch");
+
+        // Fenced: its produce and its epoch bump are refused.
+        assert_eq!(cluster.fence_producer(1000), 2);
+        let r = c
+            .call(9, &produce(batch(1000, 1, 1, &["f"])))
+            .await
+            .unwrap();
+        assert_eq!(code_and_offset(&r), (90, -1));
+        let r = c.call(4, &init(1000, 1)).await.unwrap();
+        assert_eq!(ids(&r).0, 90);
+        assert_eq!(cluster.record_count("t", 0), 4);
+        assert_eq!(cluster.records("nope", 0).unwrap(), []);
     }
 }

@@ -130,6 +130,11 @@ pub(crate) async fn handle(shared: &Shared, broker: i32, frame: Bytes) -> Reply 
         Some(Action::ErrorCode(code)) => error_reply(shared, &req, code.0),
         Some(Action::DropConnection) => Reply::Close,
         Some(Action::NoResponse) => Reply::Nothing,
+        Some(Action::ProcessThenDrop) => {
+            // Side effects happen; the answer is lost with the connection.
+            let _ = default_reply(shared, &req, None).await;
+            Reply::Close
+        }
         Some(Action::Respond(f)) => f(&req),
     }
 }
@@ -816,7 +821,7 @@ fn produce(shared: &Shared, req: &ScriptedRequest, modify: Option<Modifier>) -> 
                     }
                     Some(_) => {
                         let data = p.records.as_deref().unwrap_or_default();
-                        match s.append(&t.name, p.index, data) {
+                        match s.produce(&t.name, p.index, data) {
                             Ok(base) => PartitionProduceResponse {
                                 index: p.index,
                                 base_offset: base,
@@ -1178,7 +1183,7 @@ fn find_coordinator(shared: &Shared, req: &ScriptedRequest, modify: Option<Modif
 fn init_producer_id(shared: &Shared, req: &ScriptedRequest, modify: Option<Modifier>) -> Reply {
     let r = decode_or_close!(req, InitProducerIdRequest);
     let version = req.version;
-    let (producer_id, producer_epoch) = shared.with(|s| {
+    let result = shared.with(|s| {
         let mut fresh = || {
             let id = s.next_producer_id;
             s.next_producer_id += 1;
@@ -1188,21 +1193,41 @@ fn init_producer_id(shared: &Shared, req: &ScriptedRequest, modify: Option<Modif
             Some(e) if e < i16::MAX => Some((id, e)),
             _ => None,
         };
-        let known = match &r.transactional_id {
-            Some(tid) => s.transactional.get(tid).copied(),
-            None if version >= 3 && r.producer_id >= 0 => Some((r.producer_id, r.producer_epoch)),
-            None => None,
+        let next = match &r.transactional_id {
+            Some(tid) => {
+                let known = s.transactional.get(tid).copied();
+                let next = known.and_then(bumped).unwrap_or_else(&mut fresh);
+                s.transactional.insert(tid.clone(), next);
+                next
+            }
+            // KIP-360: an idempotent producer bumping its own epoch.
+            None if version >= 3 && r.producer_id >= 0 => {
+                let (id, epoch) = (r.producer_id, r.producer_epoch);
+                if s.fenced.get(&id).is_some_and(|min| epoch < *min) {
+                    return Err(ErrorCode::PRODUCER_FENCED.0);
+                }
+                if s.producers.get(&id).is_some_and(|latest| *latest != epoch) {
+                    return Err(ErrorCode::INVALID_PRODUCER_EPOCH.0);
+                }
+                bumped((id, epoch)).unwrap_or_else(&mut fresh)
+            }
+            None => fresh(),
         };
-        let next = known.and_then(bumped).unwrap_or_else(&mut fresh);
-        if let Some(tid) = &r.transactional_id {
-            s.transactional.insert(tid.clone(), next);
-        }
-        next
+        s.issue_producer(next.0, next.1);
+        Ok(next)
     });
-    let resp = InitProducerIdResponse {
-        producer_id,
-        producer_epoch,
-        ..Default::default()
+    let resp = match result {
+        Ok((producer_id, producer_epoch)) => InitProducerIdResponse {
+            producer_id,
+            producer_epoch,
+            ..Default::default()
+        },
+        Err(code) => InitProducerIdResponse {
+            error_code: code,
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        },
     };
     finish(req, resp, modify)
 }

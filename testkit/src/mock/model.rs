@@ -215,11 +215,24 @@ fn check_sequence(entry: Option<&ProducerEntry>, b: BatchProducer) -> Check {
 
 /// The producer fields of a batch (header already validated by [`split_batches`]).
 fn batch_producer(bytes: &[u8], last_delta: i32) -> Option<BatchProducer> {
-    let id = i64::from_be_bytes(bytes.get(PRODUCER_ID_AT..PRODUCER_ID_AT + 8)?.try_into().ok()?);
-    let epoch =
-        i16::from_be_bytes(bytes.get(PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2)?.try_into().ok()?);
-    let first_seq =
-        i32::from_be_bytes(bytes.get(BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4)?.try_into().ok()?);
+    let id = i64::from_be_bytes(
+        bytes
+            .get(PRODUCER_ID_AT..PRODUCER_ID_AT + 8)?
+            .try_into()
+            .ok()?,
+    );
+    let epoch = i16::from_be_bytes(
+        bytes
+            .get(PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2)?
+            .try_into()
+            .ok()?,
+    );
+    let first_seq = i32::from_be_bytes(
+        bytes
+            .get(BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4)?
+            .try_into()
+            .ok()?,
+    );
     Some(BatchProducer {
         id,
         epoch,
@@ -415,7 +428,9 @@ impl State {
                         entry.recent.clear();
                     }
                     entry.epoch = prod.epoch;
-                    entry.recent.push_back((prod.first_seq, prod.last_seq, base));
+                    entry
+                        .recent
+                        .push_back((prod.first_seq, prod.last_seq, base));
                     if entry.recent.len() > RECENT_BATCHES {
                         entry.recent.pop_front();
                     }
@@ -433,9 +448,15 @@ impl State {
         self.producers.insert(id, epoch);
     }
 
-    /// Fences every epoch of `id` issued so far; returns the first epoch still allowed.
+    /// Fences every epoch of `id` issued or used so far; returns the first epoch still allowed.
     pub(crate) fn fence_producer(&mut self, id: i64) -> i16 {
-        let latest = self.producers.get(&id).copied().unwrap_or(-1);
+        let seen = self
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.producers.get(&id).map(|e| e.epoch))
+            .max();
+        let latest = self.producers.get(&id).copied().max(seen).unwrap_or(-1);
         let next = latest.saturating_add(1).max(0);
         self.producers.insert(id, next);
         self.fenced.insert(id, next);
@@ -529,5 +550,116 @@ mod tests {
         magic1[16] = 1;
         assert_eq!(s.append("t", 0, &magic1), Err(2));
         assert_eq!(s.append("t", 1, &batch(1, 0)), Err(3));
+    }
+
+    /// `batch(records, 0)` from producer `id` at `epoch` starting at sequence `seq`.
+    fn idem(records: i32, id: i64, epoch: i16, seq: i32) -> Vec<u8> {
+        let mut b = batch(records, 0);
+        b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&id.to_be_bytes());
+        b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
+        b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&seq.to_be_bytes());
+        b
+    }
+
+    const OUT_OF_ORDER: i16 = ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.0;
+
+    #[test]
+    fn idempotent_produce_detects_duplicates_gaps_and_stale_epochs() {
+        let mut s = State::new(&["127.0.0.1:1".parse().unwrap()]);
+        s.create_topic("t", 2, None);
+        s.issue_producer(1000, 0);
+        // A new producer must start at 0.
+        assert_eq!(s.produce("t", 0, &idem(2, 1000, 0, 5)), Err(OUT_OF_ORDER));
+        assert_eq!(s.produce("t", 0, &idem(3, 1000, 0, 0)), Ok(0));
+        assert_eq!(s.produce("t", 0, &idem(2, 1000, 0, 3)), Ok(3));
+        // A retry of either batch is a duplicate: its first offset, nothing appended.
+        assert_eq!(s.produce("t", 0, &idem(3, 1000, 0, 0)), Ok(0));
+        assert_eq!(s.produce("t", 0, &idem(2, 1000, 0, 3)), Ok(3));
+        assert_eq!(s.partition("t", 0).unwrap().high_watermark, 5);
+        assert_eq!(s.partition("t", 0).unwrap().record_count(), 5);
+        // A gap, an overlap that is not an earlier batch, and a repeat of the last sequence.
+        assert_eq!(s.produce("t", 0, &idem(1, 1000, 0, 6)), Err(OUT_OF_ORDER));
+        assert_eq!(s.produce("t", 0, &idem(2, 1000, 0, 4)), Err(OUT_OF_ORDER));
+        assert_eq!(s.produce("t", 0, &idem(1, 1000, 0, 5)), Ok(5));
+        // Only the last 5 batches are remembered.
+        for seq in 6..11 {
+            assert_eq!(
+                s.produce("t", 0, &idem(1, 1000, 0, seq)),
+                Ok(i64::from(seq))
+            );
+        }
+        assert_eq!(
+            s.produce("t", 0, &idem(1, 1000, 0, 6)),
+            Ok(6),
+            "still known"
+        );
+        assert_eq!(s.produce("t", 0, &idem(1, 1000, 0, 5)), Err(OUT_OF_ORDER));
+        // A higher epoch starts at 0; then the old epoch is stale.
+        assert_eq!(s.produce("t", 0, &idem(1, 1000, 1, 11)), Err(OUT_OF_ORDER));
+        assert_eq!(s.produce("t", 0, &idem(1, 1000, 1, 0)), Ok(11));
+        assert_eq!(
+            s.produce("t", 0, &idem(1, 1000, 0, 11)),
+            Err(ErrorCode::INVALID_PRODUCER_EPOCH.0)
+        );
+        // Other partitions have their own state.
+        assert_eq!(s.produce("t", 1, &idem(1, 1000, 1, 0)), Ok(0));
+        // Ids never issued and -1 are not checked.
+        assert_eq!(s.produce("t", 1, &idem(1, 7, 0, 9)), Ok(1));
+        assert_eq!(s.produce("t", 1, &idem(1, 7, 0, 9)), Ok(2));
+        assert_eq!(s.produce("t", 1, &idem(1, -1, -1, -1)), Ok(3));
+        // Fencing.
+        assert_eq!(s.fence_producer(1000), 2);
+        assert_eq!(
+            s.produce("t", 1, &idem(1, 1000, 1, 1)),
+            Err(ErrorCode::PRODUCER_FENCED.0)
+        );
+        assert_eq!(s.produce("t", 1, &idem(1, 1000, 2, 0)), Ok(4));
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let mut s = State::new(&["127.0.0.1:1".parse().unwrap()]);
+        s.create_topic("t", 1, None);
+        s.issue_producer(1000, 0);
+        assert_eq!(add_sequence(i32::MAX, 1), 0);
+        assert_eq!(add_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(s.produce("t", 0, &idem(1, 1000, 0, 0)), Ok(0));
+        // Make the state end just below the wrap.
+        let e = s
+            .partition_mut("t", 0)
+            .unwrap()
+            .producers
+            .get_mut(&1000)
+            .unwrap();
+        e.recent.clear();
+        e.recent.push_back((i32::MAX - 3, i32::MAX - 2, 0));
+        assert_eq!(s.produce("t", 0, &idem(3, 1000, 0, i32::MAX - 1)), Ok(1));
+        let e = &s.partition("t", 0).unwrap().producers[&1000];
+        assert_eq!(e.last_sequence(), Some(0));
+        assert_eq!(s.produce("t", 0, &idem(1, 1000, 0, 1)), Ok(4));
+        assert_eq!(
+            s.produce("t", 0, &idem(3, 1000, 0, i32::MAX - 1)),
+            Ok(1),
+            "duplicate"
+        );
+    }
+
+    #[test]
+    fn a_failed_batch_appends_nothing_of_the_request() {
+        let mut s = State::new(&["127.0.0.1:1".parse().unwrap()]);
+        s.create_topic("t", 1, None);
+        s.issue_producer(1000, 0);
+        let mut two = idem(2, 1000, 0, 0);
+        two.extend(idem(1, 1000, 0, 7));
+        assert_eq!(s.produce("t", 0, &two), Err(OUT_OF_ORDER));
+        assert_eq!(s.partition("t", 0).unwrap().high_watermark, 0);
+        let mut two = idem(2, 1000, 0, 0);
+        two.extend(idem(1, 1000, 0, 2));
+        assert_eq!(s.produce("t", 0, &two), Ok(0));
+        assert_eq!(s.partition("t", 0).unwrap().high_watermark, 3);
+        assert_eq!(
+            s.partition("t", 0).unwrap().producers[&1000].last_sequence(),
+            Some(2)
+        );
     }
 }
