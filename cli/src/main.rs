@@ -3,6 +3,8 @@
 mod admin;
 mod consume;
 mod format;
+mod groups;
+mod perf;
 mod produce;
 
 use std::process::ExitCode;
@@ -57,6 +59,12 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
     Consume(consume::ConsumeArgs),
+    /// List, describe or delete consumer groups.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
+    /// Measure throughput and latency against a broker.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 impl Cli {
@@ -128,5 +136,7 @@ async fn run(cli: &Cli) -> Result<(), Error> {
         Command::Topics(cmd) => admin::topics(&client, cmd).await,
         Command::Produce(args) => produce::run(&client, args).await,
         Command::Consume(args) => consume::run(&client, args).await,
+        Command::Groups(cmd) => groups::run(&client, cmd).await,
+        Command::Perf(cmd) => perf::run(&client, cmd).await,
     }
 }

@@ -24,10 +24,13 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod assignor;
 mod fetch;
+mod group;
 mod offsets;
 
 pub use fetch::{Fetched, FetchedPartition, OffsetReset};
+pub use group::{GroupConfig, GroupConsumer, RebalanceListener};
 pub use offsets::OffsetManager;
 
 use std::collections::BTreeMap;

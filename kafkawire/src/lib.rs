@@ -44,8 +44,8 @@ pub use kafkawire_client::{
 };
 pub use kafkawire_client::{GroupDescription, GroupListing, GroupMembership, OffsetToCommit};
 pub use kafkawire_consumer::{
-    ConsumerConfig, Fetched, FetchedPartition, IsolationLevel, OffsetManager, OffsetReset,
-    PartitionConsumer, StartOffset,
+    ConsumerConfig, Fetched, FetchedPartition, GroupConfig, GroupConsumer, IsolationLevel,
+    OffsetManager, OffsetReset, PartitionConsumer, RebalanceListener, StartOffset,
 };
 pub use kafkawire_producer::{
     Acks, ConsumerGroupMetadata, DeliveryFuture, Partitioner, Producer, ProducerBuilder,

@@ -1,0 +1,458 @@
+//! `kafkawire perf`: load generators that report throughput and latency, like Kafka's
+//! `kafka-producer-perf-test.sh`.
+//!
+//! `perf produce` sends `--records` records of `--record-size` random bytes (no key) as fast as
+//! the producer accepts them, or at most `--throughput` records per second. The payloads are
+//! generated before the clock starts, from a fixed seed, so runs are repeatable. A record's
+//! latency is the time from the call that hands it to the producer to the moment its delivery
+//! future resolves (acknowledged, or failed). Sends never wait for acknowledgements: the
+//! producer's buffer (`--buffer-memory`) bounds what is in flight, as in Kafka's tool.
+//! MB/s counts values only, in units of 2^20 bytes (as Kafka's tool does).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use kafkawire::{
+    Acks, Client, Compression, DeliveryFuture, Error, Producer, ProducerConfig, ProducerRecord,
+};
+use tokio::task::JoinSet;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PerfCommand {
+    /// Send N records of B random bytes and report throughput and latency (like
+    /// kafka-producer-perf-test). The topic must exist.
+    Produce(ProducePerfArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ProducePerfArgs {
+    /// Topic to write to (it must exist).
+    #[arg(long)]
+    topic: String,
+    /// Number of records to send.
+    #[arg(long, alias = "num-records", value_name = "N")]
+    records: u64,
+    /// Size of each record's value in bytes (records have no key).
+    #[arg(long, value_name = "B")]
+    record_size: usize,
+    /// Most records per second; -1 (the default) means no limit.
+    #[arg(long, value_name = "R", default_value_t = -1.0, allow_negative_numbers = true)]
+    throughput: f64,
+    /// Acknowledgement level: 0, 1 or all.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    /// Compression: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// How long a batch waits for more records, in ms (linger).
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// Largest batch per partition, in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    batch_size: usize,
+    /// Producer buffer, in bytes: how much may wait to be sent or acknowledged.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    buffer_memory: usize,
+    /// Idempotent delivery (needs acks=all). Default: true with acks=all, else false.
+    #[arg(long, value_name = "true|false")]
+    idempotence: Option<bool>,
+    /// Produce requests in flight per broker connection.
+    #[arg(long, default_value_t = 5)]
+    max_in_flight: usize,
+    /// At the end, print (to stderr) how many records each partition of the topic received,
+    /// a hint at how evenly the partitioner spread the load.
+    #[arg(long)]
+    partitions_hint: bool,
+}
+
+pub(crate) async fn run(client: &Client, cmd: &PerfCommand) -> Result<(), Error> {
+    match cmd {
+        PerfCommand::Produce(args) => produce(client, args).await,
+    }
+}
+
+/// Delivery futures are watched by one task per chunk of this many records (a task per record
+/// would cost more than the producer itself).
+const CHUNK: usize = 64;
+/// A chunk is handed to its watcher when it is full or its first record is this old, so a
+/// resolved future is noticed at most about this late (and never later than an idle wait).
+const CHUNK_AGE: Duration = Duration::from_millis(1);
+/// Distinct payloads generated (fewer for large records: at most ~16 MiB of them).
+const MAX_PAYLOADS: usize = 1000;
+const PAYLOAD_POOL_BYTES: usize = 16 * 1024 * 1024;
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Counters shared by the sender loop, the watchers and the progress reporter.
+struct Stats {
+    record_size: usize,
+    acked: AtomicU64,
+    failed: AtomicU64,
+    lat_sum_us: AtomicU64,
+    lat_max_us: AtomicU64,
+    window_count: AtomicU64,
+    window_lat_sum_us: AtomicU64,
+    window_lat_max_us: AtomicU64,
+    /// Latency of every acknowledged record, in microseconds (sorted at the end).
+    latencies: Mutex<Vec<u32>>,
+    first_error: Mutex<Option<Error>>,
+    /// Acknowledged records per partition id.
+    per_partition: Vec<AtomicU64>,
+}
+
+impl Stats {
+    fn new(record_size: usize, records: u64, partitions: usize) -> Stats {
+        let cap = usize::try_from(records).unwrap_or(usize::MAX).min(1 << 27);
+        Stats {
+            record_size,
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            lat_sum_us: AtomicU64::new(0),
+            lat_max_us: AtomicU64::new(0),
+            window_count: AtomicU64::new(0),
+            window_lat_sum_us: AtomicU64::new(0),
+            window_lat_max_us: AtomicU64::new(0),
+            latencies: Mutex::new(Vec::with_capacity(cap)),
+            first_error: Mutex::new(None),
+            per_partition: (0..partitions).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// `n` records acknowledged with latencies summing to `sum` µs, the largest `max` µs.
+    fn acked(&self, n: u64, sum: u64, max: u64) {
+        self.acked.fetch_add(n, Ordering::Relaxed);
+        self.lat_sum_us.fetch_add(sum, Ordering::Relaxed);
+        self.lat_max_us.fetch_max(max, Ordering::Relaxed);
+        self.window_count.fetch_add(n, Ordering::Relaxed);
+        self.window_lat_sum_us.fetch_add(sum, Ordering::Relaxed);
+        self.window_lat_max_us.fetch_max(max, Ordering::Relaxed);
+    }
+
+    fn failed(&self, e: Error) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            eprintln!("kafkawire perf: a record failed: {e}");
+            *first = Some(e);
+        }
+    }
+
+    /// Prints the records acknowledged since the last call, to stderr.
+    fn print_window(&self, elapsed: Duration) {
+        let n = self.window_count.swap(0, Ordering::Relaxed);
+        let sum = self.window_lat_sum_us.swap(0, Ordering::Relaxed);
+        let max = self.window_lat_max_us.swap(0, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let rate = n as f64 / secs;
+        eprintln!(
+            "{n} records sent, {rate:.1} records/s ({:.2} MB/s), avg latency {:.1} ms, max latency {:.1} ms",
+            rate * self.record_size as f64 / MB,
+            if n == 0 {
+                0.0
+            } else {
+                sum as f64 / n as f64 / 1e3
+            },
+            max as f64 / 1e3,
+        );
+    }
+}
+
+/// Waits for a chunk of delivery futures, recording each one's latency when it resolves (all
+/// of them are polled on every wake-up, so completion order does not matter).
+async fn watch(stats: Arc<Stats>, chunk: Vec<(Instant, DeliveryFuture)>) {
+    let mut pending: Vec<Option<(Instant, DeliveryFuture)>> = chunk.into_iter().map(Some).collect();
+    let mut left = pending.len();
+    let mut latencies = Vec::with_capacity(left);
+    std::future::poll_fn(|cx| {
+        let mut now = None;
+        let (mut n, mut sum, mut max) = (0u64, 0u64, 0u64);
+        for slot in pending.iter_mut() {
+            let Some((sent, delivery)) = slot else {
+                continue;
+            };
+            let Poll::Ready(result) = Pin::new(delivery).poll(cx) else {
+                continue;
+            };
+            let now = *now.get_or_insert_with(Instant::now);
+            let us = u32::try_from(now.duration_since(*sent).as_micros()).unwrap_or(u32::MAX);
+            *slot = None;
+            left -= 1;
+            match result {
+                Ok(meta) => {
+                    latencies.push(us);
+                    n += 1;
+                    sum += u64::from(us);
+                    max = max.max(u64::from(us));
+                    if let Some(c) = usize::try_from(meta.partition)
+                        .ok()
+                        .and_then(|p| stats.per_partition.get(p))
+                    {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => stats.failed(e),
+            }
+        }
+        if n > 0 {
+            stats.acked(n, sum, max);
+        }
+        if left == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    stats
+        .latencies
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend_from_slice(&latencies);
+}
+
+/// `count` payloads of `size` random upper-case letters (as Kafka's tool), from a fixed seed.
+fn payloads(size: usize, count: usize) -> Vec<Bytes> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut all = Vec::with_capacity(size * count);
+    while all.len() < size * count {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        all.push(b'A' + ((r >> 32) % 26) as u8);
+    }
+    let all = Bytes::from(all);
+    (0..count)
+        .map(|i| all.slice(i * size..(i + 1) * size))
+        .collect()
+}
+
+/// Nearest-rank percentile of sorted latencies, in ms.
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    f64::from(sorted[rank.clamp(1, sorted.len()) - 1]) / 1e3
+}
+
+fn hand_off(
+    watchers: &mut JoinSet<()>,
+    stats: &Arc<Stats>,
+    chunk: &mut Vec<(Instant, DeliveryFuture)>,
+) {
+    if chunk.is_empty() {
+        return;
+    }
+    let full = std::mem::replace(chunk, Vec::with_capacity(CHUNK));
+    watchers.spawn(watch(stats.clone(), full));
+    // Reap finished watchers so the set stays small on long runs.
+    while watchers.try_join_next().is_some() {}
+}
+
+async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
+    let acks: Acks = args.acks.parse()?;
+    let compression: Compression = args.compression.parse().map_err(|_| {
+        Error::Config(format!(
+            "--compression must be none, gzip, snappy, lz4 or zstd, not {:?}",
+            args.compression
+        ))
+    })?;
+    if args.throughput.is_nan() || args.throughput == 0.0 {
+        return Err(Error::Config(
+            "--throughput must be a positive number of records per second, or -1 for no limit"
+                .into(),
+        ));
+    }
+    let throughput = (args.throughput > 0.0).then_some(args.throughput);
+    // Fail early, with the topic's name, if it does not exist.
+    let topic = client.topic_metadata(&args.topic).await?;
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| usize::try_from(p.partition).map_or(0, |p| p + 1))
+        .max()
+        .unwrap_or(0);
+    let config = ProducerConfig {
+        acks,
+        compression,
+        linger: Duration::from_millis(args.linger_ms),
+        batch_size: args.batch_size,
+        buffer_memory: args.buffer_memory,
+        enable_idempotence: args.idempotence.unwrap_or(acks == Acks::All),
+        max_in_flight_per_connection: args.max_in_flight,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(client, config)?;
+
+    let pool = (PAYLOAD_POOL_BYTES / args.record_size.max(1)).clamp(1, MAX_PAYLOADS);
+    let payloads = payloads(args.record_size, pool);
+    let stats = Arc::new(Stats::new(args.record_size, args.records, partitions));
+
+    let started = Instant::now();
+    let reporter = {
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            let mut last = Instant::now();
+            loop {
+                tick.tick().await;
+                let now = Instant::now();
+                stats.print_window(now - last);
+                last = now;
+            }
+        })
+    };
+
+    let mut watchers = JoinSet::new();
+    let mut chunk: Vec<(Instant, DeliveryFuture)> = Vec::with_capacity(CHUNK);
+    let mut chunk_started = started;
+    let mut attempted = 0u64;
+    let mut stopped = None;
+    for i in 0..args.records {
+        if let Some(rate) = throughput {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            if Instant::now() < due {
+                hand_off(&mut watchers, &stats, &mut chunk);
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        let record = ProducerRecord {
+            topic: args.topic.clone(),
+            value: Some(payloads[(i % pool as u64) as usize].clone()),
+            ..ProducerRecord::default()
+        };
+        let sent = Instant::now();
+        if !chunk.is_empty() && sent.duration_since(chunk_started) >= CHUNK_AGE {
+            hand_off(&mut watchers, &stats, &mut chunk);
+        }
+        // Without waiting when the buffer has room; when it has none, hand the chunk over first
+        // so records acknowledged while this one waits are timed when they resolve.
+        let delivery = match producer.try_send(record.clone()) {
+            Ok(d) => Ok(d),
+            Err(_) => {
+                hand_off(&mut watchers, &stats, &mut chunk);
+                producer.send(record).await
+            }
+        };
+        attempted += 1;
+        match delivery {
+            Ok(d) => {
+                if chunk.is_empty() {
+                    chunk_started = sent;
+                }
+                chunk.push((sent, d));
+                if chunk.len() >= CHUNK {
+                    hand_off(&mut watchers, &stats, &mut chunk);
+                }
+            }
+            Err(e) => {
+                stats.failed(e);
+                stopped = Some(i);
+                break;
+            }
+        }
+    }
+    hand_off(&mut watchers, &stats, &mut chunk);
+    while let Some(r) = watchers.join_next().await {
+        if let Err(e) = r {
+            reporter.abort();
+            return Err(Error::Config(format!("a delivery watcher failed: {e}")));
+        }
+    }
+    let elapsed = started.elapsed();
+    reporter.abort();
+    let closed = producer.close(Duration::from_secs(30)).await;
+
+    let acked = stats.acked.load(Ordering::Relaxed);
+    let failed = stats.failed.load(Ordering::Relaxed);
+    let mut lat = std::mem::take(
+        &mut *stats
+            .latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    lat.sort_unstable();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let rate = acked as f64 / secs;
+    let avg = if acked == 0 {
+        0.0
+    } else {
+        stats.lat_sum_us.load(Ordering::Relaxed) as f64 / acked as f64 / 1e3
+    };
+    println!(
+        "{acked} records sent, {rate:.1} records/s ({:.2} MB/s), {avg:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 99th, {:.2} ms 99.9th.",
+        rate * args.record_size as f64 / MB,
+        stats.lat_max_us.load(Ordering::Relaxed) as f64 / 1e3,
+        percentile_ms(&lat, 0.50),
+        percentile_ms(&lat, 0.99),
+        percentile_ms(&lat, 0.999),
+    );
+    if args.partitions_hint {
+        let counts: Vec<String> = stats
+            .per_partition
+            .iter()
+            .enumerate()
+            .map(|(p, c)| format!("{p}: {}", c.load(Ordering::Relaxed)))
+            .collect();
+        eprintln!(
+            "records per partition of {} ({} partitions): {}",
+            args.topic,
+            topic.partitions.len(),
+            counts.join(", ")
+        );
+    }
+    if failed > 0 {
+        if let Some(i) = stopped {
+            eprintln!(
+                "kafkawire perf: stopped sending after {i} of {} records.",
+                args.records
+            );
+        }
+        eprintln!("kafkawire perf: {failed} of {attempted} records failed; the first error:");
+        let first = stats
+            .first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        return Err(first.unwrap_or_else(|| Error::Config(format!("{failed} records failed"))));
+    }
+    closed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_fixed_letters_of_the_asked_size() {
+        let a = payloads(100, 3);
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|p| p.len() == 100));
+        assert!(a.iter().flat_map(|p| p.iter()).all(u8::is_ascii_uppercase));
+        assert_ne!(a[0], a[1]);
+        assert_eq!(a, payloads(100, 3));
+        assert!(payloads(0, 1)[0].is_empty());
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<u32> = (1..=1000).map(|i| i * 1000).collect();
+        assert_eq!(percentile_ms(&v, 0.5), 500.0);
+        assert_eq!(percentile_ms(&v, 0.99), 990.0);
+        assert_eq!(percentile_ms(&v, 0.999), 999.0);
+        assert_eq!(percentile_ms(&[7000], 0.999), 7.0);
+        assert_eq!(percentile_ms(&[], 0.5), 0.0);
+    }
+}

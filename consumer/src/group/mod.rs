@@ -1,0 +1,692 @@
+//! [`GroupConsumer`]: a member of a consumer group. It finds the group coordinator, joins
+//! (the leader runs the assignor), heartbeats from a background task independent of how long
+//! the application takes between polls, fetches its partitions from the committed offsets, and
+//! commits what `poll` has returned (auto commit) or what the application says.
+//!
+//! Eager and cooperative (KIP-429) rebalancing: with only cooperative assignors configured, a
+//! rebalance revokes just the partitions that move; otherwise every partition is revoked
+//! before joining, as in the eager protocol.
+
+mod membership;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafkawire_client::{Admin, Client, Error, GroupMembership, OffsetToCommit, Result};
+use kafkawire_protocol::ErrorCode;
+use kafkawire_protocol::messages::ApiKey;
+
+use crate::assignor::{self, MemberSubscription, RebalanceProtocol};
+use crate::assignor::{
+    Assignment, Subscription, decode_assignment, decode_subscription, encode_assignment,
+    encode_subscription,
+};
+use crate::{ConsumerConfig, Fetched, OffsetReset, PartitionConsumer, StartOffset};
+use membership::{Coordinator, Membership, SharedMembership};
+
+/// Settings of a group member. Defaults are the Java client's (Kafka 3.x).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// Group id.
+    pub group_id: String,
+    /// Static membership id (KIP-345): a restart within the session timeout keeps the
+    /// assignment without a rebalance; `close` does not leave the group.
+    pub group_instance_id: Option<String>,
+    /// Where to start a partition with no committed offset (default latest).
+    pub auto_offset_reset: OffsetReset,
+    /// Commit what `poll` returned, every `auto_commit_interval`, before a revocation and on
+    /// close (default true).
+    pub enable_auto_commit: bool,
+    /// Auto commit period (default 5 s).
+    pub auto_commit_interval: Duration,
+    /// The coordinator removes a member that sends no heartbeat for this long (default 45 s).
+    pub session_timeout: Duration,
+    /// Heartbeat period (default 3 s).
+    pub heartbeat_interval: Duration,
+    /// A member that does not poll for this long leaves the group itself, and the next poll
+    /// reports it (default 5 min). Also the rebalance timeout.
+    pub max_poll_interval: Duration,
+    /// Assignors in order of preference (default `range`, `cooperative-sticky`).
+    pub partition_assignment_strategy: Vec<String>,
+    /// Fetch settings.
+    pub fetch: ConsumerConfig,
+}
+
+impl GroupConfig {
+    /// Defaults for `group_id`.
+    pub fn new(group_id: &str) -> GroupConfig {
+        GroupConfig {
+            group_id: group_id.to_owned(),
+            group_instance_id: None,
+            auto_offset_reset: OffsetReset::Latest,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            max_poll_interval: Duration::from_secs(300),
+            partition_assignment_strategy: vec!["range".into(), "cooperative-sticky".into()],
+            fetch: ConsumerConfig::default(),
+        }
+    }
+}
+
+/// Called around rebalances. The consumer has already committed (with auto commit, or the
+/// offsets stored with [`GroupConsumer::store_offset`]) before `on_partitions_revoked`.
+pub trait RebalanceListener: Send {
+    /// Partitions about to be given up (their offsets can still be committed).
+    fn on_partitions_revoked(&mut self, partitions: &[(String, i32)]) {
+        let _ = partitions;
+    }
+    /// Partitions newly assigned.
+    fn on_partitions_assigned(&mut self, partitions: &[(String, i32)]) {
+        let _ = partitions;
+    }
+    /// Partitions lost without a chance to commit (the member was removed from the group).
+    fn on_partitions_lost(&mut self, partitions: &[(String, i32)]) {
+        let _ = partitions;
+    }
+}
+
+/// A consumer that is a member of a group. See the module docs.
+pub struct GroupConsumer {
+    client: Client,
+    config: GroupConfig,
+    topics: Vec<String>,
+    state: SharedMembership,
+    fetcher: PartitionConsumer,
+    assigned: BTreeSet<(String, i32)>,
+    /// Next offsets after the records `poll` has returned: what auto commit commits.
+    consumed: BTreeMap<(String, i32), i64>,
+    /// Next offsets the application stored as processed: committed before revocation even
+    /// without auto commit.
+    stored: BTreeMap<(String, i32), i64>,
+    last_commit: Instant,
+    last_poll: Arc<Mutex<Instant>>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    listener: Option<Box<dyn RebalanceListener>>,
+    joined: bool,
+}
+
+impl std::fmt::Debug for GroupConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupConsumer")
+            .field("group", &self.config.group_id)
+            .field("assigned", &self.assigned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+}
+
+impl GroupConsumer {
+    /// A member of `config.group_id` subscribed to `topics`. Nothing is sent until the first
+    /// poll.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty group id or topic list, or an unknown assignor name.
+    pub fn subscribe(
+        client: &Client,
+        config: GroupConfig,
+        topics: &[&str],
+    ) -> Result<GroupConsumer> {
+        if config.group_id.is_empty() || topics.is_empty() {
+            return Err(Error::Config(
+                "a group consumer needs a group id and at least one topic".into(),
+            ));
+        }
+        for name in &config.partition_assignment_strategy {
+            if assignor::by_name(name).is_none() {
+                return Err(Error::Config(format!(
+                    "unknown assignor {name:?} (range, roundrobin, sticky, cooperative-sticky)"
+                )));
+            }
+        }
+        if config.partition_assignment_strategy.is_empty() {
+            return Err(Error::Config(
+                "partition_assignment_strategy is empty".into(),
+            ));
+        }
+        let fetch = ConsumerConfig {
+            offset_reset: config.auto_offset_reset,
+            ..config.fetch.clone()
+        };
+        Ok(GroupConsumer {
+            fetcher: PartitionConsumer::new(client, fetch),
+            client: client.clone(),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            state: Arc::new(Mutex::new(Membership {
+                generation_id: -1,
+                ..Default::default()
+            })),
+            assigned: BTreeSet::new(),
+            consumed: BTreeMap::new(),
+            stored: BTreeMap::new(),
+            last_commit: Instant::now(),
+            last_poll: Arc::new(Mutex::new(Instant::now())),
+            heartbeat: None,
+            listener: None,
+            joined: false,
+            config,
+        })
+    }
+
+    /// Sets the rebalance listener.
+    pub fn set_rebalance_listener(&mut self, listener: impl RebalanceListener + 'static) {
+        self.listener = Some(Box::new(listener));
+    }
+
+    /// The partitions assigned to this member now.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.assigned.iter().cloned().collect()
+    }
+
+    /// The position (next offset to read) of an assigned partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.fetcher.position(topic, partition)
+    }
+
+    /// The member id and generation, once joined.
+    pub fn membership(&self) -> GroupMembership {
+        let s = self.state.lock().map(|s| s.clone()).unwrap_or_default();
+        GroupMembership {
+            generation_id: s.generation_id,
+            member_id: s.member_id,
+            group_instance_id: self.config.group_instance_id.clone(),
+        }
+    }
+
+    fn coordinator(&self) -> Coordinator<'_> {
+        Coordinator {
+            client: &self.client,
+            group: &self.config.group_id,
+            instance_id: self.config.group_instance_id.as_deref(),
+            state: &self.state,
+        }
+    }
+
+    fn protocol(&self) -> RebalanceProtocol {
+        let all_cooperative = self
+            .config
+            .partition_assignment_strategy
+            .iter()
+            .filter_map(|n| assignor::by_name(n))
+            .all(|a| a.protocol() == RebalanceProtocol::Cooperative);
+        if all_cooperative {
+            RebalanceProtocol::Cooperative
+        } else {
+            RebalanceProtocol::Eager
+        }
+    }
+
+    /// Joins (or rejoins) the group if needed, commits on schedule, and fetches. Records come
+    /// back as [`Fetched`], exactly as from a [`PartitionConsumer`].
+    ///
+    /// # Errors
+    /// [`Error::GroupMembership`] once after the member left the group for polling too slowly
+    /// (the next poll joins again); fatal membership errors (FENCED_INSTANCE_ID, authorization);
+    /// fetch errors as [`PartitionConsumer::poll`].
+    pub async fn poll(&mut self) -> Result<Fetched> {
+        if let Ok(mut t) = self.last_poll.lock() {
+            *t = Instant::now();
+        }
+        let (fatal, slow) = self
+            .state
+            .lock()
+            .map(|mut s| (s.fatal.clone(), s.left_for_slow_poll.take()))
+            .unwrap_or_default();
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        if let Some(after) = slow {
+            let lost: Vec<(String, i32)> = self.assigned.iter().cloned().collect();
+            self.drop_partitions(&lost, true);
+            return Err(Error::GroupMembership {
+                group: self.config.group_id.clone(),
+                reason: format!(
+                    "left the group after {} ms without a poll (max_poll_interval {} ms); the next poll joins again",
+                    after.as_millis(),
+                    self.config.max_poll_interval.as_millis()
+                ),
+            });
+        }
+        let rejoin = self.state.lock().map(|s| s.needs_rejoin).unwrap_or(true);
+        if !self.joined || rejoin {
+            self.rebalance().await?;
+        }
+        if self.config.enable_auto_commit
+            && self.last_commit.elapsed() >= self.config.auto_commit_interval
+            && let Err(e) = self.commit().await
+        {
+            tracing::warn!(error = %e, "auto commit failed");
+        }
+        let fetched = self.fetcher.poll().await?;
+        for p in &fetched.partitions {
+            if let Some(pos) = self.fetcher.position(&p.topic, p.partition) {
+                self.consumed.insert((p.topic.clone(), p.partition), pos);
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// Stores `next_offset` (last processed + 1) as processed for a partition: committed by
+    /// [`GroupConsumer::commit`], before a revocation, and on close, even without auto commit.
+    pub fn store_offset(&mut self, topic: &str, partition: i32, next_offset: i64) {
+        self.stored
+            .insert((topic.to_owned(), partition), next_offset);
+    }
+
+    fn to_commit(&self) -> Vec<OffsetToCommit> {
+        let mut offsets = BTreeMap::new();
+        if self.config.enable_auto_commit {
+            offsets.extend(
+                self.consumed
+                    .iter()
+                    .filter(|(k, _)| self.assigned.contains(*k))
+                    .map(|(k, v)| (k.clone(), *v)),
+            );
+        }
+        offsets.extend(
+            self.stored
+                .iter()
+                .filter(|(k, _)| self.assigned.contains(*k))
+                .map(|(k, v)| (k.clone(), *v)),
+        );
+        offsets
+            .into_iter()
+            .map(|((topic, partition), offset)| OffsetToCommit {
+                topic,
+                partition,
+                offset,
+                leader_epoch: -1,
+                metadata: None,
+            })
+            .collect()
+    }
+
+    /// Commits the offsets of records returned by `poll` (with auto commit) and those stored
+    /// with [`GroupConsumer::store_offset`], as this generation's member.
+    ///
+    /// # Errors
+    /// OffsetCommit errors; REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID
+    /// also make the next poll rejoin.
+    pub async fn commit(&mut self) -> Result<()> {
+        let offsets = self.to_commit();
+        self.commit_offsets(&offsets).await
+    }
+
+    /// Commits the given offsets as this generation's member.
+    ///
+    /// # Errors
+    /// As [`GroupConsumer::commit`].
+    pub async fn commit_offsets(&mut self, offsets: &[OffsetToCommit]) -> Result<()> {
+        self.last_commit = Instant::now();
+        let r = Admin::new(&self.client)
+            .commit_offsets(&self.config.group_id, &self.membership(), offsets)
+            .await;
+        if let Err(e) = &r
+            && matches!(
+                e.code(),
+                Some(
+                    ErrorCode::REBALANCE_IN_PROGRESS
+                        | ErrorCode::ILLEGAL_GENERATION
+                        | ErrorCode::UNKNOWN_MEMBER_ID
+                )
+            )
+            && let Ok(mut s) = self.state.lock()
+        {
+            s.needs_rejoin = true;
+        }
+        r
+    }
+
+    /// Commits (with auto commit or stored offsets), leaves the group (unless static
+    /// membership), and stops heartbeating.
+    ///
+    /// # Errors
+    /// The commit's or LeaveGroup's error; the member is stopped either way.
+    pub async fn close(mut self) -> Result<()> {
+        let mut result = Ok(());
+        if self.joined && (self.config.enable_auto_commit || !self.stored.is_empty()) {
+            result = self.commit().await;
+        }
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+        if self.joined && self.config.group_instance_id.is_none() {
+            let left = self.coordinator().leave("the consumer is closing").await;
+            if result.is_ok() {
+                result = left;
+            }
+        }
+        result
+    }
+
+    fn drop_partitions(&mut self, partitions: &[(String, i32)], lost: bool) {
+        if partitions.is_empty() {
+            return;
+        }
+        if let Some(l) = self.listener.as_mut() {
+            if lost {
+                l.on_partitions_lost(partitions)
+            } else {
+                l.on_partitions_revoked(partitions)
+            }
+        }
+        for (t, p) in partitions {
+            self.fetcher.unassign(t, *p);
+            self.assigned.remove(&(t.clone(), *p));
+            self.consumed.remove(&(t.clone(), *p));
+            self.stored.remove(&(t.clone(), *p));
+        }
+    }
+
+    async fn revoke(&mut self, partitions: Vec<(String, i32)>) {
+        if partitions.is_empty() {
+            return;
+        }
+        let offsets: Vec<OffsetToCommit> = self
+            .to_commit()
+            .into_iter()
+            .filter(|o| partitions.contains(&(o.topic.clone(), o.partition)))
+            .collect();
+        if !offsets.is_empty()
+            && let Err(e) = self.commit_offsets(&offsets).await
+        {
+            tracing::warn!(error = %e, "commit before revocation failed");
+        }
+        self.drop_partitions(&partitions, false);
+    }
+
+    async fn rebalance(&mut self) -> Result<()> {
+        let protocol = self.protocol();
+        let lost = self
+            .state
+            .lock()
+            .map(|s| s.member_id.is_empty() && self.joined)
+            .unwrap_or(false);
+        // What we owned before giving it up: eager members still report it in their
+        // subscription so that sticky assignors can keep it in place (KIP-54).
+        let owned_before: Vec<(String, i32)> = if lost {
+            Vec::new()
+        } else {
+            self.assigned.iter().cloned().collect()
+        };
+        if lost {
+            let all: Vec<(String, i32)> = self.assigned.iter().cloned().collect();
+            self.drop_partitions(&all, true);
+        } else if protocol == RebalanceProtocol::Eager {
+            let all: Vec<(String, i32)> = self.assigned.iter().cloned().collect();
+            self.revoke(all).await;
+        }
+        // Another member joining or leaving while we sync answers REBALANCE_IN_PROGRESS (and
+        // an old generation ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID): those mean "join again".
+        const ATTEMPTS: u32 = 20;
+        for attempt in 1..=ATTEMPTS {
+            let rejoin = |e: &Error| {
+                e.is_retriable()
+                    || matches!(
+                        e.code(),
+                        Some(
+                            ErrorCode::REBALANCE_IN_PROGRESS
+                                | ErrorCode::UNKNOWN_MEMBER_ID
+                                | ErrorCode::ILLEGAL_GENERATION
+                        )
+                    )
+            };
+            match self.join_and_sync(protocol, &owned_before).await {
+                Ok(()) => break,
+                Err(e) if rejoin(&e) && attempt < ATTEMPTS => {
+                    tracing::debug!(error = %e, "rebalance failed; joining again");
+                    if matches!(
+                        e.code(),
+                        Some(ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION)
+                    ) && let Ok(mut s) = self.state.lock()
+                    {
+                        s.member_id.clear();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    if matches!(
+                        e.code(),
+                        Some(ErrorCode::FENCED_INSTANCE_ID | ErrorCode::GROUP_AUTHORIZATION_FAILED)
+                    ) && let Ok(mut s) = self.state.lock()
+                    {
+                        s.fatal = Some(e.clone());
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.joined = true;
+        self.start_heartbeat();
+        Ok(())
+    }
+
+    async fn join_and_sync(
+        &mut self,
+        protocol: RebalanceProtocol,
+        owned_before: &[(String, i32)],
+    ) -> Result<()> {
+        if let Ok(mut s) = self.state.lock() {
+            s.needs_rejoin = false;
+        }
+        let generation = self.state.lock().map(|s| s.generation_id).unwrap_or(-1);
+        let subscription = Subscription {
+            topics: self.topics.clone(),
+            owned_partitions: match protocol {
+                RebalanceProtocol::Cooperative => self.assigned.iter().cloned().collect(),
+                RebalanceProtocol::Eager => owned_before.to_vec(),
+            },
+            generation_id: generation,
+            rack_id: None,
+            user_data: None,
+        };
+        let meta = encode_subscription(&subscription, 3).map_err(|source| Error::Encode {
+            api: ApiKey::JoinGroup,
+            source,
+        })?;
+        let protocols: Vec<(String, Bytes)> = self
+            .config
+            .partition_assignment_strategy
+            .iter()
+            .map(|n| (n.clone(), meta.clone()))
+            .collect();
+        let coordinator = self.coordinator();
+        let joined = coordinator
+            .join(
+                &protocols,
+                self.config.session_timeout,
+                self.config.max_poll_interval,
+            )
+            .await?;
+        let mut assignments = BTreeMap::new();
+        if joined.leader {
+            let assignor = assignor::by_name(&joined.protocol).ok_or_else(|| {
+                Error::Config(format!(
+                    "the group chose assignor {:?}, which this client does not have",
+                    joined.protocol
+                ))
+            })?;
+            let mut members = BTreeMap::new();
+            let mut topics = BTreeSet::new();
+            for (member_id, instance, metadata) in &joined.members {
+                let s = decode_subscription(metadata.clone()).map_err(|e| {
+                    Error::Config(format!(
+                        "member {member_id} sent a subscription this client cannot read: {e}"
+                    ))
+                })?;
+                topics.extend(s.topics.iter().cloned());
+                members.insert(
+                    member_id.clone(),
+                    MemberSubscription {
+                        topics: s.topics,
+                        owned_partitions: s.owned_partitions,
+                        generation_id: s.generation_id,
+                        group_instance_id: instance.clone(),
+                    },
+                );
+            }
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let meta = self.client.refresh_metadata(&names).await?;
+            let partitions_per_topic: BTreeMap<String, i32> = topics
+                .iter()
+                .filter_map(|t| {
+                    meta.topics
+                        .get(t)
+                        .filter(|m| m.error.is_ok())
+                        .map(|m| (t.clone(), m.partitions.len() as i32))
+                })
+                .collect();
+            let result = assignor.assign(&partitions_per_topic, &members);
+            for member_id in members.keys() {
+                let partitions = result.get(member_id).cloned().unwrap_or_default();
+                let bytes = encode_assignment(
+                    &Assignment {
+                        partitions,
+                        user_data: None,
+                    },
+                    3,
+                )
+                .map_err(|source| Error::Encode {
+                    api: ApiKey::SyncGroup,
+                    source,
+                })?;
+                assignments.insert(member_id.clone(), bytes);
+            }
+        }
+        let bytes = coordinator.sync(&joined, assignments).await?;
+        let new: BTreeSet<(String, i32)> = if bytes.is_empty() {
+            BTreeSet::new()
+        } else {
+            decode_assignment(bytes)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "the leader sent an assignment this client cannot read: {e}"
+                    ))
+                })?
+                .partitions
+                .into_iter()
+                .collect()
+        };
+        if protocol == RebalanceProtocol::Cooperative {
+            let revoked: Vec<(String, i32)> = self.assigned.difference(&new).cloned().collect();
+            if !revoked.is_empty() {
+                self.revoke(revoked).await;
+                // KIP-429: give the revoked partitions back to the group in a follow-up round.
+                if let Ok(mut s) = self.state.lock() {
+                    s.needs_rejoin = true;
+                }
+            }
+        }
+        let added: Vec<(String, i32)> = new.difference(&self.assigned).cloned().collect();
+        if !added.is_empty() {
+            let committed = Admin::new(&self.client)
+                .committed_offsets(&self.config.group_id, Some(&added))
+                .await?;
+            for (t, p) in &added {
+                let start = match committed.get(&(t.clone(), *p)) {
+                    Some(o) => StartOffset::Offset(*o),
+                    None => match self.config.auto_offset_reset {
+                        OffsetReset::Earliest => StartOffset::Earliest,
+                        OffsetReset::Latest => StartOffset::Latest,
+                        OffsetReset::None => {
+                            return Err(Error::Config(format!(
+                                "{t}-{p} has no committed offset for group {} and auto_offset_reset is none",
+                                self.config.group_id
+                            )));
+                        }
+                    },
+                };
+                self.fetcher.assign(t, *p, start).await?;
+                self.assigned.insert((t.clone(), *p));
+            }
+            if let Some(l) = self.listener.as_mut() {
+                l.on_partitions_assigned(&added);
+            }
+        }
+        Ok(())
+    }
+
+    fn start_heartbeat(&mut self) {
+        if self.heartbeat.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let client = self.client.clone();
+        let group = self.config.group_id.clone();
+        let instance = self.config.group_instance_id.clone();
+        let state = self.state.clone();
+        let last_poll = self.last_poll.clone();
+        let every = self.config.heartbeat_interval;
+        let max_poll = self.config.max_poll_interval;
+        self.heartbeat = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let coordinator = Coordinator {
+                    client: &client,
+                    group: &group,
+                    instance_id: instance.as_deref(),
+                    state: &state,
+                };
+                let idle = last_poll.lock().map(|t| t.elapsed()).unwrap_or_default();
+                let member = state
+                    .lock()
+                    .map(|s| !s.member_id.is_empty())
+                    .unwrap_or(false);
+                if !member {
+                    continue;
+                }
+                if idle > max_poll {
+                    tracing::warn!(group = %group, idle_ms = idle.as_millis() as u64, "no poll within max_poll_interval: leaving the group");
+                    let _ = coordinator.leave("consumer poll timeout has expired").await;
+                    if let Ok(mut s) = state.lock() {
+                        s.left_for_slow_poll = Some(idle);
+                        s.needs_rejoin = true;
+                    }
+                    continue;
+                }
+                match coordinator.heartbeat().await {
+                    Ok(ErrorCode::NONE) => {}
+                    Ok(ErrorCode::REBALANCE_IN_PROGRESS) => {
+                        if let Ok(mut s) = state.lock() {
+                            s.needs_rejoin = true;
+                        }
+                    }
+                    Ok(ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION) => {
+                        if let Ok(mut s) = state.lock() {
+                            s.member_id.clear();
+                            s.needs_rejoin = true;
+                        }
+                    }
+                    Ok(
+                        c @ (ErrorCode::FENCED_INSTANCE_ID | ErrorCode::GROUP_AUTHORIZATION_FAILED),
+                    ) => {
+                        if let Ok(mut s) = state.lock() {
+                            s.fatal = Some(Error::broker_error(
+                                c,
+                                ApiKey::Heartbeat,
+                                None,
+                                None,
+                                None,
+                                Some(format!("group {group}")),
+                            ));
+                        }
+                        return;
+                    }
+                    Ok(other) => {
+                        tracing::debug!(code = %other, "heartbeat answered with an error; retrying")
+                    }
+                    Err(e) => tracing::debug!(error = %e, "heartbeat failed; retrying"),
+                }
+            }
+        }));
+    }
+}
