@@ -381,6 +381,15 @@ async fn handle_response(
                     batches.push(batch);
                 }
             }
+            if c.config.isolation_level == IsolationLevel::ReadCommitted {
+                let aborted: Vec<(i64, i64)> = p
+                    .aborted_transactions
+                    .iter()
+                    .flatten()
+                    .map(|a| (a.producer_id, a.first_offset))
+                    .collect();
+                drop_aborted(&mut batches, aborted, p.last_stable_offset);
+            }
             out.partitions.push(FetchedPartition {
                 topic: key.0,
                 partition: key.1,
@@ -397,4 +406,109 @@ async fn handle_response(
         }
     }
     stale
+}
+
+/// Removes, for read_committed, the batches of aborted transactions and what lies at or past the
+/// last stable offset (KIP-98). `aborted` lists (producer id, first offset) of the transactions
+/// the broker reports aborted in the fetched range: from its first offset, a producer's
+/// transactional batches are dropped until that producer's ABORT marker.
+fn drop_aborted(batches: &mut Vec<Batch>, mut aborted: Vec<(i64, i64)>, last_stable_offset: i64) {
+    use kafkawire_protocol::records::ControlRecordType;
+    aborted.sort_by_key(|(_, first)| *first);
+    let mut pending = aborted.into_iter().peekable();
+    let mut active: std::collections::HashSet<i64> = std::collections::HashSet::new();
+    batches.retain(|b| {
+        if last_stable_offset >= 0 && b.base_offset() >= last_stable_offset {
+            return false;
+        }
+        while let Some((pid, _)) = pending.next_if(|(_, first)| *first <= b.last_offset()) {
+            active.insert(pid);
+        }
+        if b.is_control() {
+            let abort = b
+                .records()
+                .next()
+                .and_then(|r| r.ok())
+                .and_then(|r| r.control_record())
+                .is_some_and(|c| c.kind == ControlRecordType::Abort);
+            if abort {
+                active.remove(&b.producer_id());
+            }
+            // Control batches are never returned as records anyway; keep them for callers
+            // that look at markers.
+            return true;
+        }
+        !(b.is_transactional() && active.contains(&b.producer_id()))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use kafkawire_protocol::records::{
+        ControlRecordType, EndTxnMarker, RecordBatchBuilder, control_batch,
+    };
+
+    fn data(base: i64, pid: i64, txn: bool, n: usize) -> Bytes {
+        let mut b = RecordBatchBuilder::new();
+        b.base_offset(base).producer(pid, 0, 0).transactional(txn);
+        for i in 0..n {
+            b.push(0, None, Some(format!("{pid}-{i}").as_bytes()), &[])
+                .unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    fn marker(base: i64, pid: i64, kind: ControlRecordType) -> Bytes {
+        let commit = kind == ControlRecordType::Commit;
+        control_batch(
+            base,
+            0,
+            pid,
+            0,
+            0,
+            EndTxnMarker {
+                commit,
+                coordinator_epoch: 0,
+            },
+        )
+    }
+
+    fn decode(parts: &[Bytes]) -> Vec<Batch> {
+        let all: Vec<u8> = parts.iter().flat_map(|b| b.iter().copied()).collect();
+        RecordSet::new(Bytes::from(all))
+            .map(|b| b.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn aborted_transactions_are_dropped_and_committed_ones_kept() {
+        // pid 1 aborts (offsets 0-1, marker 4); pid 2 commits (2-3, marker 5); pid 3 is not
+        // transactional (6); pid 1 again after its abort, committed (7, marker 8).
+        let mut batches = decode(&[
+            data(0, 1, true, 2),
+            data(2, 2, true, 2),
+            marker(4, 1, ControlRecordType::Abort),
+            marker(5, 2, ControlRecordType::Commit),
+            data(6, 3, false, 1),
+            data(7, 1, true, 1),
+            marker(8, 1, ControlRecordType::Commit),
+        ]);
+        drop_aborted(&mut batches, vec![(1, 0)], 9);
+        let data_offsets: Vec<i64> = batches
+            .iter()
+            .filter(|b| !b.is_control())
+            .map(|b| b.base_offset())
+            .collect();
+        assert_eq!(data_offsets, vec![2, 6, 7]);
+    }
+
+    #[test]
+    fn nothing_at_or_past_the_last_stable_offset() {
+        let mut batches = decode(&[data(0, 1, true, 2), data(2, 2, true, 2)]);
+        drop_aborted(&mut batches, vec![], 2);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].base_offset(), 0);
+    }
 }

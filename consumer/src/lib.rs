@@ -75,8 +75,9 @@ pub enum IsolationLevel {
     /// Everything up to the high watermark, including records of open or aborted transactions.
     #[default]
     ReadUncommitted,
-    /// Only up to the last stable offset. (Filtering of aborted transactions comes with the
-    /// group consumer.)
+    /// Only records of committed transactions, and nothing at or past the last stable offset:
+    /// batches of aborted transactions are dropped using the fetch response's list of aborted
+    /// transactions (KIP-98).
     ReadCommitted,
 }
 
