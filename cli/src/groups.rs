@@ -24,6 +24,38 @@ pub(crate) enum GroupsCommand {
         /// Group id.
         group: String,
     },
+    /// Move a group's committed offsets (KIP-122). Prints old -> new per partition; changes
+    /// nothing unless --execute is given. Refuses while the group has active members.
+    ResetOffsets(ResetArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime"])))]
+pub(crate) struct ResetArgs {
+    /// Group id.
+    group: String,
+    /// Topic whose partitions to reset (all its partitions).
+    #[arg(long)]
+    topic: String,
+    /// To the log start offset.
+    #[arg(long)]
+    to_earliest: bool,
+    /// To the high watermark (skip everything not yet read).
+    #[arg(long)]
+    to_latest: bool,
+    /// To this offset (clamped to the partition's range).
+    #[arg(long, value_name = "N")]
+    to_offset: Option<i64>,
+    /// By N from the committed offset, negative to go back (clamped).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    shift_by: Option<i64>,
+    /// To the first offset whose timestamp is at or after this time (RFC 3339, e.g.
+    /// 2026-11-23T10:00:00Z).
+    #[arg(long, value_name = "RFC3339")]
+    to_datetime: Option<String>,
+    /// Commit the new offsets (without it, only print them).
+    #[arg(long)]
+    execute: bool,
 }
 
 /// The partitions of a consumer-protocol assignment (int16 version, then the fields of that
@@ -115,5 +147,90 @@ pub(crate) async fn run(client: &Client, cmd: &GroupsCommand) -> Result<(), Erro
             eprintln!("deleted group {group}");
             Ok(())
         }
+        GroupsCommand::ResetOffsets(args) => reset_offsets(&admin, client, args).await,
     }
+}
+
+async fn reset_offsets(admin: &Admin, client: &Client, args: &ResetArgs) -> Result<(), Error> {
+    let group = &args.group;
+    let d = admin.describe_group(group).await?;
+    if !d.members.is_empty()
+        || matches!(
+            d.state.as_str(),
+            "Stable" | "PreparingRebalance" | "CompletingRebalance"
+        )
+    {
+        return Err(Error::Config(format!(
+            "group {group} has active members ({} member(s), state {}): stop its consumers first, offsets can only be reset while the group is empty",
+            d.members.len(),
+            d.state
+        )));
+    }
+    let timestamp = match &args.to_datetime {
+        Some(t) => {
+            let at = humantime::parse_rfc3339_weak(t).map_err(|e| {
+                Error::Config(format!("--to-datetime {t:?} is not an RFC 3339 time: {e}"))
+            })?;
+            let ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| Error::Config(format!("--to-datetime {t:?} is before 1970")))?
+                .as_millis();
+            Some(ms as i64)
+        }
+        None => None,
+    };
+    let topic = client.topic_metadata(&args.topic).await?;
+    let partitions: Vec<(String, i32)> = topic
+        .partitions
+        .iter()
+        .map(|p| (args.topic.clone(), p.partition))
+        .collect();
+    let committed = admin.committed_offsets(group, Some(&partitions)).await?;
+    let mut plan = Vec::new();
+    let mut s = String::new();
+    for (t, p) in &partitions {
+        let earliest = admin
+            .list_offset(t, *p, kafkawire::client::offset_spec::EARLIEST)
+            .await?;
+        let latest = admin.high_watermark(t, *p).await?;
+        let old = committed.get(&(t.clone(), *p)).copied();
+        let new = if args.to_earliest {
+            earliest
+        } else if args.to_latest {
+            latest
+        } else if let Some(n) = args.to_offset {
+            n
+        } else if let Some(by) = args.shift_by {
+            old.unwrap_or(earliest).saturating_add(by)
+        } else if let Some(ts) = timestamp {
+            match admin.list_offset(t, *p, ts).await? {
+                -1 => latest,
+                o => o,
+            }
+        } else {
+            unreachable!("clap requires one target")
+        };
+        let new = new.clamp(earliest, latest.max(earliest));
+        s.push_str(&format!(
+            "{t}\t{p}\t{} -> {new}\n",
+            old.map_or("-".to_string(), |o| o.to_string())
+        ));
+        plan.push(kafkawire::OffsetToCommit {
+            topic: t.clone(),
+            partition: *p,
+            offset: new,
+            leader_epoch: -1,
+            metadata: None,
+        });
+    }
+    out(&s)?;
+    if args.execute {
+        admin
+            .commit_offsets(group, &kafkawire::GroupMembership::none(), &plan)
+            .await?;
+        eprintln!("committed {} offsets for group {group}", plan.len());
+    } else {
+        eprintln!("dry run: nothing changed (add --execute to commit these offsets)");
+    }
+    Ok(())
 }
