@@ -7,11 +7,11 @@
 //! (LZ4 frame format), KIP-110 (zstd) and KIP-390 (compression levels).
 //!
 //! Decoding:
-//! - [`RecordSet`] walks the `records` field of a fetch response partition (one [`Bytes`]) and
+//! - [`RecordSet`] walks the `records` field of a fetch response partition (one [`Bytes`](bytes::Bytes)) and
 //!   yields one [`Batch`] per batch or legacy log entry. A trailing batch that the broker cut
 //!   short (fetch `max_bytes`) ends the walk cleanly and is reported by
 //!   [`RecordSet::truncated_tail`].
-//! - [`RecordBatch`] is a decoded magic-2 batch: its header fields and one [`Bytes`] holding the
+//! - [`RecordBatch`] is a decoded magic-2 batch: its header fields and one [`Bytes`](bytes::Bytes) holding the
 //!   (decompressed) records. [`RecordBatch::records`] iterates [`Record`] views that borrow from
 //!   that buffer without allocating or touching a reference count.
 //! - [`LegacyBatch`] is a magic 0/1 log entry; it owns its few records.
