@@ -32,6 +32,9 @@ pub(crate) struct Membership {
     pub(crate) left_for_slow_poll: Option<Duration>,
     /// An error that ends membership for good (FENCED_INSTANCE_ID, authorization).
     pub(crate) fatal: Option<Error>,
+    /// A join/sync is under way: heartbeats pause, and answers to heartbeats of the generation
+    /// being replaced are ignored (they would only say "rebalance in progress" again).
+    pub(crate) rebalancing: bool,
 }
 
 pub(crate) type SharedMembership = Arc<Mutex<Membership>>;

@@ -441,7 +441,14 @@ impl GroupConsumer {
                         )
                     )
             };
-            match self.join_and_sync(protocol, &owned_before).await {
+            if let Ok(mut s) = self.state.lock() {
+                s.rebalancing = true;
+            }
+            let outcome = self.join_and_sync(protocol, &owned_before).await;
+            if let Ok(mut s) = self.state.lock() {
+                s.rebalancing = false;
+            }
+            match outcome {
                 Ok(()) => break,
                 Err(e) if rejoin(&e) && attempt < ATTEMPTS => {
                     tracing::debug!(error = %e, "rebalance failed; joining again");
@@ -637,11 +644,11 @@ impl GroupConsumer {
                     state: &state,
                 };
                 let idle = last_poll.lock().map(|t| t.elapsed()).unwrap_or_default();
-                let member = state
+                let (member, rebalancing, generation) = state
                     .lock()
-                    .map(|s| !s.member_id.is_empty())
-                    .unwrap_or(false);
-                if !member {
+                    .map(|s| (!s.member_id.is_empty(), s.rebalancing, s.generation_id))
+                    .unwrap_or((false, true, -1));
+                if !member || rebalancing {
                     continue;
                 }
                 if idle > max_poll {
@@ -653,7 +660,17 @@ impl GroupConsumer {
                     }
                     continue;
                 }
-                match coordinator.heartbeat().await {
+                let answer = coordinator.heartbeat().await;
+                // An answer about a generation that a rebalance has replaced meanwhile says
+                // nothing about the new one.
+                let stale = state
+                    .lock()
+                    .map(|s| s.rebalancing || s.generation_id != generation)
+                    .unwrap_or(true);
+                if stale {
+                    continue;
+                }
+                match answer {
                     Ok(ErrorCode::NONE) => {}
                     Ok(ErrorCode::REBALANCE_IN_PROGRESS) => {
                         if let Ok(mut s) = state.lock() {
