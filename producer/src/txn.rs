@@ -152,6 +152,16 @@ impl Shared {
         make: impl Fn() -> R,
         code_of: impl Fn(&R::Response) -> i16,
     ) -> Result<R::Response> {
+        self.to_coordinator_capped(make, code_of, i16::MAX).await
+    }
+
+    /// As [`Shared::to_coordinator`], with the request version capped at `max_version`.
+    async fn to_coordinator_capped<R: Request>(
+        &self,
+        make: impl Fn() -> R,
+        code_of: impl Fn(&R::Response) -> i16,
+        max_version: i16,
+    ) -> Result<R::Response> {
         let deadline = tokio::time::Instant::now()
             + self.config.transaction_timeout.max(Duration::from_secs(5));
         let mut attempt = 0;
@@ -168,7 +178,22 @@ impl Shared {
                         n
                     }
                 };
-                let resp = self.client.send_to(node, &make()).await?;
+                let conn = self.client.broker_connection(node).await?;
+                let version = conn.version_for(R::API_KEY)?.min(max_version);
+                let resp = match conn.send_version(&make(), version).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if matches!(
+                            e,
+                            Error::Io { .. }
+                                | Error::ConnectionClosed { .. }
+                                | Error::Decode { .. }
+                        ) {
+                            self.client.drop_connection(node).await;
+                        }
+                        return Err(e);
+                    }
+                };
                 let code = ErrorCode(code_of(&resp));
                 if code.is_ok() {
                     Ok(resp)
@@ -253,7 +278,7 @@ impl Shared {
                 .unwrap_or(0)
         };
         // Clients speak AddPartitionsToTxn v3 or lower: v4+ is the brokers' batched form (KIP-890).
-        match self.add_partitions_v3(make, first_error).await {
+        match self.to_coordinator_capped(make, first_error, 3).await {
             Ok(_) => {
                 if let Ok(mut t) = self.txn.lock() {
                     t.added.extend(tps);
@@ -279,74 +304,30 @@ impl Shared {
         }
     }
 
-    async fn add_partitions_v3(
-        &self,
-        make: impl Fn() -> AddPartitionsToTxnRequest,
-        code_of: impl Fn(&kafkawire_protocol::messages::add_partitions_to_txn_response::AddPartitionsToTxnResponse) -> i16,
-    ) -> Result<()> {
-        // The negotiated version is capped at 3 by sending through a connection directly.
-        let deadline = tokio::time::Instant::now()
-            + self.config.transaction_timeout.max(Duration::from_secs(5));
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result: Result<()> = async {
-                let node = match self.txn.lock().ok().and_then(|t| t.coordinator) {
-                    Some(n) => n,
-                    None => {
-                        let n = self.client.find_coordinator(1, &self.txn_id()).await?;
-                        if let Ok(mut t) = self.txn.lock() {
-                            t.coordinator = Some(n);
-                        }
-                        n
-                    }
-                };
-                let conn = self.client.broker_connection(node).await?;
-                let version = conn.version_for(ApiKey::AddPartitionsToTxn)?.min(3);
-                let resp = conn.send_version(&make(), version).await?;
-                match ErrorCode(code_of(&resp)) {
-                    c if c.is_ok() => Ok(()),
-                    c => Err(Error::broker_error(
-                        c,
-                        ApiKey::AddPartitionsToTxn,
-                        Some(conn.broker()),
-                        None,
-                        None,
-                        None,
-                    )),
-                }
-            }
-            .await;
-            match result {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    let code = e.code().unwrap_or(ErrorCode::NONE);
-                    if fencing(code) {
-                        self.set_fatal(e.clone());
-                        return Err(e);
-                    }
-                    if !(e.is_retriable() || retriable_coordinator(code))
-                        || tokio::time::Instant::now() >= deadline
-                    {
-                        return Err(e);
-                    }
-                    if let Ok(mut t) = self.txn.lock()
-                        && matches!(
-                            code,
-                            ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE
-                        )
-                    {
-                        t.coordinator = None;
-                    }
-                    tokio::time::sleep(sender::backoff(
-                        self.config.retry_backoff,
-                        self.config.retry_backoff_max,
-                        attempt,
-                    ))
-                    .await;
-                }
-            }
-        }
+    /// InitProducerId for the transactional id: `(-1, -1)` to register (fencing older
+    /// producers), or the current id and epoch to bump the epoch (KIP-360). Adopts the answer
+    /// and starts sequences again at 0.
+    async fn init_producer_id(&self, (producer_id, producer_epoch): (i64, i16)) -> Result<()> {
+        let txn_id = self.txn_id();
+        let timeout_ms = self
+            .config
+            .transaction_timeout
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
+        let resp = self
+            .to_coordinator(
+                || InitProducerIdRequest {
+                    transactional_id: Some(txn_id.clone()),
+                    transaction_timeout_ms: timeout_ms,
+                    producer_id,
+                    producer_epoch,
+                    ..Default::default()
+                },
+                |r| r.error_code,
+            )
+            .await?;
+        self.reset_sequences((resp.producer_id, resp.producer_epoch));
+        Ok(())
     }
 
     async fn end_txn(&self, commit: bool) -> Result<()> {
@@ -404,25 +385,7 @@ impl Producer {
         self.require_transactional()?;
         let _guard = self.shared.txn_calls.lock().await;
         let s = &self.shared;
-        let txn_id = s.txn_id();
-        let timeout_ms = s
-            .config
-            .transaction_timeout
-            .as_millis()
-            .min(i32::MAX as u128) as i32;
-        let resp = s
-            .to_coordinator(
-                || InitProducerIdRequest {
-                    transactional_id: Some(txn_id.clone()),
-                    transaction_timeout_ms: timeout_ms,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    ..Default::default()
-                },
-                |r| r.error_code,
-            )
-            .await?;
-        s.reset_sequences((resp.producer_id, resp.producer_epoch));
+        s.init_producer_id((-1, -1)).await?;
         if let Ok(mut t) = s.txn.lock() {
             t.phase = Phase::Ready;
         }
@@ -636,27 +599,7 @@ impl Producer {
     /// InitProducerId with the current producer id and epoch: the coordinator bumps the epoch,
     /// and sequences start again at 0 (KIP-360).
     async fn bump_epoch(&self) -> Result<()> {
-        let s = &self.shared;
-        let (pid, epoch) = s.producer_or_err()?;
-        let txn_id = s.txn_id();
-        let timeout_ms = s
-            .config
-            .transaction_timeout
-            .as_millis()
-            .min(i32::MAX as u128) as i32;
-        let resp = s
-            .to_coordinator(
-                || InitProducerIdRequest {
-                    transactional_id: Some(txn_id.clone()),
-                    transaction_timeout_ms: timeout_ms,
-                    producer_id: pid,
-                    producer_epoch: epoch,
-                    ..Default::default()
-                },
-                |r| r.error_code,
-            )
-            .await?;
-        s.reset_sequences((resp.producer_id, resp.producer_epoch));
-        Ok(())
+        let current = self.shared.producer_or_err()?;
+        self.shared.init_producer_id(current).await
     }
 }
