@@ -127,7 +127,7 @@ fn defer(c: &mut PartitionConsumer, e: Error) {
 
 async fn poll_once(c: &mut PartitionConsumer) -> Result<Fetched> {
     let mut by_leader: BTreeMap<i32, Vec<Key>> = BTreeMap::new();
-    for key in c.assigned.keys() {
+    for key in c.assigned.keys().filter(|k| !c.paused.contains(*k)) {
         match c.client.leader_for(&key.0, key.1).await {
             Ok(l) => by_leader.entry(l).or_default().push(key.clone()),
             Err(e) if e.is_retriable() => {

@@ -139,6 +139,8 @@ pub struct PartitionConsumer {
     /// An error met after some data had already been fetched in the same poll: that data is
     /// returned first, and this error by the next poll.
     pending_error: Option<Error>,
+    /// Partitions not fetched until resumed.
+    paused: std::collections::BTreeSet<(String, i32)>,
 }
 
 impl PartitionConsumer {
@@ -149,6 +151,7 @@ impl PartitionConsumer {
             config,
             assigned: BTreeMap::new(),
             pending_error: None,
+            paused: std::collections::BTreeSet::new(),
         }
     }
 
@@ -230,6 +233,23 @@ impl PartitionConsumer {
                 "{topic}-{partition} is not assigned"
             ))),
         }
+    }
+
+    /// The position (next offset to read) of an assigned partition.
+    /// Stops fetching a partition (its position is kept) until [`PartitionConsumer::resume`]:
+    /// for back-pressure when the application cannot keep up with it.
+    pub fn pause(&mut self, topic: &str, partition: i32) {
+        self.paused.insert((topic.to_owned(), partition));
+    }
+
+    /// Fetches a paused partition again.
+    pub fn resume(&mut self, topic: &str, partition: i32) {
+        self.paused.remove(&(topic.to_owned(), partition));
+    }
+
+    /// The paused partitions.
+    pub fn paused(&self) -> Vec<(String, i32)> {
+        self.paused.iter().cloned().collect()
     }
 
     /// The position (next offset to read) of an assigned partition.

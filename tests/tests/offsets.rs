@@ -96,3 +96,92 @@ async fn offset_manager_resumes_exactly_after_the_last_processed_record() {
         "offsets survive the group's deletion: {after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_partitions_are_not_fetched_until_resumed() {
+    let broker = common::broker();
+    let client = common::connect(&broker).await;
+    let topic = broker.topic("pausing");
+    common::create_topic(&client, &topic, 2).await;
+    let producer = Producer::builder(&client).build().unwrap();
+    let records: Vec<ProducerRecord> = (0..20)
+        .map(|i| ProducerRecord::new(&topic, format!("v{i}")).partition(i % 2))
+        .collect();
+    producer.send_batch(records).await.unwrap();
+
+    let mut consumer = PartitionConsumer::new(
+        &client,
+        ConsumerConfig {
+            fetch_max_wait: Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    consumer
+        .assign_topic(&topic, StartOffset::Earliest)
+        .await
+        .unwrap();
+    consumer.pause(&topic, 0);
+    assert_eq!(consumer.paused(), vec![(topic.clone(), 0)]);
+    for _ in 0..3 {
+        let fetched = consumer.poll().await.unwrap();
+        assert!(
+            fetched.partitions.iter().all(|p| p.partition == 1),
+            "paused partition 0 was fetched"
+        );
+    }
+    assert_eq!(consumer.position(&topic, 0), Some(0));
+    assert_eq!(consumer.position(&topic, 1), Some(10));
+    consumer.resume(&topic, 0);
+    let fetched = consumer.poll().await.unwrap();
+    let p0 = fetched
+        .partitions
+        .iter()
+        .find(|p| p.partition == 0)
+        .expect("partition 0 after resume");
+    assert_eq!(p0.records().count(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_async_reports_through_its_callback_and_committed_reads_it_back() {
+    use kafkawire::{GroupConfig, GroupConsumer, OffsetReset};
+    let broker = common::broker();
+    let client = common::connect(&broker).await;
+    let topic = broker.topic("async-commit");
+    let group = broker.topic("async-group");
+    common::create_topic(&client, &topic, 1).await;
+    let producer = Producer::builder(&client).build().unwrap();
+    let records: Vec<ProducerRecord> = (0..5)
+        .map(|i| ProducerRecord::new(&topic, format!("v{i}")).partition(0))
+        .collect();
+    producer.send_batch(records).await.unwrap();
+
+    let mut config = GroupConfig::new(&group);
+    config.session_timeout = Duration::from_secs(2);
+    config.heartbeat_interval = Duration::from_millis(300);
+    config.auto_offset_reset = OffsetReset::Earliest;
+    config.enable_auto_commit = false;
+    config.fetch.fetch_max_wait = Duration::from_millis(50);
+    let mut consumer = GroupConsumer::subscribe(&client, config, &[&topic]).unwrap();
+    let mut read = 0;
+    while read < 5 {
+        for p in &consumer.poll().await.unwrap().partitions {
+            for r in p.records() {
+                let r = r.unwrap();
+                consumer.store_offset(&topic, 0, r.offset() + 1);
+                read += 1;
+            }
+        }
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    consumer.commit_async(move |r| {
+        let _ = tx.send(r);
+    });
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let committed = consumer.committed(&[(topic.clone(), 0)]).await.unwrap();
+    assert_eq!(committed.get(&(topic.clone(), 0)), Some(&5));
+    consumer.close().await.unwrap();
+}

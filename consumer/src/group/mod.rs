@@ -193,6 +193,67 @@ impl GroupConsumer {
         self.fetcher.position(topic, partition)
     }
 
+    /// Moves the position of an assigned partition (the next poll reads from there).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the partition is not assigned; ListOffsets errors.
+    pub async fn seek(&mut self, topic: &str, partition: i32, to: StartOffset) -> Result<()> {
+        self.fetcher.seek(topic, partition, to).await
+    }
+
+    /// Stops fetching an assigned partition until [`GroupConsumer::resume`]; heartbeats go on,
+    /// so a paused member stays in the group.
+    pub fn pause(&mut self, topic: &str, partition: i32) {
+        self.fetcher.pause(topic, partition);
+    }
+
+    /// Fetches a paused partition again.
+    pub fn resume(&mut self, topic: &str, partition: i32) {
+        self.fetcher.resume(topic, partition);
+    }
+
+    /// The group's committed offsets of `partitions` (OffsetFetch).
+    ///
+    /// # Errors
+    /// OffsetFetch errors.
+    pub async fn committed(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<BTreeMap<(String, i32), i64>> {
+        Admin::new(&self.client)
+            .committed_offsets(&self.config.group_id, Some(partitions))
+            .await
+    }
+
+    /// Starts a commit of what [`GroupConsumer::commit`] would commit and returns at once; the
+    /// result is handed to `callback` when the coordinator answers. A failed commit that means
+    /// the generation is over makes the next poll rejoin.
+    pub fn commit_async(&mut self, callback: impl FnOnce(Result<()>) + Send + 'static) {
+        let offsets = self.to_commit();
+        let admin = Admin::new(&self.client);
+        let group = self.config.group_id.clone();
+        let membership = self.membership();
+        let state = self.state.clone();
+        self.last_commit = Instant::now();
+        tokio::spawn(async move {
+            let r = admin.commit_offsets(&group, &membership, &offsets).await;
+            if let Err(e) = &r
+                && matches!(
+                    e.code(),
+                    Some(
+                        ErrorCode::REBALANCE_IN_PROGRESS
+                            | ErrorCode::ILLEGAL_GENERATION
+                            | ErrorCode::UNKNOWN_MEMBER_ID
+                    )
+                )
+                && let Ok(mut s) = state.lock()
+            {
+                s.needs_rejoin = true;
+            }
+            callback(r);
+        });
+    }
+
     /// The member id and generation, once joined.
     pub fn membership(&self) -> GroupMembership {
         let s = self.state.lock().map(|s| s.clone()).unwrap_or_default();
