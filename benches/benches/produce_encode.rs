@@ -5,12 +5,14 @@
 //! generator of `record_decode.rs`, so they compress like typical payloads), CreateTime
 //! timestamps one millisecond apart, an idempotent producer id, epoch and sequences.
 //!
-//! - "kafkawire" does what its producer does per partition: `RecordBatchBuilder::push` each
-//!   record (from borrowed key/value slices), and when the next record would take the batch past
-//!   16 KiB (`estimated_size_with`), `build` the batch (compress, header, CRC-32C), `clear` the
-//!   builder and carry on with the next base sequence.
+//! - Batch boundaries are fixed when the input is made: a batch is closed when the next record
+//!   would take it past 16 KiB (`RecordBatchBuilder::estimated_size_with`, uncompressed sizes,
+//!   as a producer's `batch.size`), giving 31 batches of ~132 records.
+//! - "kafkawire" encodes each batch as kafkawire's producer does when it sends it: a new
+//!   `RecordBatchBuilder` (codec, producer id, epoch, base sequence), `push` of every record from
+//!   borrowed key/value slices, then `build` (compression, header, CRC-32C).
 //! - "kafka-protocol" runs `RecordBatchEncoder::encode` (magic 2, same codec) over the same
-//!   records cut at the same batch boundaries. Its `Record` structs are built once, outside the
+//!   records cut at the same boundaries. Its `Record` structs are built once, outside the
 //!   timed loop, so it is not charged for turning a producer's records into its input type:
 //!   a conservative comparison for kafka-protocol's side. The ratio table adds a column where
 //!   they are built per batch from the records (`Bytes` clones), as a producer would have to.
@@ -20,8 +22,9 @@
 //! level 4 (LZ4HC) and kafkawire with `lz4_flex` (the fast, non-HC compressor); gzip (level 6),
 //! zstd (level 3) and snappy use the same libraries and levels in both.
 //!
-//! After the criterion groups, each case is timed once more with `Instant` and a ratio table is
-//! printed. Run: `cargo bench -p kafkawire-benches --bench produce_encode`.
+//! After the criterion groups, each case is timed once more with `Instant` (the contenders take
+//! turns within each of 9 rounds; medians) and a ratio table is printed.
+//! Run: `cargo bench -p kafkawire-benches --bench produce_encode`.
 
 use std::hint::black_box;
 use std::ops::Range;
@@ -160,25 +163,21 @@ fn workload() -> Workload {
     }
 }
 
-/// kafkawire: push every record, building and clearing the batch at 16 KiB. Returns the
-/// encoded batches.
+/// kafkawire, as the producer's sender encodes a batch: a new `RecordBatchBuilder` per batch
+/// (codec, producer id, epoch, base sequence), `push` of every record, `build`.
 fn ours(w: &Workload, codec: Compression) -> Vec<Bytes> {
-    let mut out = Vec::with_capacity(w.batches.len());
-    let mut b = RecordBatchBuilder::new();
-    b.compression(codec)
-        .producer(PRODUCER_ID, PRODUCER_EPOCH, 0);
-    let mut sequence = 0i32;
-    for (ts, k, v) in &w.records {
-        if !b.is_empty() && b.estimated_size_with(*ts, Some(k), Some(v), &[]) > BATCH_SIZE {
-            out.push(b.build().expect("kafkawire encodes"));
-            sequence += b.len() as i32;
-            b.clear();
-            b.producer(PRODUCER_ID, PRODUCER_EPOCH, sequence);
-        }
-        b.push(*ts, Some(k), Some(v), &[]).expect("kafkawire push");
-    }
-    out.push(b.build().expect("kafkawire encodes"));
-    out
+    w.batches
+        .iter()
+        .map(|range| {
+            let mut b = RecordBatchBuilder::new();
+            b.compression(codec)
+                .producer(PRODUCER_ID, PRODUCER_EPOCH, range.start as i32);
+            for (ts, k, v) in &w.records[range.clone()] {
+                b.push(*ts, Some(k), Some(v), &[]).expect("kafkawire push");
+            }
+            b.build().expect("kafkawire encodes")
+        })
+        .collect()
 }
 
 /// kafka-protocol: `RecordBatchEncoder::encode` per batch of prebuilt `Record`s.
@@ -281,26 +280,39 @@ fn bench(c: &mut Criterion, w: &Workload) {
     }
 }
 
-/// Median over 7 rounds of the mean time of `f`, each round filling about `budget / 7`.
-fn time<R>(budget: Duration, mut f: impl FnMut() -> R) -> Duration {
-    let start = Instant::now();
-    let mut n = 0u32;
-    while start.elapsed() < budget / 70 {
-        black_box(f());
-        n += 1;
-    }
-    let iters = (n * 10).max(3);
-    let mut rounds: Vec<Duration> = (0..7)
-        .map(|_| {
+/// Median over 9 rounds of the mean time of each of `fs`. The functions take turns within
+/// every round, so a burst of load from elsewhere on the machine hits all of them alike.
+fn time_each(budget: Duration, fs: &mut [&mut dyn FnMut() -> Vec<Bytes>]) -> Vec<Duration> {
+    const ROUNDS: usize = 9;
+    let iters: Vec<u32> = fs
+        .iter_mut()
+        .map(|f| {
             let start = Instant::now();
-            for _ in 0..iters {
+            let mut n = 0u32;
+            while start.elapsed() < budget / (ROUNDS as u32 * 10) {
                 black_box(f());
+                n += 1;
             }
-            start.elapsed() / iters
+            (n * 10).max(3)
         })
         .collect();
-    rounds.sort();
-    rounds[3]
+    let mut rounds = vec![Vec::with_capacity(ROUNDS); fs.len()];
+    for _ in 0..ROUNDS {
+        for (i, f) in fs.iter_mut().enumerate() {
+            let start = Instant::now();
+            for _ in 0..iters[i] {
+                black_box(f());
+            }
+            rounds[i].push(start.elapsed() / iters[i]);
+        }
+    }
+    rounds
+        .into_iter()
+        .map(|mut r| {
+            r.sort();
+            r[ROUNDS / 2]
+        })
+        .collect()
 }
 
 fn ratio_table(w: &Workload) {
@@ -312,10 +324,15 @@ fn ratio_table(w: &Workload) {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (name, ours_codec, their_codec) in CODECS {
-        let budget = Duration::from_secs(2);
-        let t_ours = time(budget, || ours(w, ours_codec));
-        let t_theirs = time(budget, || theirs(w, their_codec));
-        let t_theirs_rec = time(budget, || theirs_with_records(w, their_codec));
+        let t = time_each(
+            Duration::from_secs(2),
+            &mut [
+                &mut || ours(w, ours_codec),
+                &mut || theirs(w, their_codec),
+                &mut || theirs_with_records(w, their_codec),
+            ],
+        );
+        let (t_ours, t_theirs, t_theirs_rec) = (t[0], t[1], t[2]);
         println!(
             "| {name} | {records} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
             w.batches.len(),

@@ -107,7 +107,7 @@ struct Stats {
 
 impl Stats {
     fn new(record_size: usize, records: u64, partitions: usize) -> Stats {
-        let cap = usize::try_from(records).unwrap_or(usize::MAX).min(1 << 27);
+        let cap = usize::try_from(records).unwrap_or(usize::MAX).min(1 << 22);
         Stats {
             record_size,
             acked: AtomicU64::new(0),
