@@ -217,7 +217,7 @@ impl Producer {
     /// transactional id), [`Error::ProducerClosed`], or the fatal error that stopped the
     /// producer (e.g. PRODUCER_FENCED). Delivery errors come from the future.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        self.accept(record, true).await
+        self.accept(record).await
     }
 
     /// As [`Producer::send`], but fails at once with [`Error::BufferFull`] instead of waiting
@@ -233,7 +233,7 @@ impl Producer {
         Ok(self.shared.append(record, partition, size, permits))
     }
 
-    async fn accept(&self, record: ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
+    async fn accept(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let size = self.shared.check_record(&record)?;
         let max_block = self.shared.config.max_block;
         let partition =
@@ -253,11 +253,7 @@ impl Producer {
                     ));
                 }
             };
-        let permits = if wait {
-            self.shared.reserve(size).await?
-        } else {
-            self.shared.try_reserve(size)?
-        };
+        let permits = self.shared.reserve(size).await?;
         Ok(self.shared.append(record, partition, size, permits))
     }
 

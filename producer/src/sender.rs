@@ -221,8 +221,7 @@ fn collect(
     let meta = shared.client.metadata();
     let added = shared.txn_partitions();
     // Idempotent batches wait for the producer id (and for the epoch bump after a gap).
-    let holding =
-        shared.holding_for_reset(inflight.requests) || (cfg.idempotent() && shared.ids().is_none());
+    let holding = shared.holding_for_reset() || (cfg.idempotent() && shared.ids().is_none());
     let Ok(mut acc) = shared.acc.lock() else {
         return (Vec::new(), None, Vec::new());
     };

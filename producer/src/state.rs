@@ -339,7 +339,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn holding_for_reset(&self, _inflight: usize) -> bool {
+    pub(crate) fn holding_for_reset(&self) -> bool {
         self.ids.lock().map(|i| i.reset_pending).unwrap_or(false)
     }
 
