@@ -33,8 +33,13 @@ pub struct FetchedPartition {
     pub topic: String,
     /// Partition.
     pub partition: i32,
-    /// The position the fetch started at: records before it (in the first batch) are skipped.
+    /// The position this part starts at: records before it (in the first batch) are skipped.
     pub fetch_offset: i64,
+    /// The position after this part (exclusive end): [`FetchedPartition::records`] yields the
+    /// records with offsets in `fetch_offset..end_offset`. Past the last record when
+    /// `max_poll_records` did not cut the fetch, so that transaction markers and aborted
+    /// records at the end are not read again.
+    pub end_offset: i64,
     /// High watermark reported by the broker.
     pub high_watermark: i64,
     /// Last stable offset reported by the broker (-1 if not sent).
@@ -48,16 +53,27 @@ pub struct FetchedPartition {
 }
 
 impl FetchedPartition {
-    /// The records at or after the fetch offset, in order, skipping control records
+    /// The records from `fetch_offset` up to `end_offset`, in order, skipping control records
     /// (transaction markers). Each is a borrowed view into its batch's buffer. A record that
     /// does not decode is an [`Error::CorruptRecord`] naming this partition.
     pub fn records(&self) -> impl Iterator<Item = Result<Record<'_>, Error>> + '_ {
-        let from = self.fetch_offset;
+        self.records_with_batch().map(|r| r.map(|(_, r)| r))
+    }
+
+    /// As [`FetchedPartition::records`], each record with the batch it belongs to (for the
+    /// batch's leader epoch, timestamp type or owned `Bytes` of a key or value).
+    pub fn records_with_batch(
+        &self,
+    ) -> impl Iterator<Item = Result<(&Batch, Record<'_>), Error>> + '_ {
+        let (from, end) = (self.fetch_offset, self.end_offset);
         self.batches
             .iter()
-            .filter(|b| !b.is_control())
-            .flat_map(|b| b.records())
-            .filter(move |r| r.as_ref().map_or(true, |r| r.offset() >= from))
+            .filter(move |b| !b.is_control() && b.last_offset() >= from && b.base_offset() < end)
+            .flat_map(|b| b.records().map(move |r| r.map(|r| (b, r))))
+            .filter(move |r| {
+                r.as_ref()
+                    .map_or(true, |(_, r)| r.offset() >= from && r.offset() < end)
+            })
             .map(|r| r.map_err(|source| self.corrupt(source)))
     }
 
@@ -79,7 +95,9 @@ impl FetchedPartition {
 /// What one poll returned.
 #[derive(Debug, Default)]
 pub struct Fetched {
-    /// One entry per partition that answered without error (possibly with no records).
+    /// One entry per partition that answered without error (possibly with no records: its
+    /// high watermark is news too), or whose position was reset, in the order they were
+    /// fetched. With `max_poll_records`, a fetch's later records come in later polls.
     pub partitions: Vec<FetchedPartition>,
 }
 
@@ -97,25 +115,79 @@ impl Fetched {
 
 type Key = (String, i32);
 
+/// One fetch request's outcome: the leader asked, each partition with the offset it was
+/// fetched from, and the response.
+pub(crate) type RoundResult = (i32, Vec<(Key, i64)>, Result<FetchResponse>);
+
+/// Hands out buffered data, fetching when there is none; then starts the next fetch for every
+/// partition with nothing buffered (the prefetch), so it runs while the application works.
+///
+/// Cancel safety: the only awaits come before anything is handed out. A response being
+/// applied when the future is dropped is fetched again (positions only move in
+/// [`take_buffered`], which is synchronous), so nothing is lost or repeated.
 pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
-    if let Some(e) = c.pending_error.take() {
+    // Twice at most: when the round in flight was started before a seek, assign or pause,
+    // its answers are dropped and a fresh round is needed at once.
+    for _ in 0..2 {
+        if !c.buffer.is_empty() {
+            break;
+        }
+        if let Some(e) = c.pending_error.take() {
+            return Err(e);
+        }
+        if c.in_flight.is_empty() {
+            ensure_leaders(c).await?;
+            spawn_round(c);
+        }
+        if c.in_flight.is_empty() {
+            // No partition has a leader yet (or all are paused): wait a little and look again.
+            tokio::time::sleep(
+                c.config
+                    .fetch_max_wait
+                    .min(std::time::Duration::from_millis(100)),
+            )
+            .await;
+            refresh_assigned(c).await;
+            return Ok(Fetched::default());
+        }
+        if !collect_round(c).await? {
+            break;
+        }
+    }
+    let out = take_buffered(c);
+    if out
+        .partitions
+        .iter()
+        .all(|p| p.batches.is_empty() && p.reset.is_none())
+        && let Some(e) = c.pending_error.take()
+    {
         return Err(e);
     }
-    let out = poll_once(c).await?;
-    match c.pending_error.take() {
-        Some(e)
-            if out
-                .partitions
-                .iter()
-                .all(|p| p.batches.is_empty() && p.reset.is_none()) =>
-        {
-            Err(e)
-        }
-        other => {
-            c.pending_error = other;
-            Ok(out)
-        }
+    if c.pending_error.is_none() && c.in_flight.is_empty() {
+        spawn_round(c);
     }
+    Ok(out)
+}
+
+/// Moves up to `max_poll_records` records (and any reset reports) out of the buffer, advancing
+/// the positions of their partitions past them.
+fn take_buffered(c: &mut PartitionConsumer) -> Fetched {
+    let mut out = Fetched::default();
+    let mut quota = c.config.max_poll_records.max(1);
+    while quota > 0
+        && let Some(p) = c.buffer.pop_front()
+    {
+        let (first, rest, n) = crate::buffer::split(p, quota);
+        quota -= n;
+        if let Some(rest) = rest {
+            c.buffer.push_front(rest);
+        }
+        if let Some(state) = c.assigned.get_mut(&(first.topic.clone(), first.partition)) {
+            state.position = first.end_offset;
+        }
+        out.partitions.push(first);
+    }
+    out
 }
 
 /// Keeps the first error of a poll for later, so data already fetched is returned first.
@@ -125,37 +197,71 @@ fn defer(c: &mut PartitionConsumer, e: Error) {
     }
 }
 
-async fn poll_once(c: &mut PartitionConsumer) -> Result<Fetched> {
-    let mut by_leader: BTreeMap<i32, Vec<Key>> = BTreeMap::new();
-    for key in c.assigned.keys().filter(|k| !c.paused.contains(*k)) {
+/// The partitions a new fetch should ask for: assigned, not paused, nothing buffered.
+fn wanted(c: &PartitionConsumer) -> Vec<Key> {
+    c.assigned
+        .keys()
+        .filter(|k| !c.paused.contains(*k))
+        .filter(|k| {
+            !c.buffer
+                .iter()
+                .any(|p| p.topic == k.0 && p.partition == k.1)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Looks up (refreshing metadata if needed) the leader of every partition to fetch whose
+/// leader the cached metadata does not know.
+async fn ensure_leaders(c: &PartitionConsumer) -> Result<()> {
+    let meta = c.client.metadata();
+    for key in wanted(c) {
+        if meta.partition(&key.0, key.1).is_some_and(|p| p.leader >= 0) {
+            continue;
+        }
         match c.client.leader_for(&key.0, key.1).await {
-            Ok(l) => by_leader.entry(l).or_default().push(key.clone()),
+            Ok(_) => {}
             Err(e) if e.is_retriable() => {
                 tracing::debug!(error = %e, "no leader yet; will retry");
             }
             Err(e) => return Err(e),
         }
     }
-    if by_leader.is_empty() {
-        tokio::time::sleep(
-            c.config
-                .fetch_max_wait
-                .min(std::time::Duration::from_millis(100)),
-        )
-        .await;
-        refresh_assigned(c).await;
-        return Ok(Fetched::default());
+    Ok(())
+}
+
+/// Starts one Fetch request per leader (as the cached metadata knows them) for the partitions
+/// [`wanted`], without waiting for the answers. At most one round is in flight, so at most one
+/// response per broker waits in memory besides what is buffered: memory stays bounded by the
+/// fetch-size settings however slow the application is.
+fn spawn_round(c: &mut PartitionConsumer) {
+    let meta = c.client.metadata();
+    let mut by_leader: BTreeMap<i32, Vec<(Key, i64)>> = BTreeMap::new();
+    for key in wanted(c) {
+        let Some(leader) = meta
+            .partition(&key.0, key.1)
+            .map(|p| p.leader)
+            .filter(|l| *l >= 0)
+        else {
+            continue;
+        };
+        let offset = c.assigned[&key].position;
+        by_leader.entry(leader).or_default().push((key, offset));
     }
-    let ids = c.client.metadata().topic_names_by_id();
-    let mut tasks = tokio::task::JoinSet::new();
     for (leader, keys) in by_leader {
         let req = build_request(c, &keys);
         let client = c.client.clone();
-        tasks.spawn(async move { (leader, keys, client.send_to(leader, &req).await) });
+        c.in_flight
+            .spawn(async move { (leader, keys, client.send_to(leader, &req).await) });
     }
-    let mut out = Fetched::default();
+}
+
+/// Waits for the round in flight and buffers what it brought. Returns whether some answer was
+/// dropped because the application moved that partition since the request left.
+async fn collect_round(c: &mut PartitionConsumer) -> Result<bool> {
     let mut stale = false;
-    while let Some(joined) = tasks.join_next().await {
+    let mut outdated = false;
+    while let Some(joined) = c.in_flight.join_next().await {
         let (leader, keys, resp) =
             joined.map_err(|e| Error::Config(format!("fetch task failed: {e}")))?;
         let resp = match resp {
@@ -170,18 +276,17 @@ async fn poll_once(c: &mut PartitionConsumer) -> Result<Fetched> {
                 continue;
             }
         };
-        let broker = c
-            .client
-            .metadata()
-            .brokers
-            .get(&leader)
-            .map(|b| b.address());
-        stale |= handle_response(c, &keys, resp, &ids, broker.as_deref(), &mut out).await;
+        let meta = c.client.metadata();
+        let ids = meta.topic_names_by_id();
+        let broker = meta.brokers.get(&leader).map(|b| b.address());
+        let (s, o) = handle_response(c, &keys, resp, &ids, broker.as_deref()).await;
+        stale |= s;
+        outdated |= o;
     }
     if stale {
         refresh_assigned(c).await;
     }
-    Ok(out)
+    Ok(outdated)
 }
 
 async fn refresh_assigned(c: &PartitionConsumer) {
@@ -192,15 +297,14 @@ async fn refresh_assigned(c: &PartitionConsumer) {
     }
 }
 
-fn build_request(c: &PartitionConsumer, keys: &[Key]) -> FetchRequest {
+fn build_request(c: &PartitionConsumer, keys: &[(Key, i64)]) -> FetchRequest {
     let meta = c.client.metadata();
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for key in keys {
-        let state = &c.assigned[key];
+    for (key, offset) in keys {
         topics.entry(&key.0).or_default().push(FetchPartition {
             partition: key.1,
             current_leader_epoch: -1,
-            fetch_offset: state.position,
+            fetch_offset: *offset,
             last_fetched_epoch: -1,
             log_start_offset: -1,
             partition_max_bytes: c.config.max_partition_fetch_bytes,
@@ -235,16 +339,18 @@ fn build_request(c: &PartitionConsumer, keys: &[Key]) -> FetchRequest {
     }
 }
 
-/// Applies one fetch response; returns whether metadata looks stale. Errors that must reach
-/// the application are deferred with [`defer`].
+/// Buffers one fetch response; returns whether metadata looks stale and whether an answer was
+/// dropped as outdated. Errors that must reach
+/// the application are deferred with [`defer`]. A partition's answer is dropped when the
+/// application moved on since the request left (unassigned, paused, or sought elsewhere): it
+/// would no longer start at the partition's position.
 async fn handle_response(
     c: &mut PartitionConsumer,
-    keys: &[Key],
+    keys: &[(Key, i64)],
     resp: FetchResponse,
     ids: &HashMap<Uuid, String>,
     broker: Option<&str>,
-    out: &mut Fetched,
-) -> bool {
+) -> (bool, bool) {
     if resp.error_code != 0 {
         let e = Error::broker_error(
             ErrorCode(resp.error_code),
@@ -255,12 +361,13 @@ async fn handle_response(
             None,
         );
         if e.is_retriable() {
-            return true;
+            return (true, false);
         }
         defer(c, e);
-        return false;
+        return (false, false);
     }
     let mut stale = false;
+    let mut outdated = false;
     let opts = DecodeOptions {
         verify_crc: c.config.check_crcs,
         ..DecodeOptions::default()
@@ -273,12 +380,20 @@ async fn handle_response(
         };
         for p in t.partitions {
             let key = (name.clone(), p.partition_index);
-            if !keys.contains(&key) {
+            let Some(requested) = keys.iter().find(|(k, _)| *k == key).map(|(_, o)| *o) else {
                 continue;
-            }
+            };
             let Some(state) = c.assigned.get_mut(&key) else {
                 continue;
             };
+            if c.paused.contains(&key) {
+                continue;
+            }
+            if state.position != requested {
+                outdated = true;
+                tracing::debug!(topic = %key.0, partition = key.1, requested, position = state.position, "dropping a fetch answer for an old position");
+                continue;
+            }
             let code = ErrorCode(p.error_code);
             if code == ErrorCode::OFFSET_OUT_OF_RANGE {
                 let old = state.position;
@@ -325,10 +440,11 @@ async fn handle_response(
                 tracing::warn!(topic = %key.0, partition = key.1, old, new, "offset out of range: position reset");
                 let state = c.assigned.get_mut(&key).expect("assigned");
                 state.position = new;
-                out.partitions.push(FetchedPartition {
+                c.buffer.push_back(FetchedPartition {
                     topic: key.0,
                     partition: key.1,
                     fetch_offset: new,
+                    end_offset: new,
                     high_watermark: p.high_watermark,
                     last_stable_offset: p.last_stable_offset,
                     log_start_offset: p.log_start_offset,
@@ -357,6 +473,7 @@ async fn handle_response(
             state.last_stable_offset = p.last_stable_offset;
             state.log_start_offset = p.log_start_offset;
             let fetch_offset = state.position;
+            let mut end_offset = fetch_offset;
             let mut batches = Vec::new();
             let mut corrupt = None;
             if let Some(records) = p.records {
@@ -377,7 +494,7 @@ async fn handle_response(
                     if batch.last_offset() < fetch_offset {
                         continue;
                     }
-                    state.position = state.position.max(batch.last_offset() + 1);
+                    end_offset = end_offset.max(batch.last_offset() + 1);
                     batches.push(batch);
                 }
             }
@@ -389,11 +506,16 @@ async fn handle_response(
                     .map(|a| (a.producer_id, a.first_offset))
                     .collect();
                 drop_aborted(&mut batches, aborted, p.last_stable_offset);
+                if p.last_stable_offset >= 0 {
+                    // Nothing at or past the last stable offset was kept: read it again later.
+                    end_offset = end_offset.min(p.last_stable_offset.max(fetch_offset));
+                }
             }
-            out.partitions.push(FetchedPartition {
+            c.buffer.push_back(FetchedPartition {
                 topic: key.0,
                 partition: key.1,
                 fetch_offset,
+                end_offset,
                 high_watermark: p.high_watermark,
                 last_stable_offset: p.last_stable_offset,
                 log_start_offset: p.log_start_offset,
@@ -405,7 +527,7 @@ async fn handle_response(
             }
         }
     }
-    stale
+    (stale, outdated)
 }
 
 /// Removes, for read_committed, the batches of aborted transactions and what lies at or past the

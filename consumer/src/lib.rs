@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod assignor;
+mod buffer;
 mod fetch;
 mod group;
 mod offsets;
@@ -99,6 +100,9 @@ pub struct ConsumerConfig {
     pub offset_reset: OffsetReset,
     /// Verify batch CRCs (default true).
     pub check_crcs: bool,
+    /// Most records one poll returns (default 500, as the Java client). The rest of a fetch
+    /// stays buffered for the next polls; control records are not counted. At least 1.
+    pub max_poll_records: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -111,6 +115,7 @@ impl Default for ConsumerConfig {
             isolation_level: IsolationLevel::ReadUncommitted,
             offset_reset: OffsetReset::Earliest,
             check_crcs: true,
+            max_poll_records: 500,
         }
     }
 }
@@ -118,7 +123,8 @@ impl Default for ConsumerConfig {
 /// The state of one assigned partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionState {
-    /// Offset of the next record to read.
+    /// Offset of the next record a poll returns (records fetched ahead of it wait in the
+    /// consumer's buffer).
     pub position: i64,
     /// High watermark from the last fetch (-1 before the first).
     pub high_watermark: i64,
@@ -141,6 +147,11 @@ pub struct PartitionConsumer {
     pending_error: Option<Error>,
     /// Partitions not fetched until resumed.
     paused: std::collections::BTreeSet<(String, i32)>,
+    /// Fetched data not yet returned by a poll, in fetch order; at most one entry per
+    /// partition.
+    buffer: std::collections::VecDeque<FetchedPartition>,
+    /// The fetch requests in flight (at most one round: one request per leader).
+    in_flight: tokio::task::JoinSet<fetch::RoundResult>,
 }
 
 impl PartitionConsumer {
@@ -152,6 +163,8 @@ impl PartitionConsumer {
             assigned: BTreeMap::new(),
             pending_error: None,
             paused: std::collections::BTreeSet::new(),
+            buffer: std::collections::VecDeque::new(),
+            in_flight: tokio::task::JoinSet::new(),
         }
     }
 
@@ -182,6 +195,7 @@ impl PartitionConsumer {
         };
         let leader_epoch = p.leader_epoch;
         let position = self.resolve(topic, partition, start).await?;
+        self.drop_buffered(topic, partition);
         self.assigned.insert(
             (topic.to_owned(), partition),
             PartitionState {
@@ -211,6 +225,14 @@ impl PartitionConsumer {
     /// Stops reading a partition.
     pub fn unassign(&mut self, topic: &str, partition: i32) {
         self.assigned.remove(&(topic.to_owned(), partition));
+        self.drop_buffered(topic, partition);
+    }
+
+    /// Forgets data fetched ahead for a partition (its position is unchanged, so it is
+    /// fetched again if still wanted).
+    fn drop_buffered(&mut self, topic: &str, partition: i32) {
+        self.buffer
+            .retain(|p| !(p.topic == topic && p.partition == partition));
     }
 
     /// The assigned partitions and their state.
@@ -227,6 +249,7 @@ impl PartitionConsumer {
         match self.assigned.get_mut(&(topic.to_owned(), partition)) {
             Some(s) => {
                 s.position = position;
+                self.drop_buffered(topic, partition);
                 Ok(())
             }
             None => Err(Error::Config(format!(
@@ -235,11 +258,12 @@ impl PartitionConsumer {
         }
     }
 
-    /// The position (next offset to read) of an assigned partition.
     /// Stops fetching a partition (its position is kept) until [`PartitionConsumer::resume`]:
-    /// for back-pressure when the application cannot keep up with it.
+    /// for back-pressure when the application cannot keep up with it. Records already
+    /// fetched ahead for it are dropped and fetched again after `resume`.
     pub fn pause(&mut self, topic: &str, partition: i32) {
         self.paused.insert((topic.to_owned(), partition));
+        self.drop_buffered(topic, partition);
     }
 
     /// Fetches a paused partition again.
@@ -276,8 +300,12 @@ impl PartitionConsumer {
         }
     }
 
-    /// Fetches from every assigned partition (one request per leader broker) and returns what
-    /// arrived, advancing positions past it. Waits up to `fetch_max_wait` when nothing is new.
+    /// Returns up to `max_poll_records` records: those fetched ahead by the previous poll, or,
+    /// when none are buffered, the answer of one Fetch request per leader broker for every
+    /// assigned partition (waiting up to `fetch_max_wait` when nothing is new). Positions move
+    /// past what is returned. Before returning, the next fetch is started for the partitions
+    /// with nothing buffered, so it runs while the application works (at most one request per
+    /// broker in flight: memory stays bounded by the fetch-size settings).
     ///
     /// # Errors
     /// Non-retriable errors (e.g. authorization, OFFSET_OUT_OF_RANGE with

@@ -422,3 +422,121 @@ async fn partition_without_leader_recovers_once_a_leader_is_elected() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn max_poll_records_hands_out_a_fetch_in_parts_without_loss_or_repeat() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 2);
+        seed(&cluster, "t", 0, 0, 10, 4);
+        seed(&cluster, "t", 1, 0, 5, 5);
+        let client = client(&cluster).await;
+        let mut consumer = PartitionConsumer::new(
+            &client,
+            ConsumerConfig {
+                max_poll_records: 3,
+                ..config()
+            },
+        );
+        consumer
+            .assign_topic("t", StartOffset::Earliest)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            let fetched = consumer.poll().await.expect("poll");
+            let part = records(&fetched);
+            assert!(part.len() <= 3, "a poll returned {} records", part.len());
+            // The position of each partition is just past what this poll returned.
+            for p in &fetched.partitions {
+                assert_eq!(consumer.position("t", p.partition), Some(p.end_offset));
+            }
+            got.extend(part);
+            if got.len() >= 15 {
+                break;
+            }
+        }
+        let mut by_partition: Vec<Vec<i64>> = vec![Vec::new(), Vec::new()];
+        for (p, o, v) in &got {
+            assert_eq!(v, &format!("v{o}"));
+            by_partition[*p as usize].push(*o);
+        }
+        assert_eq!(by_partition[0], (0..10).collect::<Vec<_>>());
+        assert_eq!(by_partition[1], (0..5).collect::<Vec<_>>());
+        assert_eq!(consumer.position("t", 0), Some(10));
+        assert_eq!(consumer.position("t", 1), Some(5));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_next_fetch_is_sent_while_the_application_works_and_only_one() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 4, 4);
+        let client = client(&cluster).await;
+        let mut consumer = PartitionConsumer::new(&client, config());
+        consumer
+            .assign("t", 0, StartOffset::Earliest)
+            .await
+            .unwrap();
+        let first = consumer.poll().await.expect("poll");
+        assert_eq!(records(&first).len(), 4);
+        let sent = cluster.request_count(ApiKey::Fetch);
+        // The application is slow: new records arrive meanwhile, and the consumer has already
+        // asked for them, once, without a poll.
+        seed(&cluster, "t", 0, 4, 6, 2);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let prefetches = cluster.request_count(ApiKey::Fetch) - sent;
+        assert_eq!(
+            prefetches, 1,
+            "one fetch ahead while the application is busy (none: no prefetch; more: memory \
+             is unbounded)"
+        );
+        // Whether the prefetch saw the new records or not, the next polls return exactly them.
+        let got = poll_records(&mut consumer, 2, 5).await;
+        let offsets: Vec<i64> = got.iter().map(|(_, o, _)| *o).collect();
+        assert_eq!(offsets, [4, 5]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_seek_or_pause_drops_what_was_fetched_ahead() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 10, 5);
+        let client = client(&cluster).await;
+        let mut consumer = PartitionConsumer::new(
+            &client,
+            ConsumerConfig {
+                max_poll_records: 2,
+                ..config()
+            },
+        );
+        consumer
+            .assign("t", 0, StartOffset::Earliest)
+            .await
+            .unwrap();
+        let got = records(&consumer.poll().await.expect("poll"));
+        assert_eq!(got.iter().map(|r| r.1).collect::<Vec<_>>(), [0, 1]);
+        // Offsets 2..10 are buffered or in flight; a seek back must win over them.
+        consumer.seek("t", 0, StartOffset::Offset(1)).await.unwrap();
+        let got = records(&consumer.poll().await.expect("poll"));
+        assert_eq!(got.iter().map(|r| r.1).collect::<Vec<_>>(), [1, 2]);
+        // Paused: nothing comes back, however many polls; resumed: it continues at 3.
+        consumer.pause("t", 0);
+        for _ in 0..3 {
+            assert!(records(&consumer.poll().await.expect("poll")).is_empty());
+        }
+        consumer.resume("t", 0);
+        let got = poll_records(&mut consumer, 7, 10).await;
+        assert_eq!(
+            got.iter().map(|r| r.1).collect::<Vec<_>>(),
+            (3..10).collect::<Vec<_>>()
+        );
+    })
+    .await;
+}
