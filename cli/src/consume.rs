@@ -42,7 +42,7 @@ pub(crate) struct ConsumeArgs {
 
 /// Where records come from.
 enum Source {
-    Assigned(PartitionConsumer),
+    Assigned(Box<PartitionConsumer>),
     Group(Box<GroupConsumer>),
 }
 
@@ -109,7 +109,7 @@ pub(crate) async fn run(client: &Client, args: &ConsumeArgs) -> Result<(), Error
                     consumer.assign_topic(&args.topic, start).await?;
                 }
             }
-            Source::Assigned(consumer)
+            Source::Assigned(Box::new(consumer))
         }
     };
     // The high watermark each partition had when first seen, and where reading got to.

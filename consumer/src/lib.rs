@@ -26,13 +26,17 @@
 
 pub mod assignor;
 mod buffer;
+mod consumer;
 mod fetch;
 mod group;
 mod offsets;
+mod records;
 
+pub use consumer::{Consumer, ConsumerBuilder};
 pub use fetch::{Fetched, FetchedPartition, OffsetReset};
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener};
 pub use offsets::OffsetManager;
+pub use records::{ConsumerRecord, Records, ResetReport};
 
 use std::collections::BTreeMap;
 use std::time::Duration;

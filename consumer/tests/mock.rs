@@ -540,3 +540,42 @@ async fn a_seek_or_pause_drops_what_was_fetched_ahead() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_consumer_reports_a_reset_with_the_offsets_skipped_then_reads_on() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        seed(&cluster, "t", 0, 0, 10, 5);
+        let client = client(&cluster).await;
+        let mut consumer = kafkawire_consumer::Consumer::builder(&client)
+            .assign([("t", 0)])
+            .auto_offset_reset(OffsetReset::Earliest)
+            .fetch_max_wait(Duration::from_millis(50))
+            .build()
+            .await
+            .unwrap();
+        consumer.seek("t", 0, StartOffset::Offset(2)).await.unwrap();
+        cluster.set_log_start_offset("t", 0, 7);
+        let records = consumer.poll(Duration::from_secs(5)).await.unwrap();
+        let resets = records.resets();
+        assert_eq!(resets.len(), 1);
+        assert_eq!((resets[0].old_offset, resets[0].new_offset), (2, 7));
+        assert_eq!(resets[0].skipped(), 5);
+        let mut offsets = Vec::new();
+        while offsets.len() < 3 {
+            let records = consumer.poll(Duration::from_secs(5)).await.unwrap();
+            offsets.extend(records.iter().map(|r| r.unwrap().offset()));
+        }
+        assert_eq!(offsets, [7, 8, 9]);
+        // Nothing new: an empty poll once the timeout has passed, not a hang.
+        assert!(
+            consumer
+                .poll(Duration::from_millis(100))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

@@ -44,8 +44,9 @@ pub use kafkawire_client::{
 };
 pub use kafkawire_client::{GroupDescription, GroupListing, GroupMembership, OffsetToCommit};
 pub use kafkawire_consumer::{
-    ConsumerConfig, Fetched, FetchedPartition, GroupConfig, GroupConsumer, IsolationLevel,
-    OffsetManager, OffsetReset, PartitionConsumer, RebalanceListener, StartOffset,
+    Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord, Fetched, FetchedPartition,
+    GroupConfig, GroupConsumer, IsolationLevel, OffsetManager, OffsetReset, PartitionConsumer,
+    RebalanceListener, Records, ResetReport, StartOffset,
 };
 pub use kafkawire_producer::{
     Acks, ConsumerGroupMetadata, DeliveryFuture, Partitioner, Producer, ProducerBuilder,

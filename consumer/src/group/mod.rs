@@ -183,6 +183,10 @@ impl GroupConsumer {
         self.listener = Some(Box::new(listener));
     }
 
+    pub(crate) fn set_boxed_listener(&mut self, listener: Box<dyn RebalanceListener>) {
+        self.listener = Some(listener);
+    }
+
     /// The partitions assigned to this member now.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         self.assigned.iter().cloned().collect()
@@ -230,6 +234,15 @@ impl GroupConsumer {
     /// the generation is over makes the next poll rejoin.
     pub fn commit_async(&mut self, callback: impl FnOnce(Result<()>) + Send + 'static) {
         let offsets = self.to_commit();
+        self.commit_offsets_async(offsets, callback);
+    }
+
+    /// As [`GroupConsumer::commit_async`], for the given offsets.
+    pub fn commit_offsets_async(
+        &mut self,
+        offsets: Vec<OffsetToCommit>,
+        callback: impl FnOnce(Result<()>) + Send + 'static,
+    ) {
         let admin = Admin::new(&self.client);
         let group = self.config.group_id.clone();
         let membership = self.membership();

@@ -106,6 +106,15 @@ impl Batch {
         }
     }
 
+    /// The partition leader epoch the leader stamped on the batch (magic 2), or -1 for legacy
+    /// message sets, which carry none (KIP-101).
+    pub fn partition_leader_epoch(&self) -> i32 {
+        match self {
+            Batch::V2(b) => b.partition_leader_epoch(),
+            Batch::Legacy(_) => -1,
+        }
+    }
+
     /// The magic-2 batch, if this is one.
     pub fn as_v2(&self) -> Option<&RecordBatch> {
         match self {
