@@ -107,7 +107,15 @@ pub struct GroupConsumer {
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     listener: Option<Box<dyn RebalanceListener>>,
     joined: bool,
+    /// A rebalance that has not succeeded yet: what was owned before it, for the next try.
+    unfinished_rebalance: Option<Vec<(String, i32)>>,
+    /// Join + sync rounds failed in a row.
+    failed_rebalances: u32,
 }
+
+/// Join + sync rounds that may fail in a row (each in its own poll) before the error is
+/// returned.
+const REBALANCE_ATTEMPTS: u32 = 20;
 
 impl std::fmt::Debug for GroupConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,6 +182,8 @@ impl GroupConsumer {
             heartbeat: None,
             listener: None,
             joined: false,
+            unfinished_rebalance: None,
+            failed_rebalances: 0,
             config,
         })
     }
@@ -301,7 +311,9 @@ impl GroupConsumer {
     }
 
     /// Joins (or rejoins) the group if needed, commits on schedule, and fetches. Records come
-    /// back as [`Fetched`], exactly as from a [`PartitionConsumer`].
+    /// back as [`Fetched`], exactly as from a [`PartitionConsumer`]. A join round that must be
+    /// repeated (another member joined or left meanwhile) ends the poll with nothing fetched;
+    /// the next poll joins again.
     ///
     /// # Errors
     /// [`Error::GroupMembership`] once after the member left the group for polling too slowly
@@ -332,8 +344,8 @@ impl GroupConsumer {
             });
         }
         let rejoin = self.state.lock().map(|s| s.needs_rejoin).unwrap_or(true);
-        if !self.joined || rejoin {
-            self.rebalance().await?;
+        if (!self.joined || rejoin) && !self.rebalance().await? {
+            return Ok(Fetched::default());
         }
         if self.config.enable_auto_commit
             && self.last_commit.elapsed() >= self.config.auto_commit_interval
@@ -479,77 +491,91 @@ impl GroupConsumer {
         self.drop_partitions(&partitions, false);
     }
 
-    async fn rebalance(&mut self) -> Result<()> {
+    /// One join + sync round. Returns whether the member now has an assignment; a round that
+    /// failed in a way that means "join again" (another member joined or left meanwhile)
+    /// returns `Ok(false)` so that `poll` returns and the application keeps polling (a
+    /// member that stays in here would hold up the others it shares a task with); the next
+    /// poll tries again, up to [`REBALANCE_ATTEMPTS`] rounds in a row.
+    async fn rebalance(&mut self) -> Result<bool> {
         let protocol = self.protocol();
-        let lost = self
-            .state
-            .lock()
-            .map(|s| s.member_id.is_empty() && self.joined)
-            .unwrap_or(false);
-        // What we owned before giving it up: eager members still report it in their
-        // subscription so that sticky assignors can keep it in place (KIP-54).
-        let owned_before: Vec<(String, i32)> = if lost {
-            Vec::new()
-        } else {
-            self.assigned.iter().cloned().collect()
+        let owned_before = match self.unfinished_rebalance.take() {
+            Some(owned) => owned,
+            None => {
+                let lost = self
+                    .state
+                    .lock()
+                    .map(|s| s.member_id.is_empty() && self.joined)
+                    .unwrap_or(false);
+                // What we owned before giving it up: eager members still report it in their
+                // subscription so that sticky assignors can keep it in place (KIP-54).
+                let owned: Vec<(String, i32)> = self.assigned.iter().cloned().collect();
+                if lost {
+                    self.drop_partitions(&owned, true);
+                    Vec::new()
+                } else {
+                    if protocol == RebalanceProtocol::Eager {
+                        self.revoke(owned.clone()).await;
+                    }
+                    owned
+                }
+            }
         };
-        if lost {
-            let all: Vec<(String, i32)> = self.assigned.iter().cloned().collect();
-            self.drop_partitions(&all, true);
-        } else if protocol == RebalanceProtocol::Eager {
-            let all: Vec<(String, i32)> = self.assigned.iter().cloned().collect();
-            self.revoke(all).await;
-        }
+        let attempt = self.failed_rebalances + 1;
         // Another member joining or leaving while we sync answers REBALANCE_IN_PROGRESS (and
         // an old generation ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID): those mean "join again".
-        const ATTEMPTS: u32 = 20;
-        for attempt in 1..=ATTEMPTS {
-            let rejoin = |e: &Error| {
-                e.is_retriable()
-                    || matches!(
-                        e.code(),
-                        Some(
-                            ErrorCode::REBALANCE_IN_PROGRESS
-                                | ErrorCode::UNKNOWN_MEMBER_ID
-                                | ErrorCode::ILLEGAL_GENERATION
-                        )
+        let rejoin = |e: &Error| {
+            e.is_retriable()
+                || matches!(
+                    e.code(),
+                    Some(
+                        ErrorCode::REBALANCE_IN_PROGRESS
+                            | ErrorCode::UNKNOWN_MEMBER_ID
+                            | ErrorCode::ILLEGAL_GENERATION
                     )
-            };
-            if let Ok(mut s) = self.state.lock() {
-                s.rebalancing = true;
+                )
+        };
+        if let Ok(mut s) = self.state.lock() {
+            s.rebalancing = true;
+        }
+        let outcome = self.join_and_sync(protocol, &owned_before).await;
+        if let Ok(mut s) = self.state.lock() {
+            s.rebalancing = false;
+        }
+        match outcome {
+            Ok(()) => {
+                self.failed_rebalances = 0;
+                self.joined = true;
+                self.start_heartbeat();
+                Ok(true)
             }
-            let outcome = self.join_and_sync(protocol, &owned_before).await;
-            if let Ok(mut s) = self.state.lock() {
-                s.rebalancing = false;
-            }
-            match outcome {
-                Ok(()) => break,
-                Err(e) if rejoin(&e) && attempt < ATTEMPTS => {
-                    tracing::debug!(error = %e, "rebalance failed; joining again");
+            Err(e) if rejoin(&e) && attempt < REBALANCE_ATTEMPTS => {
+                tracing::debug!(error = %e, attempt, "rebalance failed; joining again");
+                if let Ok(mut s) = self.state.lock() {
                     if matches!(
                         e.code(),
                         Some(ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION)
-                    ) && let Ok(mut s) = self.state.lock()
-                    {
+                    ) {
                         s.member_id.clear();
                     }
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                    s.needs_rejoin = true;
                 }
-                Err(e) => {
-                    if matches!(
-                        e.code(),
-                        Some(ErrorCode::FENCED_INSTANCE_ID | ErrorCode::GROUP_AUTHORIZATION_FAILED)
-                    ) && let Ok(mut s) = self.state.lock()
-                    {
-                        s.fatal = Some(e.clone());
-                    }
-                    return Err(e);
+                self.failed_rebalances = attempt;
+                self.unfinished_rebalance = Some(owned_before);
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
+                Ok(false)
+            }
+            Err(e) => {
+                self.failed_rebalances = 0;
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::FENCED_INSTANCE_ID | ErrorCode::GROUP_AUTHORIZATION_FAILED)
+                ) && let Ok(mut s) = self.state.lock()
+                {
+                    s.fatal = Some(e.clone());
                 }
+                Err(e)
             }
         }
-        self.joined = true;
-        self.start_heartbeat();
-        Ok(())
     }
 
     async fn join_and_sync(
