@@ -368,6 +368,24 @@ impl Client {
         {
             return Ok(c.clone());
         }
+        let c = Arc::new(self.open_connection(node_id).await?);
+        brokers.insert(node_id, c.clone());
+        Ok(c)
+    }
+
+    /// A new connection to broker `node_id` that is not shared with the client's other
+    /// requests: for a conversation whose requests the broker may hold for long (a group
+    /// member's JoinGroup waits for the whole group to rejoin, KIP-62) and that must not wait
+    /// behind, or hold up, other traffic on a shared connection (responses come in request
+    /// order per connection).
+    ///
+    /// # Errors
+    /// As [`Client::broker_connection`].
+    pub async fn dedicated_connection(&self, node_id: i32) -> Result<Connection> {
+        self.open_connection(node_id).await
+    }
+
+    async fn open_connection(&self, node_id: i32) -> Result<Connection> {
         let meta = self.metadata();
         let Some(b) = meta.brokers.get(&node_id) else {
             return Err(Error::Config(format!(
@@ -384,11 +402,7 @@ impl Client {
         )
         .await
         {
-            Ok(c) => {
-                let c = Arc::new(c);
-                brokers.insert(node_id, c.clone());
-                Ok(c)
-            }
+            Ok(c) => Ok(c),
             Err(e) => Err(self.diagnose(node_id, &advertised, &target, e, &meta).await),
         }
     }

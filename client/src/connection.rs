@@ -374,28 +374,63 @@ impl Connection {
         Ok(rx)
     }
 
-    /// Sends `req` in `version` and waits for the raw response frame.
-    async fn round_trip<R: Request>(&self, req: &R, version: i16) -> Result<Bytes> {
+    /// Queues `req` in `version` and returns a future of the raw response frame, failing with
+    /// [`Error::Timeout`] after `timeout`. Owns what it needs, so it can be awaited anywhere.
+    fn raw_request<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<impl std::future::Future<Output = Result<Bytes>> + Send + 'static> {
         let (id, rx) = self
             .enqueue(req, version, true)?
             .expect("response expected");
-        match tokio::time::timeout(self.config.request_timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Error::ConnectionClosed {
-                broker: self.broker().to_owned(),
-                api: Some(R::API_KEY),
-            }),
-            Err(_) => {
-                if let Ok(mut p) = self.shared.pending.lock() {
-                    p.remove(&id);
+        let shared = self.shared.clone();
+        Ok(async move {
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(Error::ConnectionClosed {
+                    broker: shared.broker.clone(),
+                    api: Some(R::API_KEY),
+                }),
+                Err(_) => {
+                    if let Ok(mut p) = shared.pending.lock() {
+                        p.remove(&id);
+                    }
+                    Err(Error::Timeout {
+                        broker: shared.broker.clone(),
+                        api: R::API_KEY,
+                        timeout_ms: timeout.as_millis() as u64,
+                    })
                 }
-                Err(Error::Timeout {
-                    broker: self.broker().to_owned(),
-                    api: R::API_KEY,
-                    timeout_ms: self.config.request_timeout.as_millis() as u64,
-                })
             }
-        }
+        })
+    }
+
+    /// Sends `req` in `version` and waits (request timeout) for the raw response frame.
+    async fn round_trip<R: Request>(&self, req: &R, version: i16) -> Result<Bytes> {
+        self.raw_request(req, version, self.config.request_timeout)?
+            .await
+    }
+
+    /// As [`Connection::raw_request`], decoding the response.
+    fn request<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
+        let frame = self.raw_request(req, version, timeout)?;
+        let broker = self.shared.broker.clone();
+        Ok(async move {
+            frame::decode_response::<R::Response>(frame.await?, R::API_KEY, version)
+                .map(|(_, body)| body)
+                .map_err(|source| Error::Decode {
+                    broker,
+                    api: R::API_KEY,
+                    source,
+                })
+        })
     }
 
     /// Queues `req` (negotiated version) on the connection now, so requests queued one after
@@ -411,40 +446,23 @@ impl Connection {
         req: &R,
     ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
         let version = self.version_for(R::API_KEY)?;
-        let (id, rx) = self
-            .enqueue(req, version, true)?
-            .expect("response expected");
-        let shared = self.shared.clone();
-        let timeout = self.config.request_timeout;
-        Ok(async move {
-            let broker = shared.broker.clone();
-            let frame = match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(r)) => r?,
-                Ok(Err(_)) => {
-                    return Err(Error::ConnectionClosed {
-                        broker,
-                        api: Some(R::API_KEY),
-                    });
-                }
-                Err(_) => {
-                    if let Ok(mut p) = shared.pending.lock() {
-                        p.remove(&id);
-                    }
-                    return Err(Error::Timeout {
-                        broker,
-                        api: R::API_KEY,
-                        timeout_ms: timeout.as_millis() as u64,
-                    });
-                }
-            };
-            frame::decode_response::<R::Response>(frame, R::API_KEY, version)
-                .map(|(_, body)| body)
-                .map_err(|source| Error::Decode {
-                    broker,
-                    api: R::API_KEY,
-                    source,
-                })
-        })
+        self.request(req, version, self.config.request_timeout)
+    }
+
+    /// Sends `req` in the negotiated version and waits up to `timeout` (instead of the
+    /// connection's request timeout) for the answer: for requests the broker may hold longer,
+    /// such as a JoinGroup, which waits for every member to rejoin (up to the rebalance
+    /// timeout, KIP-62).
+    ///
+    /// # Errors
+    /// As [`Connection::send`].
+    pub async fn send_with_timeout<R: Request>(
+        &self,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let version = self.version_for(R::API_KEY)?;
+        self.request(req, version, timeout)?.await
     }
 
     /// Sends `req` in an explicit `version` and decodes the response.
@@ -453,14 +471,8 @@ impl Connection {
     /// Transport errors, [`Error::Timeout`], [`Error::Encode`], [`Error::Decode`]. Error codes
     /// inside the response are not checked here: that is the caller's, per topic and partition.
     pub async fn send_version<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
-        let frame = self.round_trip(req, version).await?;
-        frame::decode_response::<R::Response>(frame, R::API_KEY, version)
-            .map(|(_, body)| body)
-            .map_err(|source| Error::Decode {
-                broker: self.broker().to_owned(),
-                api: R::API_KEY,
-                source,
-            })
+        self.request(req, version, self.config.request_timeout)?
+            .await
     }
 
     /// Sends `req` in the negotiated version ([`Connection::version_for`]) and decodes the

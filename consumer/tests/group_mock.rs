@@ -702,3 +702,54 @@ async fn group_authorization_failed_on_join_is_reported() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_join_held_past_the_request_timeout_succeeds_without_holding_up_the_client() {
+    within(async {
+        // The coordinator holds the JoinGroup 1.5 s (waiting for other members), longer than
+        // the client's 1 s request timeout but within the rebalance timeout.
+        let delays = [Duration::from_millis(1500)];
+        let (cluster, _, _) = start_with_join_delays(|_, _| {}, &delays).await;
+        let mut c = ClientConfig::new(&cluster.broker_addr(0));
+        c.request_timeout = Duration::from_secs(1);
+        c.allow_auto_topic_creation = false;
+        let client = Client::connect(c).await.expect("connect");
+        let mut consumer = GroupConsumer::subscribe(&client, config(), &[TOPIC]).unwrap();
+        let member = tokio::spawn(async move {
+            for _ in 0..3 {
+                consumer.poll().await?;
+                if !consumer.assignment().is_empty() {
+                    break;
+                }
+            }
+            Ok::<_, Error>(consumer)
+        });
+        wait_until("the JoinGroup is on its way", || {
+            cluster.request_count(ApiKey::JoinGroup) >= 1
+        })
+        .await;
+        // Meanwhile the same client answers other requests: the member's coordinator
+        // traffic has its own connection, so nothing waits behind the held JoinGroup.
+        client.refresh_metadata(&[TOPIC]).await.expect("metadata");
+        Admin::new(&client)
+            .committed_offsets(GROUP, None)
+            .await
+            .expect("offset fetch");
+        assert!(
+            !member.is_finished(),
+            "the join was still held while the other requests were answered"
+        );
+        let consumer = member
+            .await
+            .unwrap()
+            .expect("the join outlives the request timeout");
+        assert_eq!(consumer.assignment(), tps(&[(TOPIC, 0), (TOPIC, 1)]));
+        assert_eq!(
+            cluster.request_count(ApiKey::JoinGroup),
+            1,
+            "one JoinGroup, not timed out and sent again"
+        );
+        consumer.close().await.expect("close");
+    })
+    .await;
+}

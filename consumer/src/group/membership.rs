@@ -7,9 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafkawire_client::{Client, Error, Result};
+use kafkawire_client::{Client, Connection, Error, Result};
 use kafkawire_protocol::ErrorCode;
-use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafkawire_protocol::messages::join_group_request::{
     JoinGroupRequest, JoinGroupRequestProtocol,
@@ -18,6 +17,7 @@ use kafkawire_protocol::messages::leave_group_request::{LeaveGroupRequest, Membe
 use kafkawire_protocol::messages::sync_group_request::{
     SyncGroupRequest, SyncGroupRequestAssignment,
 };
+use kafkawire_protocol::messages::{ApiKey, Request};
 
 /// What the member knows of its place in the group.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +35,11 @@ pub(crate) struct Membership {
     /// A join/sync is under way: heartbeats pause, and answers to heartbeats of the generation
     /// being replaced are ignored (they would only say "rebalance in progress" again).
     pub(crate) rebalancing: bool,
+    /// This member's own connection to the coordinator (node id, connection): a JoinGroup the
+    /// coordinator holds until the group has rejoined must not hold up, or wait behind, the
+    /// requests of other consumers sharing the client (answers come in request order on a
+    /// connection), as the Java client keeps a separate coordinator connection too.
+    pub(crate) connection: Option<(i32, Arc<Connection>)>,
 }
 
 pub(crate) type SharedMembership = Arc<Mutex<Membership>>;
@@ -80,7 +85,49 @@ impl Coordinator<'_> {
     fn forget_coordinator(&self) {
         if let Ok(mut s) = self.state.lock() {
             s.coordinator = None;
+            s.connection = None;
         }
+    }
+
+    /// The member's own connection to the coordinator, opened on first use.
+    async fn connection(&self) -> Result<Arc<Connection>> {
+        let node = self.node().await?;
+        let cached = self.state.lock().ok().and_then(|s| s.connection.clone());
+        if let Some((n, c)) = cached
+            && n == node
+            && !c.is_closed()
+        {
+            return Ok(c);
+        }
+        let c = Arc::new(self.client.dedicated_connection(node).await?);
+        if let Ok(mut s) = self.state.lock() {
+            s.connection = Some((node, c.clone()));
+        }
+        Ok(c)
+    }
+
+    /// Sends `req` to the coordinator on the member's connection, waiting up to `timeout`
+    /// (default: the client's request timeout). A transport failure or timeout drops the
+    /// connection: a late answer would otherwise come before the next request's.
+    async fn send<R: Request>(&self, req: &R, timeout: Option<Duration>) -> Result<R::Response> {
+        let conn = self.connection().await?;
+        let r = match timeout {
+            Some(t) => conn.send_with_timeout(req, t).await,
+            None => conn.send(req).await,
+        };
+        if r.as_ref().is_err_and(|e| {
+            matches!(
+                e,
+                Error::Io { .. }
+                    | Error::ConnectionClosed { .. }
+                    | Error::Decode { .. }
+                    | Error::Timeout { .. }
+            )
+        }) && let Ok(mut s) = self.state.lock()
+        {
+            s.connection = None;
+        }
+        r
     }
 
     fn err(&self, code: ErrorCode, api: ApiKey) -> Error {
@@ -129,11 +176,11 @@ impl Coordinator<'_> {
                     .collect(),
                 ..Default::default()
             };
-            let result = async {
-                let node = self.node().await?;
-                self.client.send_to(node, &req).await
-            }
-            .await;
+            // The coordinator holds a JoinGroup until every member has rejoined, up to the
+            // rebalance timeout: wait that long and a little more, as the Java client does.
+            let wait = (rebalance_timeout + Duration::from_secs(5))
+                .max(self.client.config().request_timeout);
+            let result = self.send(&req, Some(wait)).await;
             let resp = match result {
                 Ok(r) => r,
                 Err(e) if e.is_retriable() && attempt < 10 => {
@@ -207,8 +254,7 @@ impl Coordinator<'_> {
                 .collect(),
             ..Default::default()
         };
-        let node = self.node().await?;
-        let resp = self.client.send_to(node, &req).await?;
+        let resp = self.send(&req, None).await?;
         match ErrorCode(resp.error_code) {
             ErrorCode::NONE => Ok(resp.assignment),
             c => Err(self.err(c, ApiKey::SyncGroup)),
@@ -229,8 +275,7 @@ impl Coordinator<'_> {
             group_instance_id: self.instance_id.map(str::to_owned),
             ..Default::default()
         };
-        let node = self.node().await?;
-        let resp = self.client.send_to(node, &req).await?;
+        let resp = self.send(&req, None).await?;
         let code = ErrorCode(resp.error_code);
         if rediscover(code) {
             self.forget_coordinator();
@@ -249,8 +294,7 @@ impl Coordinator<'_> {
         if member_id.is_empty() {
             return Ok(());
         }
-        let node = self.node().await?;
-        let conn = self.client.broker_connection(node).await?;
+        let conn = self.connection().await?;
         let version = conn.version_for(ApiKey::LeaveGroup)?;
         // v0-2 name one member; v3+ a list of members (KIP-345).
         let req = if version < 3 {
