@@ -126,10 +126,11 @@ pub(crate) type RoundResult = (i32, Vec<(Key, i64)>, Result<FetchResponse>);
 /// applied when the future is dropped is fetched again (positions only move in
 /// [`take_buffered`], which is synchronous), so nothing is lost or repeated.
 pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
-    // Twice at most: when the round in flight was started before a seek, assign or pause,
-    // its answers are dropped and a fresh round is needed at once.
-    for _ in 0..2 {
-        if !c.buffer.is_empty() {
+    // A few rounds at most, when the one collected could not have brought what the
+    // application waits for: it was started before a seek, assign or resume (its answers are
+    // dropped, or it left partitions out), or it was a prefetch that did not wait for data.
+    for _ in 0..3 {
+        if has_data(c) {
             break;
         }
         if let Some(e) = c.pending_error.take() {
@@ -137,9 +138,12 @@ pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
         }
         if c.in_flight.is_empty() {
             ensure_leaders(c).await?;
-            spawn_round(c);
+            spawn_round(c, true);
         }
         if c.in_flight.is_empty() {
+            if !c.buffer.is_empty() {
+                break;
+            }
             // No partition has a leader yet (or all are paused): wait a little and look again.
             tokio::time::sleep(
                 c.config
@@ -150,7 +154,9 @@ pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
             refresh_assigned(c).await;
             return Ok(Fetched::default());
         }
-        if !collect_round(c).await? {
+        let waited = c.round_waits;
+        let outdated = collect_round(c).await?;
+        if !outdated && waited && wanted(c).is_empty() {
             break;
         }
     }
@@ -164,9 +170,20 @@ pub(crate) async fn poll(c: &mut PartitionConsumer) -> Result<Fetched> {
         return Err(e);
     }
     if c.pending_error.is_none() && c.in_flight.is_empty() {
-        spawn_round(c);
+        // While the application still has buffered records to work through, the prefetch
+        // must not be held by the broker waiting for new data (a partition that is caught up
+        // would hold up the others behind it for `fetch_max_wait`).
+        let wait = c.buffer.is_empty();
+        spawn_round(c, wait);
     }
     Ok(out)
+}
+
+/// Whether the buffer holds records or a reset report (not only empty answers).
+fn has_data(c: &PartitionConsumer) -> bool {
+    c.buffer
+        .iter()
+        .any(|p| !p.batches.is_empty() || p.reset.is_some())
 }
 
 /// Moves up to `max_poll_records` records (and any reset reports) out of the buffer, advancing
@@ -234,7 +251,8 @@ async fn ensure_leaders(c: &PartitionConsumer) -> Result<()> {
 /// [`wanted`], without waiting for the answers. At most one round is in flight, so at most one
 /// response per broker waits in memory besides what is buffered: memory stays bounded by the
 /// fetch-size settings however slow the application is.
-fn spawn_round(c: &mut PartitionConsumer) {
+fn spawn_round(c: &mut PartitionConsumer, wait: bool) {
+    c.round_waits = wait;
     let meta = c.client.metadata();
     let mut by_leader: BTreeMap<i32, Vec<(Key, i64)>> = BTreeMap::new();
     for key in wanted(c) {
@@ -249,7 +267,7 @@ fn spawn_round(c: &mut PartitionConsumer) {
         by_leader.entry(leader).or_default().push((key, offset));
     }
     for (leader, keys) in by_leader {
-        let req = build_request(c, &keys);
+        let req = build_request(c, &keys, wait);
         let client = c.client.clone();
         c.in_flight
             .spawn(async move { (leader, keys, client.send_to(leader, &req).await) });
@@ -297,7 +315,9 @@ async fn refresh_assigned(c: &PartitionConsumer) {
     }
 }
 
-fn build_request(c: &PartitionConsumer, keys: &[(Key, i64)]) -> FetchRequest {
+/// `wait`: whether the broker may hold the request up to `fetch_max_wait` for
+/// `fetch_min_bytes` (else it answers at once with what it has).
+fn build_request(c: &PartitionConsumer, keys: &[(Key, i64)], wait: bool) -> FetchRequest {
     let meta = c.client.metadata();
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
     for (key, offset) in keys {
@@ -313,11 +333,14 @@ fn build_request(c: &PartitionConsumer, keys: &[(Key, i64)]) -> FetchRequest {
     }
     FetchRequest {
         replica_id: -1,
-        max_wait_ms: c
-            .config
-            .fetch_max_wait
-            .as_millis()
-            .clamp(1, i32::MAX as u128) as i32,
+        max_wait_ms: if wait {
+            c.config
+                .fetch_max_wait
+                .as_millis()
+                .clamp(1, i32::MAX as u128) as i32
+        } else {
+            0
+        },
         min_bytes: c.config.fetch_min_bytes,
         max_bytes: c.config.fetch_max_bytes,
         isolation_level: match c.config.isolation_level {

@@ -156,6 +156,8 @@ pub struct PartitionConsumer {
     buffer: std::collections::VecDeque<FetchedPartition>,
     /// The fetch requests in flight (at most one round: one request per leader).
     in_flight: tokio::task::JoinSet<fetch::RoundResult>,
+    /// Whether the round in flight lets the broker wait for data (`fetch_max_wait`).
+    round_waits: bool,
 }
 
 impl PartitionConsumer {
@@ -169,6 +171,7 @@ impl PartitionConsumer {
             paused: std::collections::BTreeSet::new(),
             buffer: std::collections::VecDeque::new(),
             in_flight: tokio::task::JoinSet::new(),
+            round_waits: true,
         }
     }
 
