@@ -5,6 +5,7 @@ mod consume;
 mod format;
 mod groups;
 mod perf;
+mod perf_consume;
 mod produce;
 
 use std::process::ExitCode;

@@ -28,6 +28,9 @@ pub(crate) enum PerfCommand {
     /// Send N records of B random bytes and report throughput and latency (like
     /// kafka-producer-perf-test). The topic must exist.
     Produce(ProducePerfArgs),
+    /// Read N records and report throughput (like kafka-consumer-perf-test). The topic must
+    /// exist.
+    Consume(crate::perf_consume::ConsumePerfArgs),
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +77,7 @@ pub(crate) struct ProducePerfArgs {
 pub(crate) async fn run(client: &Client, cmd: &PerfCommand) -> Result<(), Error> {
     match cmd {
         PerfCommand::Produce(args) => produce(client, args).await,
+        PerfCommand::Consume(args) => crate::perf_consume::run(client, args).await,
     }
 }
 
