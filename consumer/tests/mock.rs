@@ -10,7 +10,7 @@ use kafkawire_consumer::{ConsumerConfig, Fetched, OffsetReset, PartitionConsumer
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::records::RecordBatchBuilder;
 use kafkawire_protocol::{DecodeErrorKind, ErrorCode};
-use kafkawire_testkit::mock::MockCluster;
+use kafkawire_testkit::mock::{Action, MockCluster};
 
 /// Every test runs inside this bound so that a hang fails instead of blocking the suite.
 async fn within<F: Future>(f: F) -> F::Output {
@@ -576,6 +576,102 @@ async fn the_consumer_reports_a_reset_with_the_offsets_skipped_then_reads_on() {
                 .unwrap()
                 .is_empty()
         );
+    })
+    .await;
+}
+
+/// A batch of `n` records `t{pid}-{i}` of producer `pid`, transactional or not.
+fn producer_batch(pid: i64, transactional: bool, n: usize) -> Bytes {
+    let mut b = RecordBatchBuilder::new();
+    b.producer(pid, 0, 0).transactional(transactional);
+    for i in 0..n {
+        b.push(
+            1_700_000_000_000,
+            None,
+            Some(format!("t{pid}-{i}").as_bytes()),
+            &[],
+        )
+        .expect("push");
+    }
+    b.build().expect("build")
+}
+
+#[tokio::test]
+async fn read_committed_drops_aborted_transactions_using_the_fetch_response_list() {
+    use kafkawire_consumer::IsolationLevel;
+    use kafkawire_protocol::messages::fetch_response::{AbortedTransaction, FetchResponse};
+    use kafkawire_protocol::records::{EndTxnMarker, control_batch};
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        // Offsets 0-1: producer 1's transaction, aborted at 4; 2-3: producer 2's, committed
+        // at 5; 6: a record outside any transaction.
+        let marker = |base: i64, pid: i64, commit: bool| {
+            control_batch(
+                base,
+                0,
+                pid,
+                0,
+                0,
+                EndTxnMarker {
+                    commit,
+                    coordinator_epoch: 0,
+                },
+            )
+        };
+        for batch in [
+            producer_batch(1, true, 2),
+            producer_batch(2, true, 2),
+            marker(4, 1, false),
+            marker(5, 2, true),
+            producer_batch(3, false, 1),
+        ] {
+            cluster.append("t", 0, &batch).expect("append");
+        }
+        let client = client(&cluster).await;
+        let read = |level: IsolationLevel| {
+            let client = client.clone();
+            let cluster = &cluster;
+            async move {
+                // The broker's answer lists producer 1's aborted transaction from offset 0.
+                cluster.script(
+                    ApiKey::Fetch,
+                    Action::modify(|r: &mut FetchResponse| {
+                        for p in r.responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                            p.aborted_transactions = Some(vec![AbortedTransaction {
+                                producer_id: 1,
+                                first_offset: 0,
+                                ..Default::default()
+                            }]);
+                            p.last_stable_offset = 7;
+                        }
+                    }),
+                );
+                let mut consumer = PartitionConsumer::new(
+                    &client,
+                    ConsumerConfig {
+                        isolation_level: level,
+                        ..config()
+                    },
+                );
+                consumer
+                    .assign("t", 0, StartOffset::Earliest)
+                    .await
+                    .unwrap();
+                let fetched = consumer.poll().await.expect("poll");
+                let got: Vec<String> = records(&fetched).into_iter().map(|r| r.2).collect();
+                (got, consumer.position("t", 0))
+            }
+        };
+        let (committed, position) = read(IsolationLevel::ReadCommitted).await;
+        assert_eq!(committed, ["t2-0", "t2-1", "t3-0"]);
+        assert_eq!(
+            position,
+            Some(7),
+            "past the markers and the aborted records"
+        );
+        let (all, _) = read(IsolationLevel::ReadUncommitted).await;
+        assert_eq!(all, ["t1-0", "t1-1", "t2-0", "t2-1", "t3-0"]);
     })
     .await;
 }
