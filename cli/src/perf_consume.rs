@@ -17,10 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use kafkawire::{
-    Client, ConsumerConfig, Error, Fetched, GroupConfig, GroupConsumer, OffsetReset,
-    PartitionConsumer, RebalanceListener, StartOffset,
-};
+use kafkawire::{Client, Consumer, Error, OffsetReset, RebalanceListener};
 
 #[derive(Args, Debug)]
 pub(crate) struct ConsumePerfArgs {
@@ -57,21 +54,6 @@ enum StartAt {
 }
 
 const MB: f64 = 1024.0 * 1024.0;
-
-/// Where records come from.
-enum Source {
-    Assigned(Box<PartitionConsumer>),
-    Group(Box<GroupConsumer>),
-}
-
-impl Source {
-    async fn poll(&mut self) -> Result<Fetched, Error> {
-        match self {
-            Source::Assigned(c) => c.poll().await,
-            Source::Group(g) => g.poll().await,
-        }
-    }
-}
 
 /// Notes when the group first gave this member partitions.
 struct JoinClock(Arc<Mutex<Option<Instant>>>);
@@ -166,47 +148,50 @@ pub(crate) async fn run(client: &Client, args: &ConsumePerfArgs) -> Result<(), E
     if args.records == 0 {
         return Err(Error::Config("--records must be at least 1".into()));
     }
-    let mut fetch = ConsumerConfig::default();
-    if let Some(b) = args.fetch_max_bytes {
-        fetch.fetch_max_bytes = b;
-    }
-    if let Some(b) = args.max_partition_fetch_bytes {
-        fetch.max_partition_fetch_bytes = b;
-    }
-    if fetch.fetch_max_bytes <= 0 || fetch.max_partition_fetch_bytes <= 0 {
+    if args.fetch_max_bytes.is_some_and(|b| b <= 0)
+        || args.max_partition_fetch_bytes.is_some_and(|b| b <= 0)
+    {
         return Err(Error::Config(
             "--fetch-max-bytes and --max-partition-fetch-bytes must be positive".into(),
         ));
     }
     // Fail early, with the topic's name, if it does not exist (a group would wait for it).
-    client.topic_metadata(&args.topic).await?;
+    let meta = client.topic_metadata(&args.topic).await?;
 
     let joined = Arc::new(Mutex::new(None));
     let started = Instant::now();
-    let mut source = match &args.group {
+    let mut builder = Consumer::builder(client).auto_offset_reset(match args.from {
+        StartAt::Earliest => OffsetReset::Earliest,
+        StartAt::Latest => OffsetReset::Latest,
+    });
+    if let Some(b) = args.fetch_max_bytes {
+        builder = builder.fetch_max_bytes(b);
+    }
+    if let Some(b) = args.max_partition_fetch_bytes {
+        builder = builder.max_partition_fetch_bytes(b);
+    }
+    let mut consumer = match &args.group {
         Some(group) => {
-            let mut config = GroupConfig::new(group);
-            // Some brokers (Tansu) hold a join for half the session timeout: keep it short.
-            config.session_timeout = Duration::from_secs(10);
-            config.heartbeat_interval = Duration::from_secs(1);
-            config.auto_offset_reset = match args.from {
-                StartAt::Earliest => OffsetReset::Earliest,
-                StartAt::Latest => OffsetReset::Latest,
-            };
-            config.enable_auto_commit = true;
-            config.fetch = fetch;
-            let mut consumer = GroupConsumer::subscribe(client, config, &[&args.topic])?;
-            consumer.set_rebalance_listener(JoinClock(joined.clone()));
-            Source::Group(Box::new(consumer))
+            builder
+                .group_id(group)
+                .subscribe([args.topic.as_str()])
+                // Some brokers (Tansu) hold a join for half the session timeout: keep it short.
+                .session_timeout(Duration::from_secs(10))
+                .heartbeat_interval(Duration::from_secs(1))
+                .enable_auto_commit(true)
+                .rebalance_listener(JoinClock(joined.clone()))
+                .build()
+                .await?
         }
         None => {
-            let mut consumer = PartitionConsumer::new(client, fetch);
-            let start = match args.from {
-                StartAt::Earliest => StartOffset::Earliest,
-                StartAt::Latest => StartOffset::Latest,
-            };
-            consumer.assign_topic(&args.topic, start).await?;
-            Source::Assigned(Box::new(consumer))
+            builder
+                .assign(
+                    meta.partitions
+                        .iter()
+                        .map(|p| (args.topic.as_str(), p.partition)),
+                )
+                .build()
+                .await?
         }
     };
 
@@ -219,76 +204,62 @@ pub(crate) async fn run(client: &Client, args: &ConsumePerfArgs) -> Result<(), E
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut failure = None;
     let mut timed_out = false;
-    'outer: while count < args.records {
-        let deadline = last_progress + timeout;
-        let fetched = match tokio::time::timeout_at(deadline.into(), source.poll()).await {
-            Err(_) => {
-                timed_out = true;
-                break;
-            }
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) if e.is_retriable() => {
+    while count < args.records {
+        let Some(remaining) = (last_progress + timeout).checked_duration_since(Instant::now())
+        else {
+            timed_out = true;
+            break;
+        };
+        let records = match consumer.poll(remaining).await {
+            Ok(r) => r,
+            Err(e) if e.is_retriable() => {
                 eprintln!("kafkawire perf: {e} (retrying)");
                 continue;
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 failure = Some(e);
                 break;
             }
         };
         let arrived = Instant::now();
-        let mut progressed = false;
-        for part in &fetched.partitions {
-            if let Some((old, new)) = part.reset {
-                eprintln!(
-                    "kafkawire perf: {}-{}: offset {old} is out of range; continuing from {new}",
-                    part.topic, part.partition
-                );
-            }
-            let (mut n, mut b) = (0u64, 0u64);
-            let wanted = args.records - count;
-            for record in part.records() {
-                let record = match record {
-                    Ok(r) => r,
-                    Err(e) => {
-                        failure = Some(e);
-                        break 'outer;
-                    }
-                };
-                b += (record.key().map_or(0, <[u8]>::len) + record.value().map_or(0, <[u8]>::len))
-                    as u64;
-                n += 1;
-                if n >= wanted {
+        for reset in records.resets() {
+            eprintln!(
+                "kafkawire perf: {}-{}: offset {} is out of range; continuing from {}",
+                reset.topic, reset.partition, reset.old_offset, reset.new_offset
+            );
+        }
+        let (mut n, mut b) = (0u64, 0u64);
+        for record in records.iter().take((args.records - count) as usize) {
+            match record {
+                Ok(r) => {
+                    b += (r.key().map_or(0, <[u8]>::len) + r.value().map_or(0, <[u8]>::len)) as u64;
+                    n += 1;
+                }
+                Err(e) => {
+                    failure = Some(e);
                     break;
                 }
             }
-            if n == 0 {
-                continue;
-            }
+        }
+        if n > 0 {
             if first_record.is_none() {
                 first_record = Some(arrived);
                 reporter = Some(spawn_reporter(window.clone()));
             }
-            progressed = true;
             count += n;
             bytes += b;
             window.records.fetch_add(n, Ordering::Relaxed);
             window.bytes.fetch_add(b, Ordering::Relaxed);
-            if count >= args.records {
-                break;
-            }
-        }
-        if progressed {
             last_progress = Instant::now();
+        }
+        if failure.is_some() {
+            break;
         }
     }
     if let Some(r) = reporter {
         r.abort();
     }
-    let closed = match source {
-        Source::Group(g) => g.close().await,
-        Source::Assigned(_) => Ok(()),
-    };
+    let closed = consumer.close().await;
     if let Some(e) = failure {
         return Err(e);
     }

@@ -225,22 +225,13 @@ impl ConsumerBuilder {
             None => BTreeMap::new(),
         };
         for (t, p) in &self.partitions {
-            let start = match committed.get(&(t.clone(), *p)) {
-                Some(o) => StartOffset::Offset(*o),
-                None => match self.group.auto_offset_reset {
-                    OffsetReset::Earliest => StartOffset::Earliest,
-                    OffsetReset::Latest => StartOffset::Latest,
-                    OffsetReset::None => {
-                        return Err(Error::Config(format!(
-                            "{t}-{p} has no committed offset{} and auto_offset_reset is none",
-                            group
-                                .as_deref()
-                                .map(|g| format!(" for group {g}"))
-                                .unwrap_or_default()
-                        )));
-                    }
-                },
-            };
+            let start = crate::start_offset(
+                committed.get(&(t.clone(), *p)).copied(),
+                self.group.auto_offset_reset,
+                t,
+                *p,
+                group.as_deref(),
+            )?;
             consumer.assign(t, *p, start).await?;
         }
         Ok(Consumer {

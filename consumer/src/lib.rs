@@ -74,6 +74,29 @@ impl std::str::FromStr for StartOffset {
     }
 }
 
+/// Where a partition starts reading: its committed offset, else by the reset policy.
+///
+/// # Errors
+/// [`Error::Config`] naming the partition (and group) when there is no committed offset and
+/// the policy is [`OffsetReset::None`].
+pub(crate) fn start_offset(
+    committed: Option<i64>,
+    reset: OffsetReset,
+    topic: &str,
+    partition: i32,
+    group: Option<&str>,
+) -> Result<StartOffset> {
+    match (committed, reset) {
+        (Some(o), _) => Ok(StartOffset::Offset(o)),
+        (None, OffsetReset::Earliest) => Ok(StartOffset::Earliest),
+        (None, OffsetReset::Latest) => Ok(StartOffset::Latest),
+        (None, OffsetReset::None) => Err(Error::Config(format!(
+            "{topic}-{partition} has no committed offset{} and auto_offset_reset is none",
+            group.map(|g| format!(" for group {g}")).unwrap_or_default()
+        ))),
+    }
+}
+
 /// Which records a fetch may see (KIP-98).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IsolationLevel {

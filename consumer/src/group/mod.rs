@@ -700,19 +700,13 @@ impl GroupConsumer {
                 .committed_offsets(&self.config.group_id, Some(&added))
                 .await?;
             for (t, p) in &added {
-                let start = match committed.get(&(t.clone(), *p)) {
-                    Some(o) => StartOffset::Offset(*o),
-                    None => match self.config.auto_offset_reset {
-                        OffsetReset::Earliest => StartOffset::Earliest,
-                        OffsetReset::Latest => StartOffset::Latest,
-                        OffsetReset::None => {
-                            return Err(Error::Config(format!(
-                                "{t}-{p} has no committed offset for group {} and auto_offset_reset is none",
-                                self.config.group_id
-                            )));
-                        }
-                    },
-                };
+                let start = crate::start_offset(
+                    committed.get(&(t.clone(), *p)).copied(),
+                    self.config.auto_offset_reset,
+                    t,
+                    *p,
+                    Some(&self.config.group_id),
+                )?;
                 self.fetcher.assign(t, *p, start).await?;
                 self.assigned.insert((t.clone(), *p));
             }
