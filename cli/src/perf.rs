@@ -81,6 +81,25 @@ pub(crate) async fn run(client: &Client, cmd: &PerfCommand) -> Result<(), Error>
     }
 }
 
+/// Calls `report` with the time since its last call, once a second, until the task is aborted
+/// (the progress lines of both perf commands).
+pub(crate) fn every_second(
+    mut report: impl FnMut(Duration) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut last = Instant::now();
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            report(now - last);
+            last = now;
+        }
+    })
+}
+
 /// Delivery futures are watched by one task per chunk of this many records (a task per record
 /// would cost more than the producer itself).
 const CHUNK: usize = 64;
@@ -305,18 +324,7 @@ async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
     let started = Instant::now();
     let reporter = {
         let stats = stats.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            let mut last = Instant::now();
-            loop {
-                tick.tick().await;
-                let now = Instant::now();
-                stats.print_window(now - last);
-                last = now;
-            }
-        })
+        every_second(move |elapsed| stats.print_window(elapsed))
     };
 
     let mut watchers = JoinSet::new();

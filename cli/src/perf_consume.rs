@@ -128,19 +128,10 @@ fn summary_line(s: &Summary) -> String {
 
 /// Prints `window` to stderr every second until aborted.
 fn spawn_reporter(window: Arc<Window>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        let mut last = Instant::now();
-        loop {
-            tick.tick().await;
-            let now = Instant::now();
-            let records = window.records.swap(0, Ordering::Relaxed);
-            let bytes = window.bytes.swap(0, Ordering::Relaxed);
-            eprintln!("{}", window_line(records, bytes, now - last));
-            last = now;
-        }
+    crate::perf::every_second(move |elapsed| {
+        let records = window.records.swap(0, Ordering::Relaxed);
+        let bytes = window.bytes.swap(0, Ordering::Relaxed);
+        eprintln!("{}", window_line(records, bytes, elapsed));
     })
 }
 

@@ -78,6 +78,20 @@ pub struct OffsetToCommit {
     pub metadata: Option<String>,
 }
 
+impl OffsetToCommit {
+    /// `offset` (the next offset to read) for `topic`/`partition`, without leader epoch or
+    /// metadata.
+    pub fn new(topic: impl Into<String>, partition: i32, offset: i64) -> OffsetToCommit {
+        OffsetToCommit {
+            topic: topic.into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }
+    }
+}
+
 /// Membership of the committing member; `GroupMembership::none()` for group-less commits
 /// (generation -1, empty member id), as standalone consumers do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -385,13 +385,7 @@ impl Consumer {
             .into_iter()
             .filter_map(|(topic, partition)| {
                 let offset = self.position(&topic, partition)?;
-                Some(OffsetToCommit {
-                    topic,
-                    partition,
-                    offset,
-                    leader_epoch: -1,
-                    metadata: None,
-                })
+                Some(OffsetToCommit::new(topic, partition, offset))
             })
             .collect()
     }
@@ -401,13 +395,7 @@ impl Consumer {
             .consumer
             .assignment()
             .iter()
-            .map(|((topic, partition), s)| OffsetToCommit {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: s.position,
-                leader_epoch: -1,
-                metadata: None,
-            })
+            .map(|((topic, partition), s)| OffsetToCommit::new(topic, *partition, s.position))
             .collect();
         a.last_commit = Instant::now();
         let group = a.group()?;

@@ -387,13 +387,7 @@ impl GroupConsumer {
         );
         offsets
             .into_iter()
-            .map(|((topic, partition), offset)| OffsetToCommit {
-                topic,
-                partition,
-                offset,
-                leader_epoch: -1,
-                metadata: None,
-            })
+            .map(|((topic, partition), offset)| OffsetToCommit::new(topic, partition, offset))
             .collect()
     }
 
