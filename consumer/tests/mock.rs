@@ -675,3 +675,49 @@ async fn read_committed_drops_aborted_transactions_using_the_fetch_response_list
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_consumer_builder_refuses_what_cannot_work_with_a_clear_error() {
+    use kafkawire_consumer::Consumer;
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        let client = client(&cluster).await;
+        let err = |r: Result<Consumer, Error>| r.expect_err("refused").to_string();
+        let e = err(Consumer::builder(&client).subscribe(["t"]).build().await);
+        assert!(e.contains("group id"), "{e}");
+        let e = err(Consumer::builder(&client).build().await);
+        assert!(
+            e.contains("topics to subscribe to or partitions to assign"),
+            "{e}"
+        );
+        let e = err(Consumer::builder(&client)
+            .group_id("g")
+            .subscribe(["t"])
+            .assign([("t", 0)])
+            .build()
+            .await);
+        assert!(e.contains("not both"), "{e}");
+        let e = err(Consumer::builder(&client)
+            .assign([("t", 0)])
+            .max_poll_records(0)
+            .build()
+            .await);
+        assert!(e.contains("max_poll_records"), "{e}");
+        let e = err(Consumer::builder(&client)
+            .group_id("g")
+            .subscribe(["t"])
+            .partition_assignment_strategy(["fastest"])
+            .build()
+            .await);
+        assert!(e.contains("unknown assignor"), "{e}");
+        // No committed offset and no reset policy: named, not guessed.
+        let e = err(Consumer::builder(&client)
+            .assign([("t", 0)])
+            .auto_offset_reset(OffsetReset::None)
+            .build()
+            .await);
+        assert!(e.contains("t-0 has no committed offset"), "{e}");
+    })
+    .await;
+}
