@@ -1,8 +1,18 @@
-//! The kafkawire consumer (first version): assign topic-partitions, start at the earliest or
-//! latest offset or a given one, fetch in a loop (one Fetch request per leader broker for all its
-//! partitions) and read records in order with their offsets, zero-copy.
+//! The kafkawire consumer.
 //!
-//! Group membership and offset commit are the next step (see the README's status table).
+//! - [`Consumer`], built with [`Consumer::builder`], is what most applications need: a member
+//!   of a consumer group (`subscribe`) or a reader of given partitions (`assign`), with
+//!   `poll(timeout)` returning [`Records`], a `Stream` adaptor, commits, seek, pause and
+//!   resume, and out-of-range resets reported as [`ResetReport`]s.
+//! - [`GroupConsumer`] is the group member underneath (join/sync, heartbeats, rebalances,
+//!   auto commit, `store_offset` for record-by-record commits), and [`PartitionConsumer`] the
+//!   fetcher of assigned partitions (one Fetch per leader, the next one prefetched while the
+//!   application works, `max_poll_records`); [`OffsetManager`] stores offsets for it under a
+//!   group id without membership.
+//! - [`assignor`] holds the partition assignors and the consumer-protocol encoding.
+//!
+//! Records are borrowed views into the fetched buffers: nothing is copied until the
+//! application asks for owned bytes.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kafkawire_client::Error> {
