@@ -16,7 +16,7 @@ use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::frame::{self, FrameDecoder};
 use kafkawire_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafkawire_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafkawire_protocol::messages::{ApiKey, Request};
+use kafkawire_protocol::messages::{ApiKey, Message, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -55,9 +55,37 @@ struct Shared {
     broker: String,
     pending: Mutex<HashMap<i32, Pending>>,
     closed: AtomicBool,
+    /// Until when the broker asked not to be sent requests (KIP-219); the writer holds frames
+    /// back until then.
+    throttled_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
+    /// Notes a response's throttle time: nothing more is written before it has passed.
+    fn throttle(&self, ms: i32, api: ApiKey) {
+        if ms <= 0 {
+            return;
+        }
+        let until = tokio::time::Instant::now() + Duration::from_millis(ms as u64);
+        tracing::debug!(broker = %self.broker, ?api, ms, "throttled by the broker (quota)");
+        if let Ok(mut t) = self.throttled_until.lock()
+            && t.is_none_or(|old| old < until)
+        {
+            *t = Some(until);
+        }
+    }
+
+    /// What is left of the throttle time.
+    fn throttle_remaining(&self) -> Duration {
+        self.throttled_until
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .map_or(Duration::ZERO, |u| {
+                u.saturating_duration_since(tokio::time::Instant::now())
+            })
+    }
+
     fn fail_all(&self, make: impl Fn(ApiKey) -> Error) {
         self.closed.store(true, Ordering::SeqCst);
         let drained: Vec<Pending> = match self.pending.lock() {
@@ -222,11 +250,19 @@ impl Connection {
             broker: broker.to_owned(),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            throttled_until: Mutex::new(None),
         });
         let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
         let s = shared.clone();
         let writer = tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
+                let wait = s.throttle_remaining();
+                if !wait.is_zero() {
+                    // KIP-219: the broker answered at once and now holds this connection's
+                    // requests for the throttle time; waiting here keeps them from piling up
+                    // (and timing out) in its socket buffer.
+                    tokio::time::sleep(wait).await;
+                }
                 if let Err(e) = wr.write_all(&frame).await {
                     let kind = e.kind();
                     let msg = e.to_string();
@@ -386,6 +422,8 @@ impl Connection {
             .enqueue(req, version, true)?
             .expect("response expected");
         let shared = self.shared.clone();
+        // A request held back by a throttle is not late for that time.
+        let timeout = timeout + shared.throttle_remaining();
         Ok(async move {
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(r)) => r,
@@ -421,15 +459,18 @@ impl Connection {
         timeout: Duration,
     ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
         let frame = self.raw_request(req, version, timeout)?;
-        let broker = self.shared.broker.clone();
+        let shared = self.shared.clone();
         Ok(async move {
-            frame::decode_response::<R::Response>(frame.await?, R::API_KEY, version)
-                .map(|(_, body)| body)
-                .map_err(|source| Error::Decode {
-                    broker,
-                    api: R::API_KEY,
-                    source,
-                })
+            let (_, body) =
+                frame::decode_response::<R::Response>(frame.await?, R::API_KEY, version).map_err(
+                    |source| Error::Decode {
+                        broker: shared.broker.clone(),
+                        api: R::API_KEY,
+                        source,
+                    },
+                )?;
+            shared.throttle(body.throttle_time_ms(), R::API_KEY);
+            Ok(body)
         })
     }
 

@@ -597,3 +597,29 @@ async fn stopped_bootstrap_broker_fails_over_to_the_next_address() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_throttled_answer_holds_the_next_request_for_the_throttle_time() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        let client = connect(&cluster).await;
+        // The broker answers at once but asks for 400 ms of quiet (KIP-219).
+        cluster.script(
+            ApiKey::Metadata,
+            Action::modify(|r: &mut MetadataResponse| r.throttle_time_ms = 400),
+        );
+        let first = client.refresh_metadata(&["t"]).await.expect("metadata");
+        assert!(first.topics.contains_key("t"));
+        let sent = Instant::now();
+        let before = cluster.request_count(ApiKey::Metadata);
+        client.refresh_metadata(&["t"]).await.expect("metadata");
+        assert_eq!(cluster.request_count(ApiKey::Metadata), before + 1);
+        assert!(
+            sent.elapsed() >= Duration::from_millis(350),
+            "the next request went out {:?} after a 400 ms throttle",
+            sent.elapsed()
+        );
+    })
+    .await;
+}

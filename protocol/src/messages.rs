@@ -81,6 +81,14 @@ pub trait Message:
         Ok(m)
     }
 
+    /// How long, in ms, the broker asks the client not to send it more requests (KIP-219:
+    /// the response came at once and the broker now holds further requests of this
+    /// connection for that long). 0 for messages without the field, and for versions before
+    /// the field existed.
+    fn throttle_time_ms(&self) -> i32 {
+        0
+    }
+
     /// Encodes into a new buffer.
     ///
     /// # Errors
@@ -275,6 +283,24 @@ mod tests {
         assert_eq!(ErrorCode(-1).name(), Some("UNKNOWN_SERVER_ERROR"));
         assert_eq!(ErrorCode(31_000).name(), None);
         assert!(!ErrorCode(31_000).is_retriable());
+    }
+
+    #[test]
+    fn responses_with_a_throttle_time_report_it_and_others_report_zero() {
+        use crate::messages::fetch_response::FetchResponse;
+        use crate::messages::metadata_request::MetadataRequest;
+        use crate::messages::produce_response::ProduceResponse;
+        let fetch = FetchResponse {
+            throttle_time_ms: 250,
+            ..Default::default()
+        };
+        assert_eq!(fetch.throttle_time_ms(), 250);
+        let produce = ProduceResponse {
+            throttle_time_ms: 9,
+            ..Default::default()
+        };
+        assert_eq!(produce.throttle_time_ms(), 9);
+        assert_eq!(MetadataRequest::default().throttle_time_ms(), 0);
     }
 
     #[test]

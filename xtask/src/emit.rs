@@ -615,9 +615,19 @@ pub(crate) fn message_module(msg: &Message, response_of: Option<(&str, &str)>) -
         Versions::Range(lo, _) => format!("Some({lo})"),
         Versions::None => "None".into(),
     };
+    // Responses that carry a throttle time (KIP-219) say so through the trait.
+    let has_throttle = msg
+        .fields
+        .iter()
+        .any(|f| f.name == "ThrottleTimeMs" && f.ty == "int32" && !f.array);
+    let throttle = if has_throttle {
+        "\n    fn throttle_time_ms(&self) -> i32 {\n        self.throttle_time_ms\n    }"
+    } else {
+        ""
+    };
     let _ = writeln!(
         ctx.out,
-        "impl Message for {} {{\n    const NAME: &'static str = {:?};\n    const MIN_VERSION: i16 = {lo};\n    const MAX_VERSION: i16 = {hi};\n    const FLEXIBLE_MIN: Option<i16> = {flex_min};\n}}\n",
+        "impl Message for {} {{\n    const NAME: &'static str = {:?};\n    const MIN_VERSION: i16 = {lo};\n    const MAX_VERSION: i16 = {hi};\n    const FLEXIBLE_MIN: Option<i16> = {flex_min};{throttle}\n}}\n",
         msg.name, msg.name
     );
     if let Some((api, resp_mod)) = response_of {

@@ -564,4 +564,7 @@ impl Message for ApiVersionsResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 4;
     const FLEXIBLE_MIN: Option<i16> = Some(3);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

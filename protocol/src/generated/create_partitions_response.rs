@@ -226,4 +226,7 @@ impl Message for CreatePartitionsResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 3;
     const FLEXIBLE_MIN: Option<i16> = Some(2);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

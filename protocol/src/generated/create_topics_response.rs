@@ -507,4 +507,7 @@ impl Message for CreateTopicsResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 7;
     const FLEXIBLE_MIN: Option<i16> = Some(5);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

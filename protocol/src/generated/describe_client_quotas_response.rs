@@ -443,4 +443,7 @@ impl Message for DescribeClientQuotasResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 1;
     const FLEXIBLE_MIN: Option<i16> = Some(1);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

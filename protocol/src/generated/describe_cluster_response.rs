@@ -306,4 +306,7 @@ impl Message for DescribeClusterResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 1;
     const FLEXIBLE_MIN: Option<i16> = Some(0);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

@@ -340,4 +340,7 @@ impl Message for ElectLeadersResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 2;
     const FLEXIBLE_MIN: Option<i16> = Some(2);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

@@ -1091,4 +1091,7 @@ impl Message for FetchResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 17;
     const FLEXIBLE_MIN: Option<i16> = Some(12);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

@@ -437,4 +437,7 @@ impl Message for FindCoordinatorResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 6;
     const FLEXIBLE_MIN: Option<i16> = Some(3);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

@@ -112,4 +112,7 @@ impl Message for HeartbeatResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 4;
     const FLEXIBLE_MIN: Option<i16> = Some(4);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

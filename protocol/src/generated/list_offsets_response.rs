@@ -403,4 +403,7 @@ impl Message for ListOffsetsResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 10;
     const FLEXIBLE_MIN: Option<i16> = Some(6);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

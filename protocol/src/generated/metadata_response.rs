@@ -701,4 +701,7 @@ impl Message for MetadataResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 12;
     const FLEXIBLE_MIN: Option<i16> = Some(9);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

@@ -307,4 +307,7 @@ impl Message for OffsetCommitResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 9;
     const FLEXIBLE_MIN: Option<i16> = Some(8);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

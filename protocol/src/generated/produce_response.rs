@@ -827,4 +827,7 @@ impl Message for ProduceResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 11;
     const FLEXIBLE_MIN: Option<i16> = Some(9);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }

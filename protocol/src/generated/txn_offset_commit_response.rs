@@ -303,4 +303,7 @@ impl Message for TxnOffsetCommitResponse {
     const MIN_VERSION: i16 = 0;
     const MAX_VERSION: i16 = 4;
     const FLEXIBLE_MIN: Option<i16> = Some(3);
+    fn throttle_time_ms(&self) -> i32 {
+        self.throttle_time_ms
+    }
 }
