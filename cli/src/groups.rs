@@ -44,7 +44,7 @@ pub(crate) struct ResetArgs {
     #[arg(long)]
     to_latest: bool,
     /// To this offset (clamped to the partition's range).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     to_offset: Option<i64>,
     /// By N from the committed offset, negative to go back (clamped).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
