@@ -323,7 +323,11 @@ fn build_request(c: &PartitionConsumer, keys: &[(Key, i64)], wait: bool) -> Fetc
     for (key, offset) in keys {
         topics.entry(&key.0).or_default().push(FetchPartition {
             partition: key.1,
-            current_leader_epoch: -1,
+            // KIP-320: the leader epoch we believe current, so that a broker that is no longer
+            // (or not yet) the leader of that epoch refuses (FENCED_LEADER_EPOCH /
+            // UNKNOWN_LEADER_EPOCH, both retriable: metadata is refreshed) instead of serving
+            // a stale log.
+            current_leader_epoch: meta.partition(&key.0, key.1).map_or(-1, |p| p.leader_epoch),
             fetch_offset: *offset,
             last_fetched_epoch: -1,
             log_start_offset: -1,

@@ -721,3 +721,52 @@ async fn the_consumer_builder_refuses_what_cannot_work_with_a_clear_error() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn fetches_carry_the_leader_epoch_and_a_newer_epoch_refreshes_metadata() {
+    use kafkawire_protocol::messages::fetch_request::FetchRequest;
+    use kafkawire_protocol::messages::fetch_response::FetchResponse;
+    use std::sync::{Arc, Mutex};
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        cluster.set_leader("t", 0, 0); // epoch 1: not the default, so -1 could not pass
+        seed(&cluster, "t", 0, 0, 4, 2);
+        let client = client(&cluster).await;
+        let mut consumer = PartitionConsumer::new(&client, config());
+        consumer
+            .assign("t", 0, StartOffset::Earliest)
+            .await
+            .unwrap();
+        assert_eq!(poll_records(&mut consumer, 4, 5).await.len(), 4);
+
+        // What the next fetch says its epoch is (answered with nothing).
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        cluster.script(
+            ApiKey::Fetch,
+            Action::respond(move |req| {
+                let fetch: FetchRequest = req.decode().expect("a fetch request");
+                s.lock().unwrap().extend(
+                    fetch
+                        .topics
+                        .iter()
+                        .flat_map(|t| t.partitions.iter().map(|p| p.current_leader_epoch)),
+                );
+                req.reply(&FetchResponse::default())
+            }),
+        );
+        let _ = consumer.poll().await;
+        let _ = consumer.poll().await;
+        let epoch = cluster.leader("t", 0).unwrap().1;
+        assert_eq!(seen.lock().unwrap().first(), Some(&epoch));
+
+        // A new leader epoch on the same broker: the stale epoch is refused
+        // (FENCED_LEADER_EPOCH), metadata is refreshed, and reading goes on where it was.
+        cluster.set_leader("t", 0, 0);
+        seed(&cluster, "t", 0, 4, 8, 2);
+        let got = poll_records(&mut consumer, 4, 10).await;
+        assert_eq!(got.iter().map(|r| r.1).collect::<Vec<_>>(), [4, 5, 6, 7]);
+    })
+    .await;
+}
