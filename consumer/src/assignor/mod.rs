@@ -198,6 +198,18 @@ mod tests {
             (t.to_string(), p)
         }
 
+        /// Members by id, each subscribed to the given topics (no prior ownership).
+        pub(crate) fn members(subs: &[(&str, &[&str])]) -> BTreeMap<String, MemberSubscription> {
+            subs.iter()
+                .map(|(id, topics)| {
+                    (
+                        id.to_string(),
+                        MemberSubscription::new(topics.iter().copied()),
+                    )
+                })
+                .collect()
+        }
+
         fn topic_name(i: usize) -> String {
             format!("t{i}")
         }

@@ -58,19 +58,8 @@ impl Assignor for RangeAssignor {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::support::tp;
+    use super::super::tests::support::{members, tp};
     use super::*;
-
-    fn members(subs: &[(&str, &[&str])]) -> BTreeMap<String, MemberSubscription> {
-        subs.iter()
-            .map(|(id, topics)| {
-                (
-                    id.to_string(),
-                    MemberSubscription::new(topics.iter().copied()),
-                )
-            })
-            .collect()
-    }
 
     #[test]
     fn two_members_three_partitions() {

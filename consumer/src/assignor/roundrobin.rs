@@ -56,19 +56,8 @@ impl Assignor for RoundRobinAssignor {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::support::tp;
+    use super::super::tests::support::{members, tp};
     use super::*;
-
-    fn members(subs: &[(&str, &[&str])]) -> BTreeMap<String, MemberSubscription> {
-        subs.iter()
-            .map(|(id, topics)| {
-                (
-                    id.to_string(),
-                    MemberSubscription::new(topics.iter().copied()),
-                )
-            })
-            .collect()
-    }
 
     #[test]
     fn kafka_docs_two_consumers_two_topics() {
