@@ -520,15 +520,7 @@ mod tests {
     use super::*;
     use crate::records::{Batch, RecordSet};
 
-    type Hdrs = Vec<(String, Option<Vec<u8>>)>;
-
-    #[derive(Debug, Clone)]
-    struct Rec {
-        ts: i64,
-        key: Option<Vec<u8>>,
-        value: Option<Vec<u8>>,
-        headers: Hdrs,
-    }
+    use crate::records::tests::{Hdrs, Rec, try_push as push};
 
     fn ref_uvarint(out: &mut Vec<u8>, mut v: u64) {
         loop {
@@ -645,15 +637,6 @@ mod tests {
                 value,
                 headers,
             })
-    }
-
-    fn push(b: &mut RecordBatchBuilder, r: &Rec) -> Result<i32, EncodeError> {
-        let h: Vec<(&str, Option<&[u8]>)> = r
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .collect();
-        b.push(r.ts, r.key.as_deref(), r.value.as_deref(), &h)
     }
 
     fn check(base_ts: i64, base_offset: i64, producer: (i64, i16, i32), mut recs: Vec<Rec>) {

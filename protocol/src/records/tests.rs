@@ -4,26 +4,31 @@ use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
 
 use super::*;
-use crate::error::DecodeErrorKind;
+use crate::error::{DecodeErrorKind, EncodeError};
 
-type Hdrs = Vec<(String, Option<Vec<u8>>)>;
+pub(super) type Hdrs = Vec<(String, Option<Vec<u8>>)>;
 
+/// An owned record for tests (also used by the builder's tests).
 #[derive(Debug, Clone)]
-struct Rec {
-    ts: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Hdrs,
+pub(super) struct Rec {
+    pub(super) ts: i64,
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) value: Option<Vec<u8>>,
+    pub(super) headers: Hdrs,
 }
 
-fn push(b: &mut RecordBatchBuilder, r: &Rec) {
+/// Pushes `r` onto `b`, returning the builder's answer.
+pub(super) fn try_push(b: &mut RecordBatchBuilder, r: &Rec) -> Result<i32, EncodeError> {
     let h: Vec<(&str, Option<&[u8]>)> = r
         .headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_deref()))
         .collect();
     b.push(r.ts, r.key.as_deref(), r.value.as_deref(), &h)
-        .unwrap();
+}
+
+fn push(b: &mut RecordBatchBuilder, r: &Rec) {
+    try_push(b, r).unwrap();
 }
 
 const HDRS: [(&str, Option<&[u8]>); 2] = [("h", Some(b"1")), ("n", None)];
