@@ -84,7 +84,8 @@ impl Cli {
         // one must not.
         config.allow_auto_topic_creation = matches!(self.command, Command::Produce(_));
         config.request_timeout = Duration::from_millis(self.request_timeout_ms);
-        config.connect_timeout = Duration::from_millis(self.request_timeout_ms.min(10_000));
+        config.connection_setup_timeout =
+            Duration::from_millis(self.request_timeout_ms.min(10_000));
         Ok(config)
     }
 }

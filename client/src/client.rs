@@ -22,8 +22,19 @@ pub struct ClientConfig {
     pub client_id: Option<String>,
     /// Time to wait for each response (`request.timeout.ms`, default 30 s).
     pub request_timeout: Duration,
-    /// Time to wait for a TCP connect (default 10 s).
-    pub connect_timeout: Duration,
+    /// Time allowed to set up a connection: TCP connect and the ApiVersions handshake
+    /// (`socket.connection.setup.timeout.ms`, default 10 s). After each consecutive failure
+    /// to reach the same broker it doubles (with ±20% jitter) up to
+    /// [`connection_setup_timeout_max`](Self::connection_setup_timeout_max).
+    pub connection_setup_timeout: Duration,
+    /// Upper bound of the growing setup timeout (`socket.connection.setup.timeout.max.ms`,
+    /// default 30 s).
+    pub connection_setup_timeout_max: Duration,
+    /// Wait before connecting again to a broker that just failed (`reconnect.backoff.ms`,
+    /// default 50 ms); doubles after each consecutive failure, with ±20% jitter.
+    pub reconnect_backoff: Duration,
+    /// Upper bound of the reconnect backoff (`reconnect.backoff.max.ms`, default 1 s).
+    pub reconnect_backoff_max: Duration,
     /// Refresh metadata at least this often (`metadata.max.age.ms`, default 5 min).
     pub metadata_max_age: Duration,
     /// Rewrites advertised broker addresses to reachable ones.
@@ -41,7 +52,10 @@ impl Default for ClientConfig {
             bootstrap: vec!["127.0.0.1:9092".into()],
             client_id: Some("kafkawire".into()),
             request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
+            connection_setup_timeout: Duration::from_secs(10),
+            connection_setup_timeout_max: Duration::from_secs(30),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_secs(1),
             metadata_max_age: Duration::from_secs(300),
             address_map: BrokerAddressMap::default(),
             max_frame_size: kafkawire_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
@@ -79,7 +93,9 @@ struct Inner {
     /// The bootstrap address that answered, and its connection.
     bootstrap: tokio::sync::Mutex<Option<(String, Arc<Connection>)>>,
     bootstrap_addr: RwLock<Option<String>>,
-    brokers: tokio::sync::Mutex<HashMap<i32, Arc<Connection>>>,
+    /// One slot per broker; a slot's own lock is held across a connect to that broker only, so
+    /// an unreachable broker delays no traffic to the others.
+    brokers: std::sync::Mutex<HashMap<i32, Arc<tokio::sync::Mutex<BrokerSlot>>>>,
     metadata: RwLock<Arc<ClusterMetadata>>,
 }
 
@@ -122,7 +138,7 @@ impl Client {
                 config,
                 bootstrap: tokio::sync::Mutex::new(None),
                 bootstrap_addr: RwLock::new(None),
-                brokers: tokio::sync::Mutex::new(HashMap::new()),
+                brokers: std::sync::Mutex::new(HashMap::new()),
                 metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
             }),
         };
@@ -167,7 +183,7 @@ impl Client {
             match Connection::connect(
                 addr,
                 self.inner.config.connection_config(),
-                self.inner.config.connect_timeout,
+                self.inner.config.connection_setup_timeout,
             )
             .await
             {
@@ -188,18 +204,44 @@ impl Client {
         Err(Error::NoBrokerReachable { attempts })
     }
 
-    /// A live connection to some broker: the bootstrap connection, else any broker connection.
+    /// A live connection to some broker: the bootstrap connection (opened again from the
+    /// configured bootstrap list whenever it is gone, so a client whose known brokers all
+    /// vanished starts again from that list, KIP-899), else an open connection to any broker,
+    /// else a new connection to a broker of the cached metadata (for a cluster that no longer
+    /// answers at its bootstrap addresses).
     ///
     /// # Errors
     /// [`Error::NoBrokerReachable`].
     pub async fn any_connection(&self) -> Result<Arc<Connection>> {
-        match self.bootstrap_connection().await {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                let brokers = self.inner.brokers.lock().await;
-                brokers.values().find(|c| !c.is_closed()).cloned().ok_or(e)
+        let e = match self.bootstrap_connection().await {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let slots: Vec<_> = self.slots().into_iter().map(|(_, s)| s).collect();
+        for slot in slots {
+            if let Ok(g) = slot.try_lock()
+                && let Some(c) = g.conn.as_ref().filter(|c| !c.is_closed())
+            {
+                return Ok(c.clone());
             }
         }
+        let meta = self.metadata();
+        let mut known: Vec<_> = meta.brokers.iter().collect();
+        known.sort_unstable_by_key(|(id, _)| **id);
+        for (id, b) in known {
+            let slot = self.slot(*id);
+            let Ok(mut g) = slot.try_lock() else { continue };
+            let target = self.inner.config.address_map.resolve(&b.address());
+            let setup = self.inner.config.connection_setup_timeout;
+            if let Ok(c) =
+                Connection::connect(&target, self.inner.config.connection_config(), setup).await
+            {
+                let c = Arc::new(c);
+                g.conn = Some(c.clone());
+                return Ok(c);
+            }
+        }
+        Err(e)
     }
 
     /// Fetches metadata for `topics` (all topics when empty is not wanted: pass the names; an
@@ -356,21 +398,69 @@ impl Client {
 
     /// A connection to broker `node_id`, opened to its advertised address after the address map.
     ///
+    /// The broker's slot is locked across the connect, so concurrent callers for the same broker
+    /// share one connect while traffic to other brokers goes on. After a failed connect, the
+    /// next one waits a reconnect backoff (`reconnect_backoff`, doubling per consecutive failure
+    /// up to `reconnect_backoff_max`, ±20% jitter) and gets a longer setup timeout
+    /// (`connection_setup_timeout` doubling up to `connection_setup_timeout_max`), as the Java
+    /// client does.
+    ///
     /// # Errors
     /// [`Error::AdvertisedListenerUnreachable`] when the bootstrap broker answered but this
     /// broker's advertised address cannot be resolved or connected (the advertised-listener
-    /// trap); [`Error::Io`] for a broker that is down while others answer; [`Error::NoLeader`]
-    /// when the node is not in the metadata.
+    /// trap); [`Error::Io`] for a broker that is down while others answer;
+    /// [`Error::UnknownBroker`] (retriable) when the node is not in the metadata even after a
+    /// refresh.
     pub async fn broker_connection(&self, node_id: i32) -> Result<Arc<Connection>> {
-        let mut brokers = self.inner.brokers.lock().await;
-        if let Some(c) = brokers.get(&node_id)
+        let slot = self.slot(node_id);
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.conn.as_ref()
             && !c.is_closed()
         {
             return Ok(c.clone());
         }
-        let c = Arc::new(self.open_connection(node_id).await?);
-        brokers.insert(node_id, c.clone());
-        Ok(c)
+        slot.conn = None;
+        if let Some(at) = slot.retry_at {
+            tokio::time::sleep_until(at).await;
+        }
+        let cfg = &self.inner.config;
+        let setup = grow(
+            cfg.connection_setup_timeout,
+            cfg.connection_setup_timeout_max,
+            slot.failures,
+        );
+        match self.open_connection(node_id, setup).await {
+            Ok(c) => {
+                slot.failures = 0;
+                slot.retry_at = None;
+                let c = Arc::new(c);
+                slot.conn = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                if !matches!(e, Error::UnknownBroker { .. }) {
+                    let wait = grow(
+                        cfg.reconnect_backoff,
+                        cfg.reconnect_backoff_max,
+                        slot.failures,
+                    );
+                    slot.failures = slot.failures.saturating_add(1);
+                    slot.retry_at = Some(tokio::time::Instant::now() + wait);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The slot of broker `node_id`, created on first use.
+    fn slot(&self, node_id: i32) -> Arc<tokio::sync::Mutex<BrokerSlot>> {
+        let mut map = self.inner.brokers.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(node_id).or_default().clone()
+    }
+
+    fn slots(&self) -> Vec<(i32, Arc<tokio::sync::Mutex<BrokerSlot>>)> {
+        let map = self.inner.brokers.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, v)| (*k, v.clone())).collect()
     }
 
     /// A new connection to broker `node_id` that is not shared with the client's other
@@ -382,23 +472,28 @@ impl Client {
     /// # Errors
     /// As [`Client::broker_connection`].
     pub async fn dedicated_connection(&self, node_id: i32) -> Result<Connection> {
-        self.open_connection(node_id).await
+        self.open_connection(node_id, self.inner.config.connection_setup_timeout)
+            .await
     }
 
-    async fn open_connection(&self, node_id: i32) -> Result<Connection> {
-        let meta = self.metadata();
+    async fn open_connection(&self, node_id: i32, setup_timeout: Duration) -> Result<Connection> {
+        let mut meta = self.metadata();
+        if !meta.brokers.contains_key(&node_id) {
+            // A leader or coordinator the cached broker list does not name yet: the metadata
+            // is behind (or the broker list came back empty); ask again once.
+            meta = self.refresh_metadata(&[]).await?;
+        }
         let Some(b) = meta.brokers.get(&node_id) else {
-            return Err(Error::Config(format!(
-                "broker {node_id} is not in the cluster metadata (known: {:?})",
-                meta.brokers.keys().collect::<Vec<_>>()
-            )));
+            let mut known: Vec<i32> = meta.brokers.keys().copied().collect();
+            known.sort_unstable();
+            return Err(Error::UnknownBroker { node_id, known });
         };
         let advertised = b.address();
         let target = self.inner.config.address_map.resolve(&advertised);
         match Connection::connect(
             &target,
             self.inner.config.connection_config(),
-            self.inner.config.connect_timeout,
+            setup_timeout,
         )
         .await
         {
@@ -517,27 +612,38 @@ impl Client {
         Ok(node)
     }
 
-    /// Forgets the connection to `node_id` (after a transport error), so the next request opens
-    /// a new one.
+    /// Retires the shared connection to `node_id` (every request waiting on it fails with a
+    /// retriable error), so the next request opens a new one. A connection retires itself on
+    /// transport errors and unanswered requests; this is for callers that stop trusting it for
+    /// another reason (a response body that does not decode). Does nothing while a connect to
+    /// that broker is under way (the connection it makes is new).
     pub async fn drop_connection(&self, node_id: i32) {
-        self.inner.brokers.lock().await.remove(&node_id);
+        let slot = self
+            .inner
+            .brokers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&node_id)
+            .cloned();
+        if let Some(slot) = slot
+            && let Ok(mut g) = slot.try_lock()
+            && let Some(c) = g.conn.take()
+        {
+            c.retire();
+        }
     }
 
     /// Sends `req` to broker `node_id` in the negotiated version.
     ///
     /// # Errors
-    /// As [`Client::broker_connection`] and [`Connection::send`]. A transport failure drops the
-    /// connection so the next call reconnects.
+    /// As [`Client::broker_connection`] and [`Connection::send`]. A transport failure or an
+    /// unanswered request retires the connection (the next call reconnects); so does a response
+    /// that does not decode.
     pub async fn send_to<R: Request>(&self, node_id: i32, req: &R) -> Result<R::Response> {
         let conn = self.broker_connection(node_id).await?;
         let r = conn.send(req).await;
-        if r.as_ref().is_err_and(|e| {
-            matches!(
-                e,
-                Error::Io { .. } | Error::ConnectionClosed { .. } | Error::Decode { .. }
-            )
-        }) {
-            self.drop_connection(node_id).await;
+        if matches!(r, Err(Error::Decode { .. })) {
+            conn.retire();
         }
         r
     }
@@ -563,13 +669,33 @@ impl Client {
     pub async fn send_any<R: Request>(&self, req: &R) -> Result<R::Response> {
         let conn = self.any_connection().await?;
         let r = conn.send(req).await;
-        if r.as_ref()
-            .is_err_and(|e| matches!(e, Error::Io { .. } | Error::ConnectionClosed { .. }))
-        {
+        if r.is_err() && !conn.is_closed() && matches!(r, Err(Error::Decode { .. })) {
+            conn.retire();
+        }
+        if conn.is_closed() {
             self.drop_bootstrap(&conn).await;
         }
         r
     }
+}
+
+/// A broker's shared connection and its reconnect state.
+#[derive(Default)]
+struct BrokerSlot {
+    conn: Option<Arc<Connection>>,
+    /// Consecutive failed connects.
+    failures: u32,
+    /// No connect before this instant (reconnect backoff).
+    retry_at: Option<tokio::time::Instant>,
+}
+
+/// `base * 2^failures`, capped at `max`, with ±20% jitter (the Java client's exponential
+/// reconnect backoff and setup timeout, KIP-601).
+fn grow(base: Duration, max: Duration, failures: u32) -> Duration {
+    use rand::Rng;
+    let exp = base.saturating_mul(1u32 << failures.min(16)).min(max);
+    exp.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
+        .min(max.max(base))
 }
 
 async fn refresh_loop(inner: Weak<Inner>, every: Duration) {

@@ -18,7 +18,7 @@ use kafkawire_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafkawire_protocol::messages::api_versions_response::ApiVersionsResponse;
 use kafkawire_protocol::messages::{ApiKey, Message, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
 
@@ -49,24 +49,50 @@ impl Default for ConnectionConfig {
 struct Pending {
     api: ApiKey,
     tx: oneshot::Sender<Result<Bytes>>,
+    /// The writer has started writing the request: from then on the broker may act on it.
+    written: bool,
+    /// Throttle time left when it was queued (it is held back that long before writing).
+    held: Duration,
+}
+
+/// A frame for the writer; `id` is set when a response is expected, so a request whose caller
+/// has given up (timed out while held back) is not written at all.
+struct Outgoing {
+    id: Option<i32>,
+    frame: Bytes,
 }
 
 struct Shared {
     broker: String,
+    /// Requests waiting for a response. `closed` is set while this lock is held, so no request
+    /// can be added to a connection that has already failed its waiters.
     pending: Mutex<HashMap<i32, Pending>>,
     closed: AtomicBool,
+    /// Set to true when the connection is retired: the reader and writer stop, which closes the
+    /// socket.
+    shutdown: watch::Sender<bool>,
     /// Until when the broker asked not to be sent requests (KIP-219); the writer holds frames
     /// back until then.
     throttled_until: Mutex<Option<tokio::time::Instant>>,
+    /// The longest throttle honoured: the request timeout, so that a throttle never makes a
+    /// request wait past its own timeout.
+    max_throttle: Duration,
 }
 
 impl Shared {
-    /// Notes a response's throttle time: nothing more is written before it has passed.
+    /// Notes a response's throttle time: nothing more is written before it has passed. A
+    /// throttle above the request timeout is capped to it (and logged).
     fn throttle(&self, ms: i32, api: ApiKey) {
         if ms <= 0 {
             return;
         }
-        let until = tokio::time::Instant::now() + Duration::from_millis(ms as u64);
+        let asked = Duration::from_millis(ms as u64);
+        let held = asked.min(self.max_throttle);
+        if held < asked {
+            tracing::warn!(broker = %self.broker, ?api, ms, cap_ms = held.as_millis() as u64,
+                "broker asked for a throttle longer than the request timeout; capped");
+        }
+        let until = tokio::time::Instant::now() + held;
         tracing::debug!(broker = %self.broker, ?api, ms, "throttled by the broker (quota)");
         if let Ok(mut t) = self.throttled_until.lock()
             && t.is_none_or(|old| old < until)
@@ -86,23 +112,76 @@ impl Shared {
             })
     }
 
+    /// Retires the connection: every waiting request fails at once with `make(api)`, no request
+    /// can be added any more, and the reader and writer stop (closing the socket).
     fn fail_all(&self, make: impl Fn(ApiKey) -> Error) {
-        self.closed.store(true, Ordering::SeqCst);
-        let drained: Vec<Pending> = match self.pending.lock() {
-            Ok(mut p) => p.drain().map(|(_, v)| v).collect(),
-            Err(_) => return,
+        let drained: Vec<Pending> = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            self.closed.store(true, Ordering::SeqCst);
+            p.drain().map(|(_, v)| v).collect()
         };
+        self.shutdown.send_replace(true);
         for p in drained {
             let _ = p.tx.send(Err(make(p.api)));
         }
     }
+
+    /// Retires the connection with [`Error::ConnectionClosed`] for every waiting request.
+    fn retire(&self, why: &str) {
+        if !self.closed.load(Ordering::SeqCst) {
+            tracing::debug!(broker = %self.broker, why, "retiring connection");
+        }
+        self.fail_all(|api| Error::ConnectionClosed {
+            broker: self.broker.clone(),
+            api: Some(api),
+        });
+    }
+
+    /// Marks request `id` as being written; false when its caller has given up on it.
+    fn start_writing(&self, id: i32) -> bool {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match p.get_mut(&id) {
+            Some(p) => {
+                p.written = true;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Removes a request from the waiting ones when its future is dropped before an answer (the
+/// caller gave up): a frame not yet written is then not written at all.
+struct Forget {
+    shared: Arc<Shared>,
+    id: i32,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.remove(&self.id);
+        }
+    }
+}
+
+/// Resolves once the connection is retired.
+async fn retired(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
 }
 
 /// A connection to one broker, safe to share between tasks (`Arc<Connection>`); requests from
 /// several tasks are pipelined on the one stream.
+///
+/// Lifecycle: the connection is retired (every request waiting on it fails at once with a
+/// retriable [`Error::ConnectionClosed`], and the socket is closed) when the broker closes it,
+/// on a read or write error, on a response that cannot be framed or names no waiting request,
+/// when a request that was written gets no answer within its timeout (as the Java client does:
+/// the connection may be half-open), or by [`Connection::retire`]. A retired connection refuses
+/// new requests; open a new one.
 pub struct Connection {
     shared: Arc<Shared>,
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: mpsc::UnboundedSender<Outgoing>,
     next_correlation: AtomicI32,
     config: ConnectionConfig,
     versions: HashMap<i16, (i16, i16)>,
@@ -125,33 +204,53 @@ impl Drop for Connection {
     }
 }
 
+/// Keepalive probes on every broker socket, so a peer that vanished (a half-open connection
+/// behind a NAT or a dead host) is found even when no request is waiting: first probe after
+/// 30 s idle, then every 10 s.
+fn set_keepalive(stream: &tokio::net::TcpStream) {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10));
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+        tracing::debug!(error = %e, "cannot enable TCP keepalive");
+    }
+}
+
 impl Connection {
-    /// Opens a TCP connection to `addr` (`host:port`), bounded by `connect_timeout`, and runs the
-    /// ApiVersions handshake.
+    /// Opens a TCP connection to `addr` (`host:port`) and runs the ApiVersions handshake, the
+    /// whole setup bounded by `setup_timeout` (Java's `socket.connection.setup.timeout.ms`).
+    /// TCP_NODELAY and TCP keepalive are turned on.
     ///
     /// # Errors
-    /// [`Error::Io`] if the address cannot be resolved or connected; handshake errors as in
+    /// [`Error::Io`] if the address cannot be resolved or connected, or the setup does not
+    /// finish within `setup_timeout` (kind `TimedOut`); handshake errors as in
     /// [`Connection::handshake`].
     pub async fn connect(
         addr: &str,
         config: ConnectionConfig,
-        connect_timeout: Duration,
+        setup_timeout: Duration,
     ) -> Result<Connection> {
         let io = |source| Error::Io {
             broker: addr.to_owned(),
             source,
         };
-        let stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr))
+        let setup = async {
+            let stream = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
+            let _ = stream.set_nodelay(true);
+            set_keepalive(&stream);
+            Connection::handshake(stream, addr, config).await
+        };
+        tokio::time::timeout(setup_timeout, setup)
             .await
             .map_err(|_| {
                 io(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("connect timed out after {} ms", connect_timeout.as_millis()),
+                    format!(
+                        "connection setup (TCP connect and ApiVersions) did not finish within {} ms",
+                        setup_timeout.as_millis()
+                    ),
                 ))
             })?
-            .map_err(io)?;
-        let _ = stream.set_nodelay(true);
-        Connection::handshake(stream, addr, config).await
     }
 
     /// Starts the connection's tasks on any byte stream (a TCP socket, or an in-memory duplex in
@@ -250,20 +349,40 @@ impl Connection {
             broker: broker.to_owned(),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            shutdown: watch::Sender::new(false),
             throttled_until: Mutex::new(None),
+            max_throttle: config.request_timeout,
         });
-        let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let s = shared.clone();
+        let mut stop = shared.shutdown.subscribe();
         let writer = tokio::spawn(async move {
-            while let Some(frame) = rx.recv().await {
+            loop {
+                let out = tokio::select! {
+                    out = rx.recv() => out,
+                    _ = retired(&mut stop) => None,
+                };
+                let Some(out) = out else { break };
                 let wait = s.throttle_remaining();
                 if !wait.is_zero() {
                     // KIP-219: the broker answered at once and now holds this connection's
                     // requests for the throttle time; waiting here keeps them from piling up
                     // (and timing out) in its socket buffer.
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = retired(&mut stop) => break,
+                    }
                 }
-                if let Err(e) = wr.write_all(&frame).await {
+                if let Some(id) = out.id
+                    && !s.start_writing(id)
+                {
+                    continue; // its caller gave up while it was held back: never sent
+                }
+                let written = tokio::select! {
+                    w = wr.write_all(&out.frame) => w,
+                    _ = retired(&mut stop) => break,
+                };
+                if let Err(e) = written {
                     let kind = e.kind();
                     let msg = e.to_string();
                     s.fail_all(|_| Error::Io {
@@ -276,13 +395,23 @@ impl Connection {
             let _ = wr.shutdown().await;
         });
         let s = shared.clone();
+        let mut stop = shared.shutdown.subscribe();
         let max = config.max_frame_size;
         let reader = tokio::spawn(async move {
             let mut dec = FrameDecoder::new(max);
             loop {
                 loop {
                     match dec.next_frame() {
-                        Ok(Some(f)) => s.deliver(f),
+                        Ok(Some(f)) => {
+                            if let Err(e) = s.deliver(f) {
+                                s.fail_all(|api| Error::Decode {
+                                    broker: s.broker.clone(),
+                                    api,
+                                    source: e.clone(),
+                                });
+                                return;
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             s.fail_all(|api| Error::Decode {
@@ -298,7 +427,11 @@ impl Connection {
                 if buf.capacity() - buf.len() < 8192 {
                     buf.reserve(64 * 1024);
                 }
-                match rd.read_buf(buf).await {
+                let read = tokio::select! {
+                    r = rd.read_buf(buf) => r,
+                    _ = retired(&mut stop) => return,
+                };
+                match read {
                     Ok(0) => {
                         s.fail_all(|api| Error::ConnectionClosed {
                             broker: s.broker.clone(),
@@ -334,9 +467,17 @@ impl Connection {
         &self.shared.broker
     }
 
-    /// Whether the stream has closed (the connection is then useless; open a new one).
+    /// Whether the connection is retired (closed by the broker, failed, timed out, or
+    /// [`Connection::retire`]d): it is then useless; open a new one.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Retires the connection now: every request waiting on it fails with a retriable
+    /// [`Error::ConnectionClosed`] and the socket is closed. For callers that no longer trust
+    /// the stream (e.g. a response whose body does not decode).
+    pub fn retire(&self) {
+        self.shared.retire("retired by its user");
     }
 
     /// The version range the broker announced for `api`, if it supports it.
@@ -368,11 +509,12 @@ impl Connection {
         version: i16,
         expect_response: bool,
     ) -> Result<Option<(i32, oneshot::Receiver<Result<Bytes>>)>> {
+        let closed = || Error::ConnectionClosed {
+            broker: self.broker().to_owned(),
+            api: Some(R::API_KEY),
+        };
         if self.is_closed() {
-            return Err(Error::ConnectionClosed {
-                broker: self.broker().to_owned(),
-                api: Some(R::API_KEY),
-            });
+            return Err(closed());
         }
         let id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let mut buf = BytesMut::new();
@@ -383,62 +525,87 @@ impl Connection {
             })?;
         let rx = if expect_response {
             let (tx, rx) = oneshot::channel();
-            self.shared
-                .pending
-                .lock()
-                .map_err(|_| Error::ConnectionClosed {
-                    broker: self.broker().to_owned(),
-                    api: Some(R::API_KEY),
-                })?
-                .insert(
-                    id,
-                    Pending {
-                        api: R::API_KEY,
-                        tx,
-                    },
-                );
+            let mut pending = self.shared.pending.lock().map_err(|_| closed())?;
+            // Checked under the lock that `fail_all` takes: a request is either failed by it
+            // or never added.
+            if self.is_closed() {
+                return Err(closed());
+            }
+            pending.insert(
+                id,
+                Pending {
+                    api: R::API_KEY,
+                    tx,
+                    written: false,
+                    held: self.shared.throttle_remaining(),
+                },
+            );
             Some((id, rx))
         } else {
             None
         };
-        if self.writer.send(buf.freeze()).is_err() {
-            return Err(Error::ConnectionClosed {
-                broker: self.broker().to_owned(),
-                api: Some(R::API_KEY),
-            });
+        let out = Outgoing {
+            id: rx.as_ref().map(|(id, _)| *id),
+            frame: buf.freeze(),
+        };
+        if self.writer.send(out).is_err() {
+            if let Ok(mut p) = self.shared.pending.lock() {
+                p.remove(&id);
+            }
+            return Err(closed());
         }
         Ok(rx)
     }
 
     /// Queues `req` in `version` and returns a future of the raw response frame, failing with
-    /// [`Error::Timeout`] after `timeout`. Owns what it needs, so it can be awaited anywhere.
+    /// [`Error::Timeout`] after `timeout`. A request that was written and not answered in time
+    /// retires the connection (it may be half-open, and later requests on it would wait the
+    /// same); one still held back by a throttle is dropped unsent and leaves the connection
+    /// open. Owns what it needs, so it can be awaited anywhere.
     fn raw_request<R: Request>(
         &self,
         req: &R,
         version: i16,
         timeout: Duration,
     ) -> Result<impl std::future::Future<Output = Result<Bytes>> + Send + 'static> {
-        let (id, rx) = self
+        let (id, mut rx) = self
             .enqueue(req, version, true)?
             .expect("response expected");
         let shared = self.shared.clone();
-        // A request held back by a throttle is not late for that time.
-        let timeout = timeout + shared.throttle_remaining();
+        let guard = Forget {
+            shared: shared.clone(),
+            id,
+        };
         Ok(async move {
-            match tokio::time::timeout(timeout, rx).await {
+            let _guard = guard;
+            match tokio::time::timeout(timeout, &mut rx).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(Error::ConnectionClosed {
                     broker: shared.broker.clone(),
                     api: Some(R::API_KEY),
                 }),
                 Err(_) => {
-                    if let Ok(mut p) = shared.pending.lock() {
-                        p.remove(&id);
-                    }
+                    let gave_up = shared.pending.lock().ok().and_then(|mut p| p.remove(&id));
+                    let Some(p) = gave_up else {
+                        // Answered (or failed) just as the time ran out.
+                        return rx.try_recv().unwrap_or_else(|_| {
+                            Err(Error::ConnectionClosed {
+                                broker: shared.broker.clone(),
+                                api: Some(R::API_KEY),
+                            })
+                        });
+                    };
+                    let throttled_ms = if !p.written && !p.held.is_zero() {
+                        p.held.min(timeout).as_millis() as u64
+                    } else {
+                        shared.retire("a request was not answered within its timeout");
+                        0
+                    };
                     Err(Error::Timeout {
                         broker: shared.broker.clone(),
                         api: R::API_KEY,
                         timeout_ms: timeout.as_millis() as u64,
+                        throttled_ms,
                     })
                 }
             }
@@ -486,8 +653,22 @@ impl Connection {
         &self,
         req: &R,
     ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
+        self.send_ordered_within(req, self.config.request_timeout)
+    }
+
+    /// As [`Connection::send_ordered`], with `timeout` instead of the connection's request
+    /// timeout (a producer's own `request.timeout.ms`, or less when a delivery deadline comes
+    /// sooner).
+    ///
+    /// # Errors
+    /// As [`Connection::send_ordered`].
+    pub fn send_ordered_within<R: Request>(
+        &self,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
         let version = self.version_for(R::API_KEY)?;
-        self.request(req, version, self.config.request_timeout)
+        self.request(req, version, timeout)
     }
 
     /// Sends `req` in the negotiated version and waits up to `timeout` (instead of the
@@ -537,18 +718,25 @@ impl Connection {
 }
 
 impl Shared {
-    fn deliver(&self, frame: Bytes) {
-        let Ok(id) = frame::peek_correlation_id(&frame) else {
-            return;
-        };
+    /// Hands a response frame to the request waiting for its correlation id. A frame too short
+    /// for a header, or naming no waiting request, means the stream cannot be trusted (requests
+    /// given up on are never written, and a timed-out written one retires the connection), so
+    /// it is an error that retires the connection.
+    fn deliver(&self, frame: Bytes) -> std::result::Result<(), kafkawire_protocol::DecodeError> {
+        let id = frame::peek_correlation_id(&frame)?;
         let pending = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
         match pending {
             Some(p) => {
                 let _ = p.tx.send(Ok(frame));
+                Ok(())
             }
-            None => {
-                tracing::debug!(broker = %self.broker, id, "response for no waiting request (timed out?)")
-            }
+            None => Err(kafkawire_protocol::DecodeError::new(
+                "correlation_id",
+                0,
+                kafkawire_protocol::DecodeErrorKind::Invalid(format!(
+                    "response with correlation id {id}, which no request on this connection is waiting for"
+                )),
+            )),
         }
     }
 }

@@ -30,8 +30,12 @@ pub enum Error {
         /// The request that was waiting, if known.
         api: Option<ApiKey>,
     },
-    /// No answer within the request timeout.
-    #[error("broker {broker} did not answer {api} within {timeout_ms} ms")]
+    /// No answer within the request timeout. A request that was written and not answered
+    /// retires its connection (the next request opens a new one), as the Java client does; a
+    /// request still held back by broker throttling when its time ran out (KIP-219) was never
+    /// written, and says so in `throttled_ms`.
+    #[error("broker {broker} did not answer {api} within {timeout_ms} ms{}",
+        if *throttled_ms > 0 { format!(" (held back {throttled_ms} ms by the broker's throttling, KIP-219; the request was not sent)") } else { String::new() })]
     Timeout {
         /// The broker's address.
         broker: String,
@@ -39,6 +43,19 @@ pub enum Error {
         api: ApiKey,
         /// The timeout, in milliseconds.
         timeout_ms: u64,
+        /// How long the request was held back by a throttle the broker asked for, in
+        /// milliseconds: 0 when it was sent.
+        throttled_ms: u64,
+    },
+    /// The metadata names a broker (as a leader or coordinator) that is not in its broker list,
+    /// or lists no broker at all: a transient state while the cluster changes. Retriable; the
+    /// client refreshes its metadata.
+    #[error("broker {node_id} is not in the cluster metadata (known brokers: {known:?})")]
+    UnknownBroker {
+        /// The node id asked for.
+        node_id: i32,
+        /// The node ids the metadata lists.
+        known: Vec<i32>,
     },
     /// The broker answered with an error code.
     #[error("{api} failed{}{}: {code}{}", broker.as_ref().map(|b| format!(" on broker {b}")).unwrap_or_default(),
@@ -196,6 +213,19 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+    /// An operation with a deadline (a producer's `flush`) did not finish in time; what it
+    /// waited for goes on.
+    #[error(
+        "{operation} did not finish within {timeout_ms} ms ({unsettled} records still unsettled)"
+    )]
+    Incomplete {
+        /// The operation.
+        operation: &'static str,
+        /// Its timeout, in milliseconds.
+        timeout_ms: u64,
+        /// Records not yet acknowledged or failed.
+        unsettled: usize,
+    },
     /// A bad setting or argument.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -217,10 +247,16 @@ impl Clone for Error {
                 broker,
                 api,
                 timeout_ms,
+                throttled_ms,
             } => Error::Timeout {
                 broker: broker.clone(),
                 api: *api,
                 timeout_ms: *timeout_ms,
+                throttled_ms: *throttled_ms,
+            },
+            Error::UnknownBroker { node_id, known } => Error::UnknownBroker {
+                node_id: *node_id,
+                known: known.clone(),
             },
             Error::Broker {
                 code,
@@ -333,6 +369,15 @@ impl Clone for Error {
                 reason: reason.clone(),
             },
             Error::Config(s) => Error::Config(s.clone()),
+            Error::Incomplete {
+                operation,
+                timeout_ms,
+                unsettled,
+            } => Error::Incomplete {
+                operation,
+                timeout_ms: *timeout_ms,
+                unsettled: *unsettled,
+            },
         }
     }
 }
@@ -348,6 +393,8 @@ impl Error {
             | Error::Timeout { .. }
             | Error::NoBrokerReachable { .. }
             | Error::NoLeader { .. }
+            | Error::UnknownBroker { .. }
+            | Error::Incomplete { .. }
             | Error::DeliveryTimeout { .. }
             | Error::BufferFull { .. }
             | Error::GroupMembership { .. } => true,
@@ -381,7 +428,10 @@ impl Error {
                     | ErrorCode::UNKNOWN_TOPIC_ID
                     | ErrorCode::INCONSISTENT_TOPIC_ID
             ),
-            Error::Io { .. } | Error::ConnectionClosed { .. } | Error::NoLeader { .. } => true,
+            Error::Io { .. }
+            | Error::ConnectionClosed { .. }
+            | Error::NoLeader { .. }
+            | Error::UnknownBroker { .. } => true,
             _ => false,
         }
     }

@@ -29,7 +29,7 @@ async fn within<F: Future>(f: F) -> F::Output {
 fn config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new(bootstrap);
     c.request_timeout = Duration::from_secs(5);
-    c.connect_timeout = Duration::from_secs(2);
+    c.connection_setup_timeout = Duration::from_secs(2);
     c.allow_auto_topic_creation = false;
     c
 }
@@ -223,7 +223,9 @@ async fn unanswered_request_times_out_naming_api_and_broker() {
                 broker,
                 api,
                 timeout_ms,
+                throttled_ms,
             } => {
+                assert_eq!(*throttled_ms, 0, "nothing throttled it");
                 assert_eq!(broker, &cluster.broker_addr(0));
                 assert_eq!(*api, ApiKey::Metadata);
                 assert_eq!(*timeout_ms, 300);

@@ -22,7 +22,7 @@ async fn within<F: Future>(f: F) -> F::Output {
 async fn client(cluster: &MockCluster) -> Client {
     let mut c = ClientConfig::new(&cluster.broker_addr(0));
     c.request_timeout = Duration::from_secs(5);
-    c.connect_timeout = Duration::from_secs(2);
+    c.connection_setup_timeout = Duration::from_secs(2);
     c.allow_auto_topic_creation = false;
     Client::connect(c)
         .await

@@ -71,6 +71,13 @@ pub(crate) struct ProducerBatch {
     pub(crate) retry_at: Option<Instant>,
     /// First sequence number, once assigned (idempotence); kept across retries.
     pub(crate) base_sequence: Option<i32>,
+    /// The producer id and epoch `base_sequence` belongs to; kept across retries, so a retry is
+    /// the same batch to the broker's deduplication (KIP-98).
+    pub(crate) producer: Option<(i64, i16)>,
+    /// An attempt ended without a definite answer (timeout, connection lost after the request
+    /// left, a response that does not decode or leaves the partition out): the broker may have
+    /// written it, so it is never numbered again; it is retried as it is until an answer.
+    pub(crate) maybe_written: bool,
     /// The error of the last attempt, reported if the delivery timeout passes.
     pub(crate) last_error: Option<Error>,
     /// Closed to new records (it has been sent at least once, or was split).
@@ -89,6 +96,8 @@ impl ProducerBatch {
             attempts: 0,
             retry_at: None,
             base_sequence: None,
+            producer: None,
+            maybe_written: false,
             last_error: None,
             closed: false,
         }
@@ -142,6 +151,8 @@ impl ProducerBatch {
                 attempts: from.attempts,
                 retry_at: None,
                 base_sequence: seq,
+                producer: from.producer,
+                maybe_written: from.maybe_written,
                 last_error: from.last_error.clone(),
                 closed: true,
             };

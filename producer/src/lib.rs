@@ -281,14 +281,21 @@ impl Producer {
         Ok(out)
     }
 
-    /// Sends everything buffered now, without waiting for `linger`, and waits until every
-    /// record accepted so far is acknowledged or failed.
-    pub async fn flush(&self) {
-        self.shared.flush().await;
+    /// Sends everything buffered now, without waiting for `linger`, and waits up to `timeout`
+    /// until every record accepted so far is acknowledged or failed. Each record is settled
+    /// within its delivery timeout anyway; `timeout` bounds the wait for the caller.
+    ///
+    /// # Errors
+    /// [`Error::Incomplete`] (retriable) when records are still unsettled after `timeout`; they
+    /// stay in flight and their futures still resolve.
+    pub async fn flush(&self, timeout: Duration) -> Result<()> {
+        self.shared.flush_within(timeout).await
     }
 
-    /// Flushes (up to `timeout`), then stops the sender. Records still unsettled after the
-    /// timeout fail with [`Error::ProducerClosed`].
+    /// Flushes (up to `timeout`), then stops the sender. Every record's future resolves exactly
+    /// once: records still unsettled after the timeout fail with [`Error::ProducerClosed`]
+    /// (those already sent may still be written by the broker), and [`Producer::pending`] is 0
+    /// afterwards, so a later `flush` returns at once.
     ///
     /// # Errors
     /// [`Error::ProducerClosed`] when the timeout passed with records unsettled.

@@ -27,6 +27,9 @@ struct Completion {
     leader: i32,
     batches: Vec<ProducerBatch>,
     result: Result<Option<ProduceResponse>, Error>,
+    /// The request was queued on a connection: an error without a response leaves its outcome
+    /// unknown (the broker may have written it).
+    sent: bool,
 }
 
 #[derive(Default)]
@@ -78,14 +81,16 @@ fn dispatcher(
     let request_timeout = shared.config.request_timeout;
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
+            let fail = |batches, e| Completion {
+                leader,
+                batches,
+                result: Err(e),
+                sent: false,
+            };
             let conn = match client.broker_connection(leader).await {
                 Ok(c) => c,
                 Err(e) => {
-                    let _ = done.send(Completion {
-                        leader,
-                        batches: job.batches,
-                        result: Err(e),
-                    });
+                    let _ = done.send(fail(job.batches, e));
                     continue;
                 }
             };
@@ -98,54 +103,42 @@ fn dispatcher(
                     leader,
                     batches: job.batches,
                     result,
+                    sent: true,
                 });
                 continue;
             }
-            match conn.send_ordered(&job.req) {
+            // The connection bounds the wait by the producer's request timeout, or sooner by the
+            // earliest delivery deadline of the request's batches (KIP-91), and retires itself
+            // when a written request is not answered in that time.
+            let deadline = job.batches.iter().map(|b| b.deadline).min();
+            let wait = deadline
+                .map_or(request_timeout, |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
+                .min(request_timeout)
+                .max(Duration::from_millis(1));
+            match conn.send_ordered_within(&job.req, wait) {
                 Ok(response) => {
                     let done = done.clone();
-                    let client = client.clone();
-                    // The wait is bounded by the producer's request timeout and by the
-                    // earliest delivery deadline of the request's batches (KIP-91), whatever
-                    // the connection's own timeout.
-                    let deadline = job.batches.iter().map(|b| b.deadline).min();
-                    let wait = deadline
-                        .map_or(request_timeout, |d| {
-                            d.saturating_duration_since(Instant::now())
-                        })
-                        .min(request_timeout)
-                        .max(Duration::from_millis(1));
                     tokio::spawn(async move {
-                        let result = match tokio::time::timeout(wait, response).await {
-                            Ok(r) => r,
-                            Err(_) => Err(Error::Timeout {
-                                broker: format!("node {leader}"),
-                                api: ApiKey::Produce,
-                                timeout_ms: wait.as_millis() as u64,
-                            }),
-                        };
-                        if matches!(
-                            result,
-                            Err(Error::Io { .. }
-                                | Error::ConnectionClosed { .. }
-                                | Error::Decode { .. })
-                        ) {
-                            client.drop_connection(leader).await;
+                        let result = response.await;
+                        if matches!(result, Err(Error::Decode { .. })) {
+                            // A response that does not decode: the stream is not trusted.
+                            conn.retire();
                         }
+                        // A request held back by a throttle until its time ran out was never
+                        // written: its outcome is known.
+                        let sent = !matches!(result, Err(Error::Timeout { throttled_ms, .. }) if throttled_ms > 0);
                         let _ = done.send(Completion {
                             leader,
                             batches: job.batches,
                             result: result.map(Some),
+                            sent,
                         });
                     });
                 }
                 Err(e) => {
-                    client.drop_connection(leader).await;
-                    let _ = done.send(Completion {
-                        leader,
-                        batches: job.batches,
-                        result: Err(e),
-                    });
+                    let _ = done.send(fail(job.batches, e));
                 }
             }
         }
@@ -160,7 +153,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     loop {
         if shared.is_fatal() {
             shared.fail_queued();
-        } else if let Err(e) = shared.ensure_producer_id(inflight.requests).await {
+        } else if let Err(e) = shared
+            .ensure_producer_id(|tp| {
+                inflight
+                    .per_partition
+                    .get(tp)
+                    .is_some_and(|v| !v.is_empty())
+            })
+            .await
+        {
             tracing::debug!(error = %e, "producer id not ready; will retry");
             tokio::time::sleep(shared.config.retry_backoff).await;
         }
@@ -220,9 +221,11 @@ fn collect(
     let cfg = &shared.config;
     let meta = shared.client.metadata();
     let added = shared.txn_partitions();
-    // Idempotent batches wait for the producer id (and for the epoch bump after a gap).
-    let holding = shared.holding_for_reset() || (cfg.idempotent() && shared.ids().is_none());
+    // Lock order: the accumulator, then the ids.
     let Ok(mut acc) = shared.acc.lock() else {
+        return (Vec::new(), None, Vec::new());
+    };
+    let Ok(mut ids) = shared.ids.lock() else {
         return (Vec::new(), None, Vec::new());
     };
     let urgent = acc.flushing > 0 || acc.closing;
@@ -257,8 +260,22 @@ fn collect(
             continue;
         }
         soon(front.deadline);
-        if holding {
-            continue;
+        if cfg.idempotent() {
+            // A batch with a sequence keeps it; one may have been written goes out even while
+            // its partition waits for an epoch bump (its answer decides what was written). A
+            // new batch needs a sequence: a producer id, no gap in its partition, and no batch
+            // of an older epoch in flight there.
+            let busy = inflight
+                .per_partition
+                .get(tp)
+                .is_some_and(|v| !v.is_empty());
+            let may_go = match front.base_sequence {
+                Some(_) => front.maybe_written || !ids.needs_reset(tp),
+                None => ids.can_assign(tp, busy),
+            };
+            if !may_go {
+                continue;
+            }
         }
         if inflight.per_partition.get(tp).map_or(0, Vec::len) >= per_partition_limit {
             continue;
@@ -306,10 +323,23 @@ fn collect(
             continue;
         }
         let mut batch = q.pop_front().expect("front");
-        batch.closed = true;
         if cfg.idempotent() && batch.base_sequence.is_none() {
-            batch.base_sequence = Some(shared.next_sequence(&tp, batch.records.len()));
+            let busy = inflight
+                .per_partition
+                .get(&tp)
+                .is_some_and(|v| !v.is_empty());
+            match ids.assign(&tp, batch.records.len(), busy) {
+                Some((producer, seq)) => {
+                    batch.producer = Some(producer);
+                    batch.base_sequence = Some(seq);
+                }
+                None => {
+                    q.push_front(batch);
+                    continue;
+                }
+            }
         }
+        batch.closed = true;
         inflight
             .per_partition
             .entry(tp)
@@ -317,20 +347,10 @@ fn collect(
             .push(batch.base_sequence.unwrap_or(0));
         batches.push(batch);
     }
+    drop(ids);
     drop(acc);
     for b in expired {
-        let seq = b.base_sequence;
-        let err = Error::DeliveryTimeout {
-            topic: b.tp.0.to_string(),
-            partition: b.tp.1,
-            timeout_ms: cfg.delivery_timeout.as_millis() as u64,
-            last_error: b.last_error.as_ref().map(ToString::to_string),
-        };
-        shared.complete_failed(b, &err);
-        if seq.is_some() {
-            // A sequence number will never be used: the broker would see a gap.
-            shared.sequence_gap();
-        }
+        expire(shared, b, None);
     }
     if refresh {
         shared.refresh_metadata_soon();
@@ -348,7 +368,6 @@ fn send(
     done: &mpsc::UnboundedSender<Completion>,
 ) {
     let cfg = &shared.config;
-    let ids = shared.ids();
     let mut topics: HashMap<Arc<str>, Vec<PartitionProduceData>> = HashMap::new();
     let mut encoded_ok = Vec::new();
     for batch in batches {
@@ -357,7 +376,7 @@ fn send(
             codec: cfg.compression,
             level: cfg.compression_level,
         });
-        if let (Some(seq), Some((pid, epoch))) = (batch.base_sequence, ids) {
+        if let (Some(seq), Some((pid, epoch))) = (batch.base_sequence, batch.producer) {
             b.producer(pid, epoch, seq);
             b.transactional(cfg.transactional_id.is_some());
         }
@@ -401,6 +420,7 @@ fn send(
                     leader: -1,
                     batches: vec![batch],
                     result: Err(err),
+                    sent: false,
                 });
             }
         }
@@ -411,6 +431,7 @@ fn send(
             leader,
             batches: Vec::new(),
             result: Ok(None),
+            sent: false,
         });
         return;
     }
@@ -439,6 +460,7 @@ fn send(
             leader,
             batches: job.batches,
             result: Err(err),
+            sent: false,
         });
     }
 }
@@ -464,7 +486,7 @@ fn settle(shared: &Shared, inflight: &mut InFlight, c: Completion) {
     match c.result {
         Err(e) => {
             for b in c.batches {
-                on_error(shared, inflight, b, e.clone());
+                on_error(shared, inflight, b, e.clone(), c.sent);
             }
         }
         Ok(None) => {
@@ -497,9 +519,11 @@ fn settle(shared: &Shared, inflight: &mut InFlight, c: Completion) {
                             Some(b.tp.1),
                             p.error_message.clone(),
                         );
-                        on_error(shared, inflight, b, e);
+                        on_error(shared, inflight, b, e, false);
                     }
                     None => {
+                        // An answer that leaves the partition out says nothing of whether the
+                        // batch was written: retried as it is.
                         let e = Error::broker_error(
                             ErrorCode::UNKNOWN_SERVER_ERROR,
                             ApiKey::Produce,
@@ -508,7 +532,7 @@ fn settle(shared: &Shared, inflight: &mut InFlight, c: Completion) {
                             Some(b.tp.1),
                             Some("the response does not mention this partition".into()),
                         );
-                        on_error(shared, inflight, b, e);
+                        on_error(shared, inflight, b, e, true);
                     }
                 }
             }
@@ -517,10 +541,46 @@ fn settle(shared: &Shared, inflight: &mut InFlight, c: Completion) {
     shared.wake.notify_one();
 }
 
-fn on_error(shared: &Shared, inflight: &InFlight, mut batch: ProducerBatch, e: Error) {
+/// Fails a batch whose delivery timeout passed (KIP-91). One that may have been written says
+/// so; one with a sequence leaves a gap in its partition.
+fn expire(shared: &Shared, b: ProducerBatch, error: Option<&Error>) {
+    let last = error.or(b.last_error.as_ref()).map(ToString::to_string);
+    let last_error = if b.maybe_written {
+        Some(format!(
+            "{}; the outcome of an earlier attempt is unknown: the broker may have written these records",
+            last.unwrap_or_else(|| "no answer".into())
+        ))
+    } else {
+        last
+    };
+    let err = Error::DeliveryTimeout {
+        topic: b.tp.0.to_string(),
+        partition: b.tp.1,
+        timeout_ms: shared.config.delivery_timeout.as_millis() as u64,
+        last_error,
+    };
+    let gap = b.base_sequence.map(|_| b.tp.clone());
+    shared.complete_failed(b, &err);
+    if let Some(tp) = gap {
+        shared.sequence_gap(&tp);
+    }
+}
+
+/// Settles a failed attempt. `unknown`: the request may have reached the broker and no answer
+/// for this batch came back (its outcome is unknown).
+fn on_error(
+    shared: &Shared,
+    inflight: &InFlight,
+    mut batch: ProducerBatch,
+    e: Error,
+    unknown: bool,
+) {
     let cfg = &shared.config;
     let now = Instant::now();
     batch.attempts += 1;
+    if unknown {
+        batch.maybe_written = true;
+    }
     let code = e.code();
     if code.is_some_and(is_fatal) {
         tracing::error!(error = %e, "producer fenced or not authorised: failing every record");
@@ -544,57 +604,50 @@ fn on_error(shared: &Shared, inflight: &InFlight, mut batch: ProducerBatch, e: E
         return;
     }
     if now >= batch.deadline {
-        let err = Error::DeliveryTimeout {
-            topic: batch.tp.0.to_string(),
-            partition: batch.tp.1,
-            timeout_ms: cfg.delivery_timeout.as_millis() as u64,
-            last_error: Some(e.to_string()),
-        };
-        let had_seq = batch.base_sequence.is_some();
-        shared.complete_failed(batch, &err);
-        if had_seq {
-            shared.sequence_gap();
-        }
+        expire(shared, batch, Some(&e));
         return;
     }
-    if cfg.idempotent() && code == Some(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER) {
+    if cfg.idempotent()
+        && matches!(
+            code,
+            Some(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER | ErrorCode::UNKNOWN_PRODUCER_ID)
+        )
+    {
+        // The broker holds no batch of ours at this sequence (a duplicate of one of its last
+        // five batches would have been answered as such): whatever an earlier attempt did,
+        // this batch is not written.
+        batch.maybe_written = false;
         let seq = batch.base_sequence.unwrap_or(0);
         let earlier_pending = inflight
             .per_partition
             .get(&batch.tp)
             .is_some_and(|v| v.iter().any(|s| seq_before(*s, seq)))
             || shared.has_earlier_queued(&batch.tp, seq);
-        if !earlier_pending {
-            // Nothing earlier is outstanding, yet the broker expected another sequence: its
-            // state for us is gone or ahead. Bump the epoch and start sequences again (KIP-360).
-            tracing::warn!(error = %e, "sequence out of order with nothing earlier pending: resetting sequences");
-            shared.sequence_gap();
+        if code == Some(ErrorCode::UNKNOWN_PRODUCER_ID) || !earlier_pending {
+            // Nothing earlier is outstanding, yet the broker expected another sequence (or has
+            // no state for us): this partition moves to a new epoch (KIP-360).
+            tracing::warn!(error = %e, "sequence refused with nothing earlier pending: resetting the partition");
+            shared.sequence_gap(&batch.tp);
         }
         batch.retry_at = Some(now + cfg.retry_backoff.min(Duration::from_millis(10)));
         batch.last_error = Some(e);
         shared.requeue(batch);
         return;
     }
-    if cfg.idempotent() && code == Some(ErrorCode::UNKNOWN_PRODUCER_ID) {
-        shared.sequence_gap();
-        batch.last_error = Some(e);
-        shared.requeue(batch);
-        return;
-    }
-    if e.is_retriable() {
+    if unknown || e.is_retriable() {
         batch.retry_at =
             Some(now + backoff(cfg.retry_backoff, cfg.retry_backoff_max, batch.attempts));
         if e.invalidates_metadata() {
             shared.refresh_metadata_soon();
         }
-        tracing::debug!(error = %e, attempt = batch.attempts, "retrying batch");
+        tracing::debug!(error = %e, attempt = batch.attempts, unknown, "retrying batch");
         batch.last_error = Some(e);
         shared.requeue(batch);
         return;
     }
-    let had_seq = batch.base_sequence.is_some();
+    let gap = batch.base_sequence.map(|_| batch.tp.clone());
     shared.complete_failed(batch, &e);
-    if had_seq {
-        shared.sequence_gap();
+    if let Some(tp) = gap {
+        shared.sequence_gap(&tp);
     }
 }

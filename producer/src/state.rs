@@ -20,14 +20,76 @@ use crate::config::ProducerConfig;
 use crate::txn::TxnState;
 use crate::{DeliveryFuture, ProducerRecord, now_ms};
 
-/// Producer id, epoch and per-partition next sequence (KIP-98).
+/// Producer id and epoch, and each partition's sequence state (KIP-98, KIP-360).
+///
+/// The rules, as in the Java client's TransactionManager:
+/// - a batch keeps the producer id, epoch and base sequence it first got for every retry, so
+///   the broker deduplicates a batch whose earlier attempt it may have written;
+/// - each partition has its own producer id and epoch: after an epoch bump, a partition moves to
+///   the new epoch (at sequence 0) only once none of its batches is in flight;
+/// - a partition whose sequence has a gap (a batch that got a sequence failed for good) is reset:
+///   new batches wait, and once none of its batches is in flight and none queued may have been
+///   written, the epoch is bumped and its unsent batches are numbered again from 0 under it.
+///   Other partitions are not renumbered.
 #[derive(Default)]
 pub(crate) struct Ids {
+    /// The newest producer id and epoch.
     pub(crate) producer: Option<(i64, i16)>,
-    pub(crate) next_seq: HashMap<TopicPartition, i32>,
-    /// A sequence number was lost (a sequenced batch failed or expired): bump the epoch and
-    /// start every partition again at 0 once nothing is in flight (KIP-360).
-    pub(crate) reset_pending: bool,
+    pub(crate) partitions: HashMap<TopicPartition, PartitionSeq>,
+}
+
+/// The sequence state of one partition.
+pub(crate) struct PartitionSeq {
+    /// The producer id and epoch its sequences belong to.
+    pub(crate) producer: (i64, i16),
+    /// The base sequence of its next new batch.
+    pub(crate) next_seq: i32,
+    /// Its sequence has a gap: new batches wait for an epoch bump.
+    pub(crate) needs_reset: bool,
+}
+
+impl Ids {
+    /// Whether a new batch of `tp` may get a sequence now (`busy`: batches of `tp` in flight).
+    pub(crate) fn can_assign(&self, tp: &TopicPartition, busy: bool) -> bool {
+        let Some(current) = self.producer else {
+            return false;
+        };
+        match self.partitions.get(tp) {
+            None => true,
+            Some(p) => !p.needs_reset && (p.producer == current || !busy),
+        }
+    }
+
+    /// The producer id, epoch and base sequence for a new batch of `records` records of `tp`;
+    /// `None` when it must wait ([`Ids::can_assign`]).
+    pub(crate) fn assign(
+        &mut self,
+        tp: &TopicPartition,
+        records: usize,
+        busy: bool,
+    ) -> Option<((i64, i16), i32)> {
+        if !self.can_assign(tp, busy) {
+            return None;
+        }
+        let current = self.producer?;
+        let p = self.partitions.entry(tp.clone()).or_insert(PartitionSeq {
+            producer: current,
+            next_seq: 0,
+            needs_reset: false,
+        });
+        if p.producer != current {
+            p.producer = current;
+            p.next_seq = 0;
+        }
+        let seq = p.next_seq;
+        p.next_seq = p.next_seq.wrapping_add(records as i32) & i32::MAX;
+        Some((current, seq))
+    }
+
+    /// Whether `tp` waits for an epoch bump.
+    pub(crate) fn needs_reset(&self, tp: &TopicPartition) -> bool {
+        self.partitions.get(tp).is_some_and(|p| p.needs_reset)
+    }
 }
 
 pub(crate) struct Shared {
@@ -236,7 +298,14 @@ impl Shared {
 
     fn release(&self, bytes: usize, records: usize) {
         self.memory.add_permits(bytes);
-        if self.outstanding.fetch_sub(records, Ordering::SeqCst) == records {
+        // Saturating: a close that gave up has already counted everything out.
+        let before = self
+            .outstanding
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(records))
+            })
+            .unwrap_or(0);
+        if before <= records {
             self.idle.notify_waiters();
         }
     }
@@ -318,47 +387,64 @@ impl Shared {
         self.ids.lock().ok().and_then(|i| i.producer)
     }
 
-    pub(crate) fn next_sequence(&self, tp: &TopicPartition, records: usize) -> i32 {
-        let Ok(mut ids) = self.ids.lock() else {
-            return 0;
-        };
-        let next = ids.next_seq.entry(tp.clone()).or_insert(0);
-        let seq = *next;
-        *next = next.wrapping_add(records as i32) & i32::MAX;
-        seq
-    }
-
-    /// A sequence number will never be acknowledged: the partition's sequence has a gap.
-    pub(crate) fn sequence_gap(&self) {
+    /// A sequence number of `tp` will never be acknowledged: the partition's sequence has a
+    /// gap. A transaction becomes abortable; an idempotent producer resets the partition.
+    pub(crate) fn sequence_gap(&self, tp: &TopicPartition) {
         if self.config.transactional_id.is_some() {
             self.txn_abortable(&Error::TransactionState(
                 "a record of this transaction failed; abort the transaction".into(),
             ));
-        } else if let Ok(mut ids) = self.ids.lock() {
-            ids.reset_pending = true;
+        } else if let Ok(mut ids) = self.ids.lock()
+            && let Some(p) = ids.partitions.get_mut(tp)
+        {
+            if !p.needs_reset {
+                tracing::debug!(topic = %tp.0, partition = tp.1, "sequence gap: the partition will move to a new epoch");
+            }
+            p.needs_reset = true;
         }
     }
 
-    pub(crate) fn holding_for_reset(&self) -> bool {
-        self.ids.lock().map(|i| i.reset_pending).unwrap_or(false)
-    }
-
-    /// Gets a producer id for an idempotent producer, or bumps the epoch after a sequence gap
-    /// once nothing is in flight (KIP-360). Transactional producers get theirs from
-    /// `init_transactions`.
-    pub(crate) async fn ensure_producer_id(&self, inflight_requests: usize) -> Result<()> {
+    /// Gets a producer id for an idempotent producer, or bumps the epoch (KIP-360) for the
+    /// partitions with a sequence gap once none of their batches is in flight (`busy`) and
+    /// none queued may have been written; those partitions' unsent batches are then numbered
+    /// again from 0. Transactional producers get theirs from `init_transactions`.
+    pub(crate) async fn ensure_producer_id(
+        &self,
+        busy: impl Fn(&TopicPartition) -> bool,
+    ) -> Result<()> {
         if !self.config.enable_idempotence || self.config.transactional_id.is_some() {
             return Ok(());
         }
-        let (current, reset) = match self.ids.lock() {
-            Ok(i) => (i.producer, i.reset_pending),
+        let (current, resetting) = match self.ids.lock() {
+            Ok(i) => (
+                i.producer,
+                i.partitions
+                    .iter()
+                    .filter(|(_, p)| p.needs_reset)
+                    .map(|(tp, _)| tp.clone())
+                    .collect::<Vec<_>>(),
+            ),
             Err(_) => return Ok(()),
         };
-        if current.is_some() && !(reset && inflight_requests == 0) {
+        if current.is_some() && resetting.is_empty() {
             return Ok(());
         }
         if current.is_none() && self.acc.lock().map(|a| a.is_empty()).unwrap_or(true) {
             return Ok(()); // nothing to send yet: ask when there is
+        }
+        if current.is_some() {
+            let unsettled = self.acc.lock().map_or(true, |acc| {
+                resetting.iter().any(|tp| {
+                    busy(tp)
+                        || acc
+                            .queues
+                            .get(tp)
+                            .is_some_and(|q| q.iter().any(|b| b.maybe_written))
+                })
+            });
+            if unsettled {
+                return Ok(()); // their outcome decides first
+            }
         }
         let (pid, epoch) = current.unwrap_or((-1, -1));
         let req = InitProducerIdRequest {
@@ -408,25 +494,46 @@ impl Shared {
             }
             return Err(e);
         }
+        let fresh = (resp.producer_id, resp.producer_epoch);
         tracing::debug!(
-            producer_id = resp.producer_id,
-            epoch = resp.producer_epoch,
+            producer_id = fresh.0,
+            epoch = fresh.1,
+            partitions = resetting.len(),
             "producer id assigned"
         );
-        self.reset_sequences((resp.producer_id, resp.producer_epoch));
+        if let Ok(mut ids) = self.ids.lock() {
+            ids.producer = Some(fresh);
+            for tp in &resetting {
+                ids.partitions.remove(tp);
+            }
+        }
+        if let Ok(mut acc) = self.acc.lock() {
+            for tp in &resetting {
+                for b in acc
+                    .queues
+                    .get_mut(tp)
+                    .into_iter()
+                    .flat_map(|q| q.iter_mut())
+                {
+                    b.base_sequence = None;
+                    b.producer = None;
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Adopts a producer id and epoch and starts every partition's sequence again at 0.
+    /// Adopts a producer id and epoch for every partition and starts every sequence again at
+    /// 0 (transactions: after InitProducerId, with nothing in flight).
     pub(crate) fn reset_sequences(&self, producer: (i64, i16)) {
         if let Ok(mut ids) = self.ids.lock() {
             ids.producer = Some(producer);
-            ids.next_seq.clear();
-            ids.reset_pending = false;
+            ids.partitions.clear();
         }
         if let Ok(mut acc) = self.acc.lock() {
             for b in acc.queues.values_mut().flat_map(|q| q.iter_mut()) {
                 b.base_sequence = None;
+                b.producer = None;
             }
         }
     }
@@ -476,6 +583,7 @@ impl Shared {
         }
     }
 
+    /// Sends everything now and waits until every record accepted so far is settled.
     pub(crate) async fn flush(&self) {
         if let Ok(mut acc) = self.acc.lock() {
             acc.flushing += 1;
@@ -484,6 +592,23 @@ impl Shared {
         self.wait_idle().await;
         if let Ok(mut acc) = self.acc.lock() {
             acc.flushing -= 1;
+        }
+    }
+
+    /// As [`Shared::flush`], giving up after `timeout` (the records stay in flight).
+    pub(crate) async fn flush_within(&self, timeout: Duration) -> Result<()> {
+        match tokio::time::timeout(timeout, self.flush()).await {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                if let Ok(mut acc) = self.acc.lock() {
+                    acc.flushing = acc.flushing.saturating_sub(1);
+                }
+                Err(Error::Incomplete {
+                    operation: "flush",
+                    timeout_ms: timeout.as_millis() as u64,
+                    unsettled: self.outstanding.load(Ordering::SeqCst),
+                })
+            }
         }
     }
 
@@ -496,6 +621,7 @@ impl Shared {
             .await
             .is_ok();
         if !settled {
+            let unsettled = self.outstanding.load(Ordering::SeqCst);
             self.set_fatal(Error::ProducerClosed {
                 reason: Some(format!(
                     "closed after {} ms with records unsettled",
@@ -506,8 +632,16 @@ impl Shared {
             if let Some(t) = self.sender_task.lock().ok().and_then(|mut t| t.take()) {
                 t.abort();
             }
+            // Batches in flight are dropped with the sender: their futures resolve with
+            // ProducerClosed when their senders drop. Nothing is left to wait for.
+            self.outstanding.store(0, Ordering::SeqCst);
+            self.idle.notify_waiters();
             return Err(Error::ProducerClosed {
-                reason: Some("some records were not delivered before the close timeout".into()),
+                reason: Some(format!(
+                    "{unsettled} records were not settled within the close timeout of {} ms; \
+                     those in flight may still be written",
+                    timeout.as_millis()
+                )),
             });
         }
         Ok(())

@@ -189,7 +189,7 @@ impl Shared {
                                 | Error::ConnectionClosed { .. }
                                 | Error::Decode { .. }
                         ) {
-                            self.client.drop_connection(node).await;
+                            conn.retire();
                         }
                         return Err(e);
                     }
