@@ -3,10 +3,15 @@
 //! - [`tansu`]: starts a real Kafka-compatible [Tansu](https://github.com/tansu-io/tansu)
 //!   broker (in-memory storage, free `127.0.0.1` port) for integration tests, and kills
 //!   it on drop. The binary is installed on first use by `scripts/install-tansu`.
+//! - [`proxy`]: [`FaultProxy`], a seeded TCP proxy that injects network faults (cuts after N
+//!   bytes, blackhole, latency, refused connections, broker restarts) between a client and a
+//!   broker.
 #![warn(missing_docs)]
 
 pub mod mock;
+pub mod proxy;
 pub mod tansu;
 
 pub use mock::{Action, MockBroker, MockCluster, Reply, RequestRecord, ScriptedRequest};
+pub use proxy::{Direction, FaultProxy, ProxyStats};
 pub use tansu::{TansuBroker, TansuError};
