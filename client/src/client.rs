@@ -429,9 +429,24 @@ impl Client {
             cfg.connection_setup_timeout_max,
             slot.failures,
         );
-        match self.open_connection(node_id, setup).await {
+        // A broker reached before that fails now is down or restarting, not misconfigured; one
+        // never reached is diagnosed (the advertised-listener trap) when its host name does not
+        // resolve, or when it has failed 3 times over at least a second (a broker that is just
+        // restarting is not the trap).
+        let persistent = slot.failures >= 2
+            && slot
+                .first_failure
+                .is_some_and(|t| t.elapsed() >= Duration::from_secs(1));
+        let diagnose = match slot.reached {
+            true => Diagnose::Never,
+            false if persistent => Diagnose::Always,
+            false => Diagnose::Unresolvable,
+        };
+        match self.open_connection(node_id, setup, diagnose).await {
             Ok(c) => {
+                slot.reached = true;
                 slot.failures = 0;
+                slot.first_failure = None;
                 slot.retry_at = None;
                 let c = Arc::new(c);
                 slot.conn = Some(c.clone());
@@ -445,6 +460,8 @@ impl Client {
                         slot.failures,
                     );
                     slot.failures = slot.failures.saturating_add(1);
+                    slot.first_failure
+                        .get_or_insert_with(tokio::time::Instant::now);
                     slot.retry_at = Some(tokio::time::Instant::now() + wait);
                 }
                 Err(e)
@@ -472,11 +489,22 @@ impl Client {
     /// # Errors
     /// As [`Client::broker_connection`].
     pub async fn dedicated_connection(&self, node_id: i32) -> Result<Connection> {
-        self.open_connection(node_id, self.inner.config.connection_setup_timeout)
-            .await
+        self.open_connection(
+            node_id,
+            self.inner.config.connection_setup_timeout,
+            Diagnose::Always,
+        )
+        .await
     }
 
-    async fn open_connection(&self, node_id: i32, setup_timeout: Duration) -> Result<Connection> {
+    /// Opens a connection to `node_id`; a failure goes through the advertised-listener
+    /// diagnosis as `diagnose` says.
+    async fn open_connection(
+        &self,
+        node_id: i32,
+        setup_timeout: Duration,
+        diagnose: Diagnose,
+    ) -> Result<Connection> {
         let mut meta = self.metadata();
         if !meta.brokers.contains_key(&node_id) {
             // A leader or coordinator the cached broker list does not name yet: the metadata
@@ -498,7 +526,17 @@ impl Client {
         .await
         {
             Ok(c) => Ok(c),
-            Err(e) => Err(self.diagnose(node_id, &advertised, &target, e, &meta).await),
+            Err(e) if diagnose == Diagnose::Never => Err(e),
+            Err(e) => Err(self
+                .diagnose(
+                    node_id,
+                    &advertised,
+                    &target,
+                    e,
+                    &meta,
+                    diagnose == Diagnose::Always,
+                )
+                .await),
         }
     }
 
@@ -508,7 +546,8 @@ impl Client {
     /// - the advertised host name does not resolve: the trap;
     /// - the bootstrap address still answers now, and either this is the only broker (so the
     ///   bootstrap address reaches this very broker) or the bootstrap address is not among the
-    ///   advertised ones (clients reach the cluster through another listener): the trap.
+    ///   advertised ones (clients reach the cluster through another listener), and the failure is
+    ///   `persistent` (3 failures over at least a second): the trap.
     async fn diagnose(
         &self,
         node_id: i32,
@@ -516,6 +555,7 @@ impl Client {
         target: &str,
         e: Error,
         meta: &ClusterMetadata,
+        persistent: bool,
     ) -> Error {
         let Some(bootstrap) = self.bootstrap_address() else {
             return e;
@@ -529,11 +569,13 @@ impl Client {
         let text = source.to_string();
         let unresolvable =
             text.contains("lookup") || text.contains("resolve") || text.contains("Name or service");
-        let trap = unresolvable || {
-            let single_broker = meta.brokers.len() == 1;
-            let bootstrap_is_advertised = meta.brokers.values().any(|b| b.address() == bootstrap);
-            (single_broker || !bootstrap_is_advertised) && self.bootstrap_answers().await
-        };
+        let trap = unresolvable
+            || persistent && {
+                let single_broker = meta.brokers.len() == 1;
+                let bootstrap_is_advertised =
+                    meta.brokers.values().any(|b| b.address() == bootstrap);
+                (single_broker || !bootstrap_is_advertised) && self.bootstrap_answers().await
+            };
         if !trap {
             return e;
         }
@@ -679,12 +721,28 @@ impl Client {
     }
 }
 
+/// When a failed connect goes through the advertised-listener diagnosis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Diagnose {
+    /// Never (the broker was reached before: it is down or restarting).
+    Never,
+    /// Only for a host name that does not resolve.
+    Unresolvable,
+    /// Whenever the evidence says so.
+    Always,
+}
+
 /// A broker's shared connection and its reconnect state.
 #[derive(Default)]
 struct BrokerSlot {
     conn: Option<Arc<Connection>>,
     /// Consecutive failed connects.
     failures: u32,
+    /// A connection to this broker was set up once: later failures are outages, never the
+    /// advertised-listener trap.
+    reached: bool,
+    /// When the current run of failures began.
+    first_failure: Option<tokio::time::Instant>,
     /// No connect before this instant (reconnect backoff).
     retry_at: Option<tokio::time::Instant>,
 }

@@ -78,6 +78,9 @@ pub(crate) struct ProducerBatch {
     /// left, a response that does not decode or leaves the partition out): the broker may have
     /// written it, so it is never numbered again; it is retried as it is until an answer.
     pub(crate) maybe_written: bool,
+    /// Its last attempt left while earlier batches of its partition were unacknowledged, so an
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER answer to it may be a race rather than a gap.
+    pub(crate) after_unacked: bool,
     /// The error of the last attempt, reported if the delivery timeout passes.
     pub(crate) last_error: Option<Error>,
     /// Closed to new records (it has been sent at least once, or was split).
@@ -98,6 +101,7 @@ impl ProducerBatch {
             base_sequence: None,
             producer: None,
             maybe_written: false,
+            after_unacked: false,
             last_error: None,
             closed: false,
         }
@@ -153,6 +157,7 @@ impl ProducerBatch {
                 base_sequence: seq,
                 producer: from.producer,
                 maybe_written: from.maybe_written,
+                after_unacked: false,
                 last_error: from.last_error.clone(),
                 closed: true,
             };

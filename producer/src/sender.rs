@@ -150,20 +150,29 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
     let mut inflight = InFlight::default();
     let mut dispatchers: HashMap<i32, mpsc::UnboundedSender<Job>> = HashMap::new();
+    // When to ask for the producer id (or the epoch bump) again after a failure.
+    let mut ids_retry: Option<(u32, Instant)> = None;
     loop {
         if shared.is_fatal() {
             shared.fail_queued();
-        } else if let Err(e) = shared
-            .ensure_producer_id(|tp| {
+        } else if ids_retry.is_none_or(|(_, at)| Instant::now() >= at) {
+            let busy = |tp: &TopicPartition| {
                 inflight
                     .per_partition
                     .get(tp)
                     .is_some_and(|v| !v.is_empty())
-            })
-            .await
-        {
-            tracing::debug!(error = %e, "producer id not ready; will retry");
-            tokio::time::sleep(shared.config.retry_backoff).await;
+            };
+            match shared.ensure_producer_id(busy).await {
+                Ok(()) => ids_retry = None,
+                Err(e) => {
+                    // Batches held for it would otherwise sleep until their delivery deadline:
+                    // the loop comes back at this time.
+                    let attempt = ids_retry.map_or(1, |(n, _)| n.saturating_add(1));
+                    let wait = backoff(cfg_backoff(&shared).0, cfg_backoff(&shared).1, attempt);
+                    tracing::debug!(error = %e, ?wait, "producer id not ready; will retry");
+                    ids_retry = Some((attempt, Instant::now() + wait));
+                }
+            }
         }
         let now = Instant::now();
         let (requests, next_wake, need_add) = collect(&shared, &mut inflight, now);
@@ -191,8 +200,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
             continue;
         }
-        let sleep =
-            tokio::time::sleep_until(next_wake.unwrap_or(now + Duration::from_secs(1)).into());
+        let wake_at = next_wake
+            .unwrap_or(now + Duration::from_secs(1))
+            .min(ids_retry.map_or(now + Duration::from_secs(1), |(_, at)| at));
+        let sleep = tokio::time::sleep_until(wake_at.into());
         tokio::select! {
             c = done_rx.recv() => {
                 if let Some(c) = c {
@@ -206,6 +217,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             settle(&shared, &mut inflight, c);
         }
     }
+}
+
+/// The producer's retry backoff and its cap.
+fn cfg_backoff(shared: &Shared) -> (Duration, Duration) {
+    (shared.config.retry_backoff, shared.config.retry_backoff_max)
 }
 
 type Requests = Vec<(i32, Vec<ProducerBatch>)>;
@@ -270,7 +286,10 @@ fn collect(
                 .get(tp)
                 .is_some_and(|v| !v.is_empty());
             let may_go = match front.base_sequence {
-                Some(_) => front.maybe_written || !ids.needs_reset(tp),
+                // A retry goes alone (in flight 1 for the partition until the retries are
+                // done, as the Java client does): batches written after one whose outcome is
+                // unknown stay within the broker's five-batch deduplication window.
+                Some(_) => !busy && (front.maybe_written || !ids.needs_reset(tp)),
                 None => ids.can_assign(tp, busy),
             };
             if !may_go {
@@ -332,6 +351,7 @@ fn collect(
                 Some((producer, seq)) => {
                     batch.producer = Some(producer);
                     batch.base_sequence = Some(seq);
+                    batch.after_unacked = busy;
                 }
                 None => {
                     q.push_front(batch);
@@ -623,13 +643,18 @@ fn on_error(
             .get(&batch.tp)
             .is_some_and(|v| v.iter().any(|s| seq_before(*s, seq)))
             || shared.has_earlier_queued(&batch.tp, seq);
-        if code == Some(ErrorCode::UNKNOWN_PRODUCER_ID) || !earlier_pending {
+        // Sent behind batches not yet acknowledged, it may have overtaken one of them (on
+        // another connection, after a reconnect): a race, not a gap. Sent with everything
+        // earlier acknowledged, the broker had all of it: a real gap.
+        if code == Some(ErrorCode::UNKNOWN_PRODUCER_ID) || !(earlier_pending || batch.after_unacked)
+        {
             // Nothing earlier is outstanding, yet the broker expected another sequence (or has
             // no state for us): this partition moves to a new epoch (KIP-360).
             tracing::warn!(error = %e, "sequence refused with nothing earlier pending: resetting the partition");
             shared.sequence_gap(&batch.tp);
         }
         batch.retry_at = Some(now + cfg.retry_backoff.min(Duration::from_millis(10)));
+        batch.after_unacked = false;
         batch.last_error = Some(e);
         shared.requeue(batch);
         return;

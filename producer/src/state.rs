@@ -433,13 +433,17 @@ impl Shared {
             return Ok(()); // nothing to send yet: ask when there is
         }
         if current.is_some() {
+            // Waits for a batch that may have been written only while it is the first one
+            // with a sequence: behind one the broker has refused, nothing can have been
+            // written (the broker appends a producer's batches in sequence order).
             let unsettled = self.acc.lock().map_or(true, |acc| {
                 resetting.iter().any(|tp| {
                     busy(tp)
-                        || acc
-                            .queues
-                            .get(tp)
-                            .is_some_and(|q| q.iter().any(|b| b.maybe_written))
+                        || acc.queues.get(tp).is_some_and(|q| {
+                            q.iter()
+                                .find(|b| b.base_sequence.is_some())
+                                .is_some_and(|b| b.maybe_written)
+                        })
                 })
             });
             if unsettled {
@@ -517,6 +521,7 @@ impl Shared {
                 {
                     b.base_sequence = None;
                     b.producer = None;
+                    b.maybe_written = false;
                 }
             }
         }

@@ -568,6 +568,14 @@ impl MockCluster {
         })
     }
 
+    /// Every magic-2 batch that Produce requests carried to a leader, in arrival order and as
+    /// received (before the idempotence checks, so retries, duplicates and refused batches are
+    /// all here): `(topic, partition, batch bytes)`. For checking what a producer sent, e.g.
+    /// that a retried batch kept its producer id, epoch, sequence and records.
+    pub fn produced_batches(&self) -> Vec<(String, i32, Bytes)> {
+        self.shared.with(|s| s.produced.clone())
+    }
+
     /// How many records a partition's log holds (from the stored batches' record counts; 0 if
     /// the partition does not exist).
     pub fn record_count(&self, topic: &str, partition: i32) -> usize {

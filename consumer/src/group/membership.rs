@@ -108,9 +108,21 @@ impl Coordinator<'_> {
 
     /// Sends `req` to the coordinator on the member's connection, waiting up to `timeout`
     /// (default: the client's request timeout). A transport failure or timeout drops the
-    /// connection: a late answer would otherwise come before the next request's.
+    /// connection (a late answer would otherwise come before the next request's) and marks
+    /// the coordinator unknown, so the next request looks it up again (FindCoordinator), as the
+    /// Java client does on a disconnect: the coordinator may have moved to another broker.
+    /// Membership is not touched: only the coordinator's answers end it.
     async fn send<R: Request>(&self, req: &R, timeout: Option<Duration>) -> Result<R::Response> {
-        let conn = self.connection().await?;
+        let conn = match self.connection().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // The coordinator (as last found) cannot be reached: look it up again next time.
+                if e.is_retriable() {
+                    self.forget_coordinator();
+                }
+                return Err(e);
+            }
+        };
         let r = match timeout {
             Some(t) => conn.send_with_timeout(req, t).await,
             None => conn.send(req).await,
@@ -123,9 +135,8 @@ impl Coordinator<'_> {
                     | Error::Decode { .. }
                     | Error::Timeout { .. }
             )
-        }) && let Ok(mut s) = self.state.lock()
-        {
-            s.connection = None;
+        }) {
+            self.forget_coordinator();
         }
         r
     }

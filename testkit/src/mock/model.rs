@@ -45,6 +45,9 @@ pub(crate) struct State {
     /// Queued actions by (broker or any, API key).
     pub(crate) scripts: HashMap<(Option<i32>, i16), VecDeque<Action>>,
     pub(crate) requests: Vec<RequestRecord>,
+    /// Every magic-2 batch a Produce request carried, as received (before any check), with its
+    /// topic and partition.
+    pub(crate) produced: Vec<(String, i32, Bytes)>,
     next_topic_id: u64,
     pub(crate) next_producer_id: i64,
     /// Producer id and epoch by transactional id.
@@ -266,6 +269,7 @@ impl State {
             requests: Vec::new(),
             next_topic_id: 1,
             next_producer_id: 1000,
+            produced: Vec::new(),
             transactional: HashMap::new(),
             producers: HashMap::new(),
             fenced: HashMap::new(),
@@ -380,12 +384,16 @@ impl State {
     pub(crate) fn produce(&mut self, topic: &str, partition: i32, data: &[u8]) -> Result<i64, i16> {
         let issued = &self.producers;
         let fenced = &self.fenced;
+        let produced = &mut self.produced;
         let p = self
             .topics
             .get_mut(topic)
             .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
             .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0)?;
         let batches = split_batches(data).ok_or(ErrorCode::CORRUPT_MESSAGE.0)?;
+        for (bytes, _, _) in &batches {
+            produced.push((topic.to_owned(), partition, Bytes::copy_from_slice(bytes)));
+        }
         // Check every batch first (against a copy of the producer state), then append.
         let mut state = p.producers.clone();
         let mut plan = Vec::with_capacity(batches.len());

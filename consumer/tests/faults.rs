@@ -1,0 +1,748 @@
+//! The consumer under connection faults, against the in-process mock broker: fetches whose
+//! connection is cut (scripted, dropped by the broker, broker stopped and restarted) or that get
+//! no answer resume at the same position with every offset exactly once; commits while the
+//! coordinator connection is cut are retried or fail retriably, and work once it is back; a
+//! group member whose coordinator connection is cut (or whose coordinator moves) keeps its
+//! membership and assignment.
+//!
+//! Group membership is not modelled by the mock broker: the group tests script JoinGroup,
+//! SyncGroup and Heartbeat with [`Coordinator`], as `group_mock.rs` does.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafkawire_client::{Client, ClientConfig, OffsetToCommit};
+use kafkawire_consumer::{Consumer, OffsetReset, RebalanceListener};
+use kafkawire_protocol::ErrorCode;
+use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::heartbeat_request::HeartbeatRequest;
+use kafkawire_protocol::messages::heartbeat_response::HeartbeatResponse;
+use kafkawire_protocol::messages::join_group_request::JoinGroupRequest;
+use kafkawire_protocol::messages::join_group_response::{
+    JoinGroupResponse, JoinGroupResponseMember,
+};
+use kafkawire_protocol::messages::sync_group_request::SyncGroupRequest;
+use kafkawire_protocol::messages::sync_group_response::SyncGroupResponse;
+use kafkawire_protocol::records::RecordBatchBuilder;
+use kafkawire_testkit::mock::{Action, MockCluster, Reply, ScriptedRequest};
+
+const TOPIC: &str = "events";
+const GROUP: &str = "audit";
+/// Records read through each fetch fault.
+const N: i64 = 2_000;
+
+type Tp = (String, i32);
+
+/// Every test runs inside this bound so that a hang fails instead of blocking the suite.
+async fn within<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("test did not finish within 10 s")
+}
+
+/// Waits (up to 4 s) until `cond` holds.
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn client(cluster: &MockCluster, request_timeout: Duration) -> Client {
+    let mut c = ClientConfig::new(&cluster.bootstrap());
+    c.request_timeout = request_timeout;
+    c.allow_auto_topic_creation = false;
+    Client::connect(c)
+        .await
+        .expect("connect to the mock cluster")
+}
+
+/// Appends records `v{from}..v{to}` to a partition, 20 records per batch.
+fn seed(cluster: &MockCluster, partition: i32, from: i64, to: i64) {
+    let mut i = from;
+    while i < to {
+        let end = (i + 20).min(to);
+        let mut b = RecordBatchBuilder::new();
+        for j in i..end {
+            b.push(
+                1_700_000_000_000 + j,
+                None,
+                Some(format!("v{j}").as_bytes()),
+                &[],
+            )
+            .expect("push");
+        }
+        let base = cluster
+            .append(TOPIC, partition, &b.build().expect("build"))
+            .expect("append");
+        assert_eq!(base, i, "seed offsets line up with values");
+        i = end;
+    }
+}
+
+/// A cluster of `brokers` brokers with `TOPIC` (`partitions` partitions, all led by broker 0)
+/// holding `per_partition` records in each partition.
+async fn cluster(brokers: usize, partitions: i32, per_partition: i64) -> MockCluster {
+    let cluster = MockCluster::start(brokers).await;
+    cluster.create_topic(TOPIC, partitions);
+    for p in 0..partitions {
+        cluster.set_leader(TOPIC, p, 0);
+        seed(&cluster, p, 0, per_partition);
+    }
+    cluster
+}
+
+/// A consumer of partition 0 from the earliest offset; small fetches (about 200 records each)
+/// so that reading `N` records takes about ten of them.
+async fn assigned(client: &Client, group: Option<&str>) -> Consumer {
+    let mut b = Consumer::builder(client)
+        .assign([(TOPIC, 0)])
+        .auto_offset_reset(OffsetReset::Earliest)
+        .enable_auto_commit(false)
+        .fetch_max_wait(Duration::from_millis(50))
+        .max_partition_fetch_bytes(4096)
+        .max_poll_records(150);
+    if let Some(g) = group {
+        b = b.group_id(g);
+    }
+    b.build().await.expect("build the consumer")
+}
+
+/// One poll's records, appended to `got` as (partition, offset, value).
+async fn poll_into(consumer: &mut Consumer, got: &mut Vec<(i32, i64, String)>) {
+    let records = consumer
+        .poll(Duration::from_millis(100))
+        .await
+        .expect("poll");
+    assert!(
+        records.resets().is_empty(),
+        "no reset: {:?}",
+        records.resets()
+    );
+    for r in &records {
+        let r = r.expect("record decodes");
+        let value = String::from_utf8_lossy(r.value().unwrap_or_default()).into_owned();
+        got.push((r.partition(), r.offset(), value));
+    }
+}
+
+/// Every offset `0..n` of `partition`, exactly once, in order, with its own value.
+fn assert_exactly_once(got: &[(i32, i64, String)], partition: i32, n: i64) {
+    let mine: Vec<(i64, &str)> = got
+        .iter()
+        .filter(|(p, _, _)| *p == partition)
+        .map(|(_, o, v)| (*o, v.as_str()))
+        .collect();
+    let offsets: Vec<i64> = mine.iter().map(|(o, _)| *o).collect();
+    if offsets != (0..n).collect::<Vec<i64>>() {
+        let dups = offsets.windows(2).filter(|w| w[1] <= w[0]).count();
+        let gaps = offsets.windows(2).filter(|w| w[1] > w[0] + 1).count();
+        panic!(
+            "partition {partition}: {} records, {dups} repeats or reorderings, {gaps} gaps; \
+             first {:?}, last {:?}",
+            offsets.len(),
+            offsets.first(),
+            offsets.last()
+        );
+    }
+    for (o, v) in mine {
+        assert_eq!(v, format!("v{o}"), "value of offset {o}");
+    }
+}
+
+/// Polls until `n` records of partition 0 arrived (or 4 s passed).
+async fn read_to(consumer: &mut Consumer, got: &mut Vec<(i32, i64, String)>, n: usize) {
+    let start = Instant::now();
+    while got.len() < n && start.elapsed() < Duration::from_secs(4) {
+        poll_into(consumer, got).await;
+    }
+}
+
+#[tokio::test]
+async fn a_fetch_whose_connection_is_dropped_is_fetched_again_from_the_same_position() {
+    within(async {
+        let cluster = cluster(1, 1, N).await;
+        // Fetches 3, 5 (processed, then the connection cut before the answer), 8 and 9 lose
+        // their connection; the others are answered as usual.
+        let d0 = || Action::Delay(Duration::ZERO);
+        let script = [
+            d0(),
+            d0(),
+            Action::DropConnection,
+            d0(),
+            Action::ProcessThenDrop,
+            d0(),
+            d0(),
+            Action::DropConnection,
+            Action::DropConnection,
+        ];
+        for action in script {
+            cluster.script(ApiKey::Fetch, action);
+        }
+        let client = client(&cluster, Duration::from_secs(5)).await;
+        let mut consumer = assigned(&client, None).await;
+        let connections = cluster.broker(0).connections();
+        let mut got = Vec::new();
+        read_to(&mut consumer, &mut got, N as usize).await;
+        assert_exactly_once(&got, 0, N);
+        assert_eq!(
+            cluster.pending_scripts(),
+            0,
+            "every scripted fault happened"
+        );
+        assert!(
+            cluster.broker(0).connections() >= connections + 4,
+            "each cut connection was replaced by a new one"
+        );
+        assert_eq!(consumer.position(TOPIC, 0), Some(N));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_broker_dropping_its_connections_mid_fetch_loses_and_repeats_nothing() {
+    within(async {
+        let cluster = Arc::new(cluster(1, 1, N).await);
+        let client = client(&cluster, Duration::from_secs(5)).await;
+        let mut consumer = assigned(&client, None).await;
+        let mut got = Vec::new();
+        read_to(&mut consumer, &mut got, 500).await;
+
+        // A fetch the broker holds (far longer than the test may take) when it drops every
+        // connection: only the drop can end it.
+        cluster.script(ApiKey::Fetch, Action::Delay(Duration::from_secs(30)));
+        let c = cluster.clone();
+        let dropper = tokio::spawn(async move {
+            wait_until("the held fetch arrived", || c.pending_scripts() == 0).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            c.broker(0).drop_connections();
+        });
+        // What is buffered and prefetched (about 400 records) cannot take it this far: a
+        // fetch has to pass the held one.
+        read_to(&mut consumer, &mut got, 1_300).await;
+        assert!(dropper.is_finished(), "the held fetch was cut by the drop");
+        dropper.await.expect("dropper");
+
+        // And a drop at whatever moment between two polls (a prefetch may be in flight).
+        cluster.broker(0).drop_connections();
+        read_to(&mut consumer, &mut got, 1_600).await;
+        cluster.broker(0).drop_connections();
+        read_to(&mut consumer, &mut got, N as usize).await;
+        assert_exactly_once(&got, 0, N);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_broker_stopped_and_restarted_mid_stream_is_read_on_from_the_same_position() {
+    within(async {
+        let cluster = cluster(1, 1, N).await;
+        let client = client(&cluster, Duration::from_secs(5)).await;
+        let mut consumer = assigned(&client, None).await;
+        let mut got = Vec::new();
+        read_to(&mut consumer, &mut got, 1_000).await;
+        let broker = cluster.broker(0).clone();
+        broker.stop().await;
+        let stopped_at = got.len();
+        let restarter = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            broker.restart().await.expect("restart on the same port");
+        });
+        // While the broker is down the consumer hands out what it has buffered, then polls
+        // come back empty (or with what the prefetch brought before the stop).
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(200) {
+            poll_into(&mut consumer, &mut got).await;
+        }
+        assert!(
+            got.len() < N as usize,
+            "the stop came before the end ({stopped_at} then {} records)",
+            got.len()
+        );
+        restarter.await.expect("restarter");
+        read_to(&mut consumer, &mut got, N as usize).await;
+        assert_exactly_once(&got, 0, N);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_fetch_that_gets_no_answer_is_sent_again_after_the_request_timeout() {
+    within(async {
+        let cluster = cluster(1, 1, N).await;
+        let d0 = || Action::Delay(Duration::ZERO);
+        // Two fetches never answered, and one answered only after the request timeout.
+        let script = [
+            d0(),
+            d0(),
+            Action::NoResponse,
+            d0(),
+            Action::Delay(Duration::from_millis(800)),
+            d0(),
+            Action::NoResponse,
+        ];
+        for action in script {
+            cluster.script(ApiKey::Fetch, action);
+        }
+        let client = client(&cluster, Duration::from_millis(500)).await;
+        let mut consumer = assigned(&client, None).await;
+        let start = Instant::now();
+        let mut got = Vec::new();
+        read_to(&mut consumer, &mut got, N as usize).await;
+        let took = start.elapsed();
+        assert_exactly_once(&got, 0, N);
+        assert_eq!(
+            cluster.pending_scripts(),
+            0,
+            "every scripted fault happened"
+        );
+        assert!(
+            took >= Duration::from_millis(1_500),
+            "three fetches waited out the 500 ms request timeout, in {took:?}"
+        );
+        // Nothing is lost or repeated when the late answer arrives either.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        poll_into(&mut consumer, &mut got).await;
+        assert_exactly_once(&got, 0, N);
+    })
+    .await;
+}
+
+/// Commits of an assigned consumer under group `GROUP` after reading 300 records: what was
+/// committed and what `committed()` says.
+async fn committed(consumer: &Consumer) -> BTreeMap<Tp, i64> {
+    consumer
+        .committed(&[(TOPIC.to_owned(), 0)])
+        .await
+        .expect("committed offsets")
+}
+
+#[tokio::test]
+async fn a_commit_whose_connection_is_cut_is_retried() {
+    within(async {
+        let cluster = cluster(1, 1, N).await;
+        let client = client(&cluster, Duration::from_secs(5)).await;
+        let mut consumer = assigned(&client, Some(GROUP)).await;
+        let mut got = Vec::new();
+        read_to(&mut consumer, &mut got, 300).await;
+        let position = consumer.position(TOPIC, 0).expect("position");
+
+        cluster.script(ApiKey::OffsetCommit, Action::DropConnection);
+        // Committed by the broker, but the answer is lost: committing again is harmless.
+        cluster.script(ApiKey::OffsetCommit, Action::ProcessThenDrop);
+        consumer.commit().await.expect("commit succeeds on a retry");
+        assert_eq!(cluster.request_count(ApiKey::OffsetCommit), 3);
+        assert_eq!(
+            committed(&consumer).await,
+            BTreeMap::from([((TOPIC.to_owned(), 0), position)])
+        );
+
+        cluster.script(ApiKey::OffsetCommit, Action::DropConnection);
+        consumer
+            .commit_offsets(&[OffsetToCommit::new(TOPIC, 0, 42)])
+            .await
+            .expect("commit_offsets succeeds on a retry");
+        assert_eq!(
+            committed(&consumer).await,
+            BTreeMap::from([((TOPIC.to_owned(), 0), 42)])
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_commit_that_keeps_losing_its_connection_fails_retriably_then_succeeds() {
+    within(async {
+        let cluster = cluster(1, 1, N).await;
+        let client = client(&cluster, Duration::from_secs(5)).await;
+        let mut consumer = assigned(&client, Some(GROUP)).await;
+        let mut got = Vec::new();
+        read_to(&mut consumer, &mut got, 300).await;
+        let position = consumer.position(TOPIC, 0).expect("position");
+
+        cluster.script_n(ApiKey::OffsetCommit, 100, || Action::DropConnection);
+        let e = consumer
+            .commit()
+            .await
+            .expect_err("no OffsetCommit is answered");
+        assert!(e.is_retriable(), "{e}");
+        assert_eq!(e.api(), Some(ApiKey::OffsetCommit), "{e}");
+        assert!(e.to_string().contains("OffsetCommit"), "{e}");
+        assert!(
+            cluster.request_count(ApiKey::OffsetCommit) > 1,
+            "it was retried before giving up"
+        );
+
+        cluster.clear_scripts();
+        consumer
+            .commit()
+            .await
+            .expect("commit once the coordinator answers");
+        assert_eq!(
+            committed(&consumer).await,
+            BTreeMap::from([((TOPIC.to_owned(), 0), position)])
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_commit_while_the_coordinator_is_down_fails_retriably_then_succeeds_once_it_is_back() {
+    within(async {
+        // Broker 0 leads the partition; broker 1 is the coordinator.
+        let cluster = cluster(2, 1, N).await;
+        cluster.set_coordinator(1);
+        let mut config = ClientConfig::new(&cluster.bootstrap());
+        config.allow_auto_topic_creation = false;
+        // Reconnects to the stopped coordinator back off 50 ms, 100 ms, then 150 ms, so that
+        // the commit's retries (8 attempts) end within about 2 s.
+        config.reconnect_backoff_max = Duration::from_millis(150);
+        let client = Client::connect(config).await.expect("connect");
+        let mut consumer = assigned(&client, Some(GROUP)).await;
+        let mut got = Vec::new();
+        read_to(&mut consumer, &mut got, 300).await;
+        let position = consumer.position(TOPIC, 0).expect("position");
+        consumer
+            .commit_offsets(&[OffsetToCommit::new(TOPIC, 0, 1)])
+            .await
+            .expect("a first commit opens the coordinator connection");
+
+        let coordinator = cluster.broker(1).clone();
+        coordinator.stop().await;
+        let e = consumer
+            .commit()
+            .await
+            .expect_err("the coordinator is down");
+        assert!(e.is_retriable(), "{e}");
+        assert_eq!(
+            e.broker(),
+            Some(cluster.broker_addr(1).as_str()),
+            "names the coordinator: {e}"
+        );
+        // Fetching from the partition leader goes on meanwhile.
+        read_to(&mut consumer, &mut got, 600).await;
+
+        // Back within the commit's retries: the commit succeeds.
+        let position_2 = consumer.position(TOPIC, 0).expect("position");
+        assert!(position_2 > position);
+        let c = coordinator.clone();
+        let restarter = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.restart().await.expect("restart on the same port");
+        });
+        coordinator.stop().await;
+        consumer
+            .commit()
+            .await
+            .expect("the commit is retried until the coordinator is back");
+        restarter.await.expect("restarter");
+        assert_eq!(
+            committed(&consumer).await,
+            BTreeMap::from([((TOPIC.to_owned(), 0), position_2)])
+        );
+    })
+    .await;
+}
+
+/// The scripted group coordinator's state and the requests it saw.
+#[derive(Default)]
+struct Group {
+    joins: Vec<JoinGroupRequest>,
+    generation: i32,
+    /// Heartbeats of the current generation answered successfully, by broker.
+    heartbeats_ok: BTreeMap<i32, usize>,
+    /// Faults for the next heartbeats, in order (then answered normally).
+    heartbeat_faults: Vec<Reply>,
+}
+
+/// JoinGroup makes the requester the leader of a new generation (with itself alone); SyncGroup
+/// gives it the assignment its own request carries; Heartbeat answers ILLEGAL_GENERATION for
+/// another generation, else success, unless a fault is queued.
+#[derive(Clone, Default)]
+struct Coordinator(Arc<Mutex<Group>>);
+
+impl Coordinator {
+    fn install(&self, cluster: &MockCluster) {
+        cluster.script_n(ApiKey::JoinGroup, 50, || {
+            let me = self.clone();
+            Action::respond(move |req| me.join(req))
+        });
+        cluster.script_n(ApiKey::SyncGroup, 50, || {
+            Action::respond(|req| {
+                let r: SyncGroupRequest = req.decode().expect("SyncGroup request decodes");
+                let assignment = r
+                    .assignments
+                    .iter()
+                    .find(|a| a.member_id == r.member_id)
+                    .map(|a| a.assignment.clone())
+                    .unwrap_or_default();
+                req.reply(&SyncGroupResponse {
+                    protocol_type: r.protocol_type.clone(),
+                    protocol_name: r.protocol_name.clone(),
+                    assignment,
+                    ..Default::default()
+                })
+            })
+        });
+        cluster.script_n(ApiKey::Heartbeat, 5_000, || {
+            let me = self.clone();
+            Action::respond(move |req| me.heartbeat(req))
+        });
+    }
+
+    fn join(&self, req: &ScriptedRequest) -> Reply {
+        let r: JoinGroupRequest = req.decode().expect("JoinGroup request decodes");
+        let mut g = self.0.lock().unwrap();
+        g.joins.push(r.clone());
+        g.generation += 1;
+        let member_id = if r.member_id.is_empty() {
+            format!("member-{}", g.joins.len())
+        } else {
+            r.member_id.clone()
+        };
+        let protocol = r.protocols.first().expect("a protocol").clone();
+        req.reply(&JoinGroupResponse {
+            generation_id: g.generation,
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some(protocol.name.clone()),
+            leader: member_id.clone(),
+            member_id: member_id.clone(),
+            members: vec![JoinGroupResponseMember {
+                member_id,
+                metadata: protocol.metadata.clone(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+
+    fn heartbeat(&self, req: &ScriptedRequest) -> Reply {
+        let r: HeartbeatRequest = req.decode().expect("Heartbeat request decodes");
+        let mut g = self.0.lock().unwrap();
+        if !g.heartbeat_faults.is_empty() {
+            return g.heartbeat_faults.remove(0);
+        }
+        let code = if r.generation_id == g.generation {
+            *g.heartbeats_ok.entry(req.broker_id).or_default() += 1;
+            ErrorCode::NONE
+        } else {
+            ErrorCode::ILLEGAL_GENERATION
+        };
+        req.reply(&HeartbeatResponse {
+            error_code: code.0,
+            ..Default::default()
+        })
+    }
+
+    fn ok_on(&self, broker: i32) -> usize {
+        let g = self.0.lock().unwrap();
+        g.heartbeats_ok.get(&broker).copied().unwrap_or(0)
+    }
+
+    fn joins(&self) -> usize {
+        self.0.lock().unwrap().joins.len()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    assigned: Vec<Tp>,
+    revoked: Vec<Tp>,
+    lost: Vec<Tp>,
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Seen>>);
+
+impl RebalanceListener for Recorder {
+    fn on_partitions_revoked(&mut self, partitions: &[Tp]) {
+        self.0.lock().unwrap().revoked.extend_from_slice(partitions);
+    }
+    fn on_partitions_assigned(&mut self, partitions: &[Tp]) {
+        let mut s = self.0.lock().unwrap();
+        s.assigned.extend_from_slice(partitions);
+    }
+    fn on_partitions_lost(&mut self, partitions: &[Tp]) {
+        self.0.lock().unwrap().lost.extend_from_slice(partitions);
+    }
+}
+
+const PER_PARTITION: i64 = 400;
+
+fn both() -> Vec<Tp> {
+    vec![(TOPIC.to_owned(), 0), (TOPIC.to_owned(), 1)]
+}
+
+/// A member of `GROUP` (heartbeats every 50 ms, request timeout 1 s) that has joined, been
+/// assigned both partitions and read some records of each.
+async fn member(
+    cluster: &MockCluster,
+    listener: &Recorder,
+    got: &mut Vec<(i32, i64, String)>,
+) -> Consumer {
+    let client = client(cluster, Duration::from_secs(1)).await;
+    let mut consumer = Consumer::builder(&client)
+        .group_id(GROUP)
+        .subscribe([TOPIC])
+        .auto_offset_reset(OffsetReset::Earliest)
+        .enable_auto_commit(false)
+        .session_timeout(Duration::from_secs(10))
+        .heartbeat_interval(Duration::from_millis(50))
+        .partition_assignment_strategy(["range"])
+        .fetch_max_wait(Duration::from_millis(20))
+        .max_partition_fetch_bytes(1024)
+        .max_poll_records(50)
+        .rebalance_listener(listener.clone())
+        .build()
+        .await
+        .expect("build the member");
+    let start = Instant::now();
+    while got.len() < 100 && start.elapsed() < Duration::from_secs(3) {
+        poll_into(&mut consumer, got).await;
+    }
+    assert_eq!(consumer.assignment(), both());
+    assert_eq!(listener.0.lock().unwrap().assigned, both());
+    consumer
+}
+
+/// The member kept its generation and partitions (nothing revoked, nothing lost, one join),
+/// and reads both partitions to the end with every offset exactly once.
+async fn assert_membership_kept(
+    consumer: &mut Consumer,
+    coordinator: &Coordinator,
+    listener: &Recorder,
+    got: &mut Vec<(i32, i64, String)>,
+) {
+    let start = Instant::now();
+    while got.len() < 2 * PER_PARTITION as usize && start.elapsed() < Duration::from_secs(3) {
+        poll_into(consumer, got).await;
+    }
+    assert_exactly_once(got, 0, PER_PARTITION);
+    assert_exactly_once(got, 1, PER_PARTITION);
+    let seen = listener.0.lock().unwrap();
+    assert!(
+        seen.revoked.is_empty() && seen.lost.is_empty(),
+        "no partition was revoked or lost: {seen:?}"
+    );
+    assert_eq!(seen.assigned, both(), "assigned once: {seen:?}");
+    assert_eq!(coordinator.joins(), 1, "no rejoin");
+    let m = consumer
+        .group_consumer()
+        .expect("a group member")
+        .membership();
+    assert_eq!((m.member_id.as_str(), m.generation_id), ("member-1", 1));
+    assert_eq!(consumer.assignment(), both());
+}
+
+#[tokio::test]
+async fn a_heartbeat_whose_connection_is_cut_keeps_the_membership() {
+    within(async {
+        let cluster = cluster(1, 2, PER_PARTITION).await;
+        let coordinator = Coordinator::default();
+        coordinator.install(&cluster);
+        let listener = Recorder::default();
+        let mut got = Vec::new();
+        let mut consumer = member(&cluster, &listener, &mut got).await;
+
+        // Two heartbeats lose their connection, one is never answered (the member's 1 s
+        // request timeout ends it), then another loses its connection.
+        let connections = cluster.broker(0).connections();
+        coordinator.0.lock().unwrap().heartbeat_faults =
+            vec![Reply::Close, Reply::Close, Reply::Nothing, Reply::Close];
+        let ok = coordinator.ok_on(0);
+        wait_until("heartbeats are answered again after the faults", || {
+            coordinator.0.lock().unwrap().heartbeat_faults.is_empty()
+                && coordinator.ok_on(0) >= ok + 3
+        })
+        .await;
+        assert!(
+            cluster.broker(0).connections() >= connections + 4,
+            "each cut connection was replaced"
+        );
+        assert_membership_kept(&mut consumer, &coordinator, &listener, &mut got).await;
+        consumer.close().await.expect("close");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_coordinator_dropping_its_connections_keeps_the_membership() {
+    within(async {
+        // Broker 0 leads both partitions; broker 1 is the coordinator.
+        let cluster = cluster(2, 2, PER_PARTITION).await;
+        cluster.set_coordinator(1);
+        let coordinator = Coordinator::default();
+        coordinator.install(&cluster);
+        let listener = Recorder::default();
+        let mut got = Vec::new();
+        let mut consumer = member(&cluster, &listener, &mut got).await;
+        // Dropped between two heartbeats, then while the coordinator holds one (unanswered:
+        // only the drop ends it before the member's 1 s request timeout).
+        for held in [false, true] {
+            let ok = coordinator.ok_on(1);
+            if held {
+                coordinator.0.lock().unwrap().heartbeat_faults = vec![Reply::Nothing];
+                wait_until("a heartbeat is held", || {
+                    coordinator.0.lock().unwrap().heartbeat_faults.is_empty()
+                })
+                .await;
+            }
+            cluster.broker(1).drop_connections();
+            wait_until("heartbeats are answered again", || {
+                coordinator.ok_on(1) >= ok + 3
+            })
+            .await;
+        }
+        assert_membership_kept(&mut consumer, &coordinator, &listener, &mut got).await;
+        consumer.close().await.expect("close");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_coordinator_that_goes_down_is_found_again_and_the_membership_kept() {
+    within(async {
+        // Broker 0 leads both partitions; broker 1 is the coordinator until it stops, when
+        // the group moves to broker 0 (as its coordinator partition's leadership would).
+        let cluster = cluster(2, 2, PER_PARTITION).await;
+        cluster.set_coordinator(1);
+        let coordinator = Coordinator::default();
+        coordinator.install(&cluster);
+        let listener = Recorder::default();
+        let mut got = Vec::new();
+        let mut consumer = member(&cluster, &listener, &mut got).await;
+        wait_until("heartbeats reach broker 1", || coordinator.ok_on(1) >= 2).await;
+
+        cluster.broker(1).stop().await;
+        cluster.set_coordinator(0);
+        wait_until("heartbeats reach the new coordinator", || {
+            coordinator.ok_on(0) >= 3
+        })
+        .await;
+        assert_membership_kept(&mut consumer, &coordinator, &listener, &mut got).await;
+        // The new coordinator also takes commits.
+        consumer
+            .commit()
+            .await
+            .expect("commit to the new coordinator");
+        let committed = consumer
+            .committed(&both())
+            .await
+            .expect("committed offsets");
+        assert_eq!(
+            committed,
+            BTreeMap::from([
+                ((TOPIC.to_owned(), 0), PER_PARTITION),
+                ((TOPIC.to_owned(), 1), PER_PARTITION)
+            ])
+        );
+        consumer.close().await.expect("close");
+    })
+    .await;
+}
