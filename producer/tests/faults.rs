@@ -12,8 +12,9 @@
 //!   and no record is ever sent under two different (producer id, epoch, sequence);
 //! - no stall: everything settles within a bound after the last fault ends.
 //!
-//! A failing schedule prints its seed; `KAFKAWIRE_CHAOS_SEED=N` runs that one alone, and
-//! `KAFKAWIRE_CHAOS_SCHEDULES=N` runs more (the soak, `cargo xtask chaos`).
+//! A failing schedule prints its seed; `KAFKAWIRE_CHAOS_SEED=N` runs that one alone (printing
+//! its schedule), `KAFKAWIRE_CHAOS_SCHEDULES=N` and `KAFKAWIRE_CHAOS_FIRST_SEED=S` run seeds
+//! `S..S+N` (the soak, `cargo xtask chaos --minutes M`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -362,7 +363,10 @@ async fn seeded_fault_schedules_lose_nothing_duplicate_nothing_and_keep_order() 
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     let seeds: Vec<u64> = match env("KAFKAWIRE_CHAOS_SEED") {
         Some(s) => vec![s],
-        None => (0..env("KAFKAWIRE_CHAOS_SCHEDULES").unwrap_or(500)).collect(),
+        None => {
+            let first = env("KAFKAWIRE_CHAOS_FIRST_SEED").unwrap_or(0);
+            (first..first + env("KAFKAWIRE_CHAOS_SCHEDULES").unwrap_or(500)).collect()
+        }
     };
     let started = Instant::now();
     let mut totals = (0usize, 0usize, Duration::ZERO);

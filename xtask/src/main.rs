@@ -95,16 +95,61 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("codegen") if args.get(1).map(String::as_str) == Some("--check") => check(),
         Some("codegen") => write_generated(),
+                Some("chaos") => chaos(&args[1..]),
         Some("import-schema") => match args.get(1) {
             Some(dir) => import(Path::new(dir)),
             None => Err("usage: cargo xtask import-schema DIR".into()),
         },
-        _ => Err("usage: cargo codegen [--check] | cargo xtask import-schema DIR".into()),
+                _ => Err(
+            "usage: cargo codegen [--check] | cargo xtask import-schema DIR | cargo xtask chaos [--minutes N]"
+                .into(),
+        ),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e}");
         std::process::exit(1);
     }
+}
+
+/// The fault soak: runs the producer's seeded fault schedules (`producer/tests/faults.rs`) in
+/// rounds of 1,000 new seeds, release build, until `--minutes` (default 10) have passed, and
+/// prints each round's summary line. Stops at the first failing seed (printed by the test).
+fn chaos(args: &[String]) -> Result<(), String> {
+    let minutes: u64 = match args {
+        [] => 10,
+        [flag, n] if flag == "--minutes" => n.parse().map_err(|_| format!("not a number: {n}"))?,
+        _ => return Err("usage: cargo xtask chaos [--minutes N]".into()),
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(minutes * 60);
+    let mut first = 0u64;
+    while std::time::Instant::now() < until {
+        let out = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+            .current_dir(root())
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "kafkawire-producer",
+                "--test",
+                "faults",
+                "seeded",
+            ])
+            .args(["--", "--nocapture"])
+            .env("KAFKAWIRE_CHAOS_FIRST_SEED", first.to_string())
+            .env("KAFKAWIRE_CHAOS_SCHEDULES", "1000")
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!("seeds {first}..{}: failed\n{text}", first + 1000));
+        }
+        for line in text.lines().filter(|l| l.starts_with("chaos:")) {
+            println!("seeds {first}..{}: {line}", first + 1000);
+        }
+        first += 1000;
+    }
+    Ok(())
 }
 
 fn import(dir: &Path) -> Result<(), String> {
