@@ -51,8 +51,12 @@ struct Pending {
     tx: oneshot::Sender<Result<Bytes>>,
     /// The writer has started writing the request: from then on the broker may act on it.
     written: bool,
-    /// Throttle time left when it was queued (it is held back that long before writing).
+    /// Throttle time left when it was queued (it is held back that long before writing), or
+    /// the time the writer waited for a throttle before it, if longer.
     held: Duration,
+    /// When its caller gives up (queued + timeout), and the timeout.
+    deadline: tokio::time::Instant,
+    timeout: Duration,
 }
 
 /// A frame for the writer; `id` is set when a response is expected, so a request whose caller
@@ -137,21 +141,34 @@ impl Shared {
         });
     }
 
-    /// Marks request `id` as being written; false when its caller has given up on it.
-    fn start_writing(&self, id: i32) -> bool {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        match p.get_mut(&id) {
-            Some(p) => {
-                p.written = true;
-                true
-            }
-            None => false,
+    /// Marks request `id` as being written (`waited`: how long the writer just waited for a
+    /// throttle); false when it must not be written: its caller has given up on it, or it was
+    /// held back by a throttle and less than half its timeout is left. Such a request stays
+    /// unsent and times out as throttled, leaving the connection open: written with a sliver
+    /// of its time left, it could hardly be answered in time, and the timeout of a written
+    /// request retires the connection.
+    fn start_writing(&self, id: i32, waited: Duration) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = pending.get_mut(&id) else {
+            return false;
+        };
+        p.held = p.held.max(waited);
+        let left = p
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        if !p.held.is_zero() && left < p.timeout / 2 {
+            return false;
         }
+        p.written = true;
+        true
     }
 }
 
-/// Removes a request from the waiting ones when its future is dropped before an answer (the
-/// caller gave up): a frame not yet written is then not written at all.
+/// Runs when a request's future is dropped before an answer (the caller gave up, e.g. under
+/// its own timeout or a `select!`): a frame not yet written is removed from the waiting ones
+/// and then not written at all. A frame already written stays registered, so that its answer,
+/// when it comes, is matched and discarded: removing it would make that answer name no waiting
+/// request, which retires the connection and fails every other request on it.
 struct Forget {
     shared: Arc<Shared>,
     id: i32,
@@ -159,7 +176,9 @@ struct Forget {
 
 impl Drop for Forget {
     fn drop(&mut self) {
-        if let Ok(mut p) = self.shared.pending.lock() {
+        if let Ok(mut p) = self.shared.pending.lock()
+            && p.get(&self.id).is_some_and(|w| !w.written)
+        {
             p.remove(&self.id);
         }
     }
@@ -364,19 +383,22 @@ impl Connection {
                 };
                 let Some(out) = out else { break };
                 let wait = s.throttle_remaining();
+                let mut waited = Duration::ZERO;
                 if !wait.is_zero() {
                     // KIP-219: the broker answered at once and now holds this connection's
                     // requests for the throttle time; waiting here keeps them from piling up
                     // (and timing out) in its socket buffer.
                     tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
+                        _ = tokio::time::sleep(wait) => waited = wait,
                         _ = retired(&mut stop) => break,
                     }
                 }
                 if let Some(id) = out.id
-                    && !s.start_writing(id)
+                    && !s.start_writing(id, waited)
                 {
-                    continue; // its caller gave up while it was held back: never sent
+                    // Its caller gave up while it was held back, or too little of its time
+                    // is left after the throttle: never sent.
+                    continue;
                 }
                 let written = tokio::select! {
                     w = wr.write_all(&out.frame) => w,
@@ -503,11 +525,13 @@ impl Connection {
         }
     }
 
+    /// Queues `req`; with `response_timeout`, registers it as waiting for a response for that
+    /// long.
     fn enqueue<R: Request>(
         &self,
         req: &R,
         version: i16,
-        expect_response: bool,
+        response_timeout: Option<Duration>,
     ) -> Result<Option<(i32, oneshot::Receiver<Result<Bytes>>)>> {
         let closed = || Error::ConnectionClosed {
             broker: self.broker().to_owned(),
@@ -523,7 +547,7 @@ impl Connection {
                 api: R::API_KEY,
                 source,
             })?;
-        let rx = if expect_response {
+        let rx = if let Some(timeout) = response_timeout {
             let (tx, rx) = oneshot::channel();
             let mut pending = self.shared.pending.lock().map_err(|_| closed())?;
             // Checked under the lock that `fail_all` takes: a request is either failed by it
@@ -538,6 +562,8 @@ impl Connection {
                     tx,
                     written: false,
                     held: self.shared.throttle_remaining(),
+                    deadline: tokio::time::Instant::now() + timeout,
+                    timeout,
                 },
             );
             Some((id, rx))
@@ -560,8 +586,9 @@ impl Connection {
     /// Queues `req` in `version` and returns a future of the raw response frame, failing with
     /// [`Error::Timeout`] after `timeout`. A request that was written and not answered in time
     /// retires the connection (it may be half-open, and later requests on it would wait the
-    /// same); one still held back by a throttle is dropped unsent and leaves the connection
-    /// open. Owns what it needs, so it can be awaited anywhere.
+    /// same); one still held back by a throttle (or held back so long that less than half its
+    /// timeout was left to write it in) is dropped unsent and leaves the connection open. Owns
+    /// what it needs, so it can be awaited anywhere.
     fn raw_request<R: Request>(
         &self,
         req: &R,
@@ -569,7 +596,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<impl std::future::Future<Output = Result<Bytes>> + Send + 'static> {
         let (id, mut rx) = self
-            .enqueue(req, version, true)?
+            .enqueue(req, version, Some(timeout))?
             .expect("response expected");
         let shared = self.shared.clone();
         let guard = Forget {
@@ -713,15 +740,17 @@ impl Connection {
     /// # Errors
     /// [`Error::ConnectionClosed`] and [`Error::Encode`].
     pub fn send_no_response<R: Request>(&self, req: &R, version: i16) -> Result<()> {
-        self.enqueue(req, version, false).map(|_| ())
+        self.enqueue(req, version, None).map(|_| ())
     }
 }
 
 impl Shared {
-    /// Hands a response frame to the request waiting for its correlation id. A frame too short
-    /// for a header, or naming no waiting request, means the stream cannot be trusted (requests
-    /// given up on are never written, and a timed-out written one retires the connection), so
-    /// it is an error that retires the connection.
+    /// Hands a response frame to the request waiting for its correlation id (a request whose
+    /// caller gave up after it was written is still registered; its answer is dropped here). A
+    /// frame too short for a header, or naming no registered request, means the stream cannot
+    /// be trusted (requests given up on before being written are never written, and a
+    /// timed-out written one retires the connection), so it is an error that retires the
+    /// connection.
     fn deliver(&self, frame: Bytes) -> std::result::Result<(), kafkawire_protocol::DecodeError> {
         let id = frame::peek_correlation_id(&frame)?;
         let pending = self.pending.lock().ok().and_then(|mut p| p.remove(&id));

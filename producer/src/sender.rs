@@ -79,6 +79,7 @@ fn dispatcher(
     let client = shared.client.clone();
     let acks = shared.config.acks;
     let request_timeout = shared.config.request_timeout;
+    let stopped = shared.stopped.subscribe();
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
             let fail = |batches, e| Completion {
@@ -120,8 +121,25 @@ fn dispatcher(
             match conn.send_ordered_within(&job.req, wait) {
                 Ok(response) => {
                     let done = done.clone();
+                    let mut stopped = stopped.clone();
                     tokio::spawn(async move {
-                        let result = response.await;
+                        let result = tokio::select! {
+                            r = response => r,
+                            _ = stopped.wait_for(|s| *s) => {
+                                // The producer was closed with this request in flight (close
+                                // timed out): settle its records now.
+                                let e = Error::ProducerClosed {
+                                    reason: Some(
+                                        "closed with the request in flight: the broker may still write these records"
+                                            .into(),
+                                    ),
+                                };
+                                for b in job.batches {
+                                    b.fail(&e);
+                                }
+                                return;
+                            }
+                        };
                         if matches!(result, Err(Error::Decode { .. })) {
                             // A response that does not decode: the stream is not trusted.
                             conn.retire();
@@ -598,10 +616,16 @@ fn on_error(
     let cfg = &shared.config;
     let now = Instant::now();
     batch.attempts += 1;
+    let code = e.code();
+    // A leader that timed out waiting for its replicas (acks=all) has the batch in its log.
+    let unknown = unknown
+        || matches!(
+            code,
+            Some(ErrorCode::REQUEST_TIMED_OUT | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND)
+        );
     if unknown {
         batch.maybe_written = true;
     }
-    let code = e.code();
     if code.is_some_and(is_fatal) {
         tracing::error!(error = %e, "producer fenced or not authorised: failing every record");
         shared.set_fatal(e.clone());

@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     /// Serialises the transactional calls.
     pub(crate) txn_calls: tokio::sync::Mutex<()>,
     refreshing: Arc<AtomicBool>,
+    /// Set when a close gave up: requests still in flight settle their records at once.
+    pub(crate) stopped: tokio::sync::watch::Sender<bool>,
     pub(crate) sender_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -127,6 +129,7 @@ impl Shared {
             txn: Mutex::new(TxnState::default()),
             txn_calls: tokio::sync::Mutex::new(()),
             refreshing: Arc::new(AtomicBool::new(false)),
+            stopped: tokio::sync::watch::Sender::new(false),
             sender_task: Mutex::new(None),
             config,
         }
@@ -637,6 +640,7 @@ impl Shared {
             if let Some(t) = self.sender_task.lock().ok().and_then(|mut t| t.take()) {
                 t.abort();
             }
+            self.stopped.send_replace(true);
             // Batches in flight are dropped with the sender: their futures resolve with
             // ProducerClosed when their senders drop. Nothing is left to wait for.
             self.outstanding.store(0, Ordering::SeqCst);

@@ -374,7 +374,17 @@ async fn seeded_fault_schedules_lose_nothing_duplicate_nothing_and_keep_order() 
     for chunk in seeds.chunks(8) {
         let runs: Vec<_> = chunk
             .iter()
-            .map(|&seed| tokio::spawn(async move { (seed, run_schedule(seed).await) }))
+            .map(|&seed| {
+                tokio::spawn(async move {
+                    // Whatever hangs (a send blocked on a full buffer, a close), the schedule
+                    // fails with its seed instead of hanging the suite.
+                    let run = tokio::time::timeout(Duration::from_secs(60), run_schedule(seed));
+                    match run.await {
+                        Ok(r) => (seed, r),
+                        Err(_) => panic!("seed {seed}: the schedule did not finish within 60 s"),
+                    }
+                })
+            })
             .collect();
         for r in runs {
             let (_, (n, f, stall)) = r
