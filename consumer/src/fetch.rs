@@ -307,11 +307,31 @@ async fn collect_round(c: &mut PartitionConsumer) -> Result<bool> {
     Ok(outdated)
 }
 
-async fn refresh_assigned(c: &PartitionConsumer) {
-    let mut topics: Vec<&str> = c.assigned.keys().map(|(t, _)| t.as_str()).collect();
-    topics.dedup();
-    if let Err(e) = c.client.refresh_metadata(&topics).await {
-        tracing::debug!(error = %e, "metadata refresh failed; will retry");
+/// How long a poll waits for the metadata refresh that follows a failed fetch before fetching
+/// again with the metadata it has. A quick answer gives the next fetch the new leaders; a refresh
+/// stuck on a silent connection (a half-open bootstrap connection fails only after the request
+/// timeout) goes on in the background instead of holding up a fetch that a new connection to the
+/// leader can answer at once: a blackhole costs one request timeout, not two.
+const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Refreshes the metadata of the assigned topics, waiting at most [`REFRESH_WAIT`] for it; a
+/// refresh still running from an earlier call is waited for instead of starting another.
+async fn refresh_assigned(c: &mut PartitionConsumer) {
+    if c.refreshing.as_ref().is_none_or(|h| h.is_finished()) {
+        let mut topics: Vec<String> = c.assigned.keys().map(|(t, _)| t.clone()).collect();
+        topics.dedup();
+        let client = c.client.clone();
+        c.refreshing = Some(tokio::spawn(async move {
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            if let Err(e) = client.refresh_metadata(&topics).await {
+                tracing::debug!(error = %e, "metadata refresh failed; will retry");
+            }
+        }));
+    }
+    if let Some(refresh) = c.refreshing.as_mut()
+        && tokio::time::timeout(REFRESH_WAIT, refresh).await.is_ok()
+    {
+        c.refreshing = None;
     }
 }
 

@@ -191,6 +191,9 @@ pub struct PartitionConsumer {
     in_flight: tokio::task::JoinSet<fetch::RoundResult>,
     /// Whether the round in flight lets the broker wait for data (`fetch_max_wait`).
     round_waits: bool,
+    /// The metadata refresh started after a failed fetch, while it runs (a poll waits for it
+    /// only briefly; see `fetch::refresh_assigned`).
+    refreshing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl PartitionConsumer {
@@ -205,6 +208,7 @@ impl PartitionConsumer {
             buffer: std::collections::VecDeque::new(),
             in_flight: tokio::task::JoinSet::new(),
             round_waits: true,
+            refreshing: None,
         }
     }
 

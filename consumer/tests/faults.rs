@@ -746,3 +746,211 @@ async fn a_coordinator_that_goes_down_is_found_again_and_the_membership_kept() {
     })
     .await;
 }
+
+// Blackholes through a `FaultProxy`: a connection that goes silent (half-open) mid-stream.
+// The blackholed connection stays silent forever (as a dead NAT entry), so the consumer must
+// notice the silence by the request timeout, drop the connection and read on over a new one.
+
+use kafkawire_client::BrokerAddressMap;
+use kafkawire_testkit::proxy::FaultProxy;
+
+/// The request timeout of the blackhole tests.
+const BLACKHOLE_REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the proxy stays blackholed.
+const BLACKHOLE_FOR: Duration = Duration::from_millis(300);
+/// Records per partition read through a blackhole by the group member.
+const BLACKHOLE_PER_PARTITION: i64 = 1_000;
+/// The longest pause in the records a blackhole may cause: the fetch caught in it fails after
+/// the request timeout, then the next one goes out at once over a new connection (after at most
+/// a brief wait for the metadata refresh, itself stuck on the blackholed bootstrap connection).
+/// Tighter than the request timeout + 1 s it must stay under: a poll that waited for that
+/// refresh to time out as well stalled for two request timeouts (about 1,010 ms).
+const BLACKHOLE_MAX_GAP: Duration = Duration::from_millis(900);
+
+/// A proxy in front of broker 0 (the only broker) and a client (request timeout 500 ms) that
+/// reaches the cluster only through it.
+async fn through_proxy(cluster: &MockCluster, seed: u64) -> (Arc<FaultProxy>, Client) {
+    let broker = cluster.broker_addr(0);
+    let proxy = FaultProxy::start(broker.as_str(), seed)
+        .await
+        .expect("proxy");
+    let mut map = BrokerAddressMap::default();
+    map.insert(&broker, &proxy.addr().to_string()).expect("map");
+    let mut c = ClientConfig::new(&proxy.addr().to_string());
+    c.address_map = map;
+    c.request_timeout = BLACKHOLE_REQUEST_TIMEOUT;
+    c.allow_auto_topic_creation = false;
+    let client = Client::connect(c).await.expect("connect through the proxy");
+    (Arc::new(proxy), client)
+}
+
+/// What a read through a blackhole saw: every record as (partition, offset, value), and when
+/// the blackhole ended.
+struct ThroughBlackhole {
+    got: Vec<(i32, i64, String)>,
+    /// Time from the last non-empty poll that ended before the blackhole was lifted to the
+    /// first non-empty poll after it.
+    gap: Duration,
+    /// Time from the end of the blackhole to the first non-empty poll after it.
+    recovery: Duration,
+    /// Records read before the blackhole started.
+    before: usize,
+}
+
+/// Polls `consumer` until `total` records arrived, blackholing `proxy` for [`BLACKHOLE_FOR`]
+/// once `blackhole_at` records were read.
+async fn read_through_blackhole(
+    consumer: &mut Consumer,
+    proxy: &Arc<FaultProxy>,
+    blackhole_at: usize,
+    total: usize,
+) -> ThroughBlackhole {
+    let mut got = Vec::new();
+    // When each poll that brought records ended.
+    let mut polls: Vec<Instant> = Vec::new();
+    let mut lifter = None;
+    let mut before = 0;
+    let start = Instant::now();
+    while got.len() < total {
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "read only {} of {total} records",
+            got.len()
+        );
+        if lifter.is_none() && got.len() >= blackhole_at {
+            before = got.len();
+            proxy.blackhole(true);
+            let p = proxy.clone();
+            lifter = Some(tokio::spawn(async move {
+                tokio::time::sleep(BLACKHOLE_FOR).await;
+                p.blackhole(false);
+                Instant::now()
+            }));
+        }
+        let n = got.len();
+        poll_into(consumer, &mut got).await;
+        if got.len() > n {
+            polls.push(Instant::now());
+        }
+    }
+    let lifted = lifter
+        .expect("the blackhole happened")
+        .await
+        .expect("lifter");
+    let last_before = polls
+        .iter()
+        .copied()
+        .rfind(|t| *t < lifted)
+        .expect("records before the blackhole ended");
+    let first_after = polls
+        .iter()
+        .copied()
+        .find(|t| *t >= lifted)
+        .expect("records after the blackhole ended");
+    ThroughBlackhole {
+        got,
+        gap: first_after - last_before,
+        recovery: first_after - lifted,
+        before,
+    }
+}
+
+#[tokio::test]
+async fn an_assigned_consumer_reads_on_after_a_blackhole_within_the_request_timeout() {
+    within(async {
+        let cluster = cluster(1, 1, N).await;
+        let (proxy, client) = through_proxy(&cluster, 21).await;
+        let mut consumer = assigned(&client, None).await;
+        let accepted = proxy.stats().accepted;
+        let r = read_through_blackhole(&mut consumer, &proxy, N as usize / 2, N as usize).await;
+        eprintln!(
+            "assigned: {} records before the blackhole; gap {:?}, recovered {:?} after it ended",
+            r.before, r.gap, r.recovery
+        );
+        assert!(r.before < N as usize, "the blackhole came mid-stream");
+        assert_exactly_once(&r.got, 0, N);
+        assert!(
+            r.gap < BLACKHOLE_MAX_GAP,
+            "records resumed {:?} after the last ones before the blackhole ended (at most \
+             {BLACKHOLE_MAX_GAP:?}: one request timeout and a reconnect)",
+            r.gap
+        );
+        assert!(
+            proxy.stats().accepted > accepted,
+            "the silent connection was replaced by a new one"
+        );
+        assert_eq!(consumer.position(TOPIC, 0), Some(N));
+        // Nothing more comes, late or repeated.
+        let mut more = Vec::new();
+        poll_into(&mut consumer, &mut more).await;
+        assert!(more.is_empty(), "read again: {:?}", more.first());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_group_member_reads_on_after_a_blackhole_and_keeps_its_membership() {
+    within(async {
+        let cluster = cluster(1, 2, BLACKHOLE_PER_PARTITION).await;
+        let coordinator = Coordinator::default();
+        coordinator.install(&cluster);
+        let (proxy, client) = through_proxy(&cluster, 22).await;
+        let listener = Recorder::default();
+        let mut consumer = Consumer::builder(&client)
+            .group_id(GROUP)
+            .subscribe([TOPIC])
+            .auto_offset_reset(OffsetReset::Earliest)
+            .enable_auto_commit(false)
+            .session_timeout(Duration::from_secs(10))
+            .heartbeat_interval(Duration::from_millis(50))
+            .partition_assignment_strategy(["range"])
+            .fetch_max_wait(Duration::from_millis(50))
+            .max_partition_fetch_bytes(4096)
+            .max_poll_records(150)
+            .rebalance_listener(listener.clone())
+            .build()
+            .await
+            .expect("build the member");
+        let total = 2 * BLACKHOLE_PER_PARTITION as usize;
+        let r = read_through_blackhole(&mut consumer, &proxy, total / 2, total).await;
+        eprintln!(
+            "group: {} records before the blackhole; gap {:?}, recovered {:?} after it ended",
+            r.before, r.gap, r.recovery
+        );
+        assert!(r.before < total, "the blackhole came mid-stream");
+        assert_exactly_once(&r.got, 0, BLACKHOLE_PER_PARTITION);
+        assert_exactly_once(&r.got, 1, BLACKHOLE_PER_PARTITION);
+        assert!(
+            r.gap < BLACKHOLE_MAX_GAP,
+            "records resumed {:?} after the last ones before the blackhole ended (at most \
+             {BLACKHOLE_MAX_GAP:?}: one request timeout and a reconnect)",
+            r.gap
+        );
+        // Heartbeats go on after the blackhole (over a new coordinator connection), and the
+        // member kept its generation and partitions.
+        let ok = coordinator.ok_on(0);
+        wait_until("heartbeats are answered after the blackhole", || {
+            coordinator.ok_on(0) >= ok + 3
+        })
+        .await;
+        {
+            let seen = listener.0.lock().unwrap();
+            assert!(
+                seen.revoked.is_empty() && seen.lost.is_empty(),
+                "no partition was revoked or lost: {seen:?}"
+            );
+            assert_eq!(seen.assigned, both(), "assigned once: {seen:?}");
+        }
+        assert_eq!(coordinator.joins(), 1, "no rejoin");
+        let m = consumer
+            .group_consumer()
+            .expect("a group member")
+            .membership();
+        assert_eq!((m.member_id.as_str(), m.generation_id), ("member-1", 1));
+        let mut more = Vec::new();
+        poll_into(&mut consumer, &mut more).await;
+        assert!(more.is_empty(), "read again: {:?}", more.first());
+        consumer.close().await.expect("close");
+    })
+    .await;
+}

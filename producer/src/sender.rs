@@ -35,9 +35,49 @@ struct Completion {
 #[derive(Default)]
 struct InFlight {
     per_broker: HashMap<i32, usize>,
-    /// Base sequences (or a placeholder when not idempotent) of batches in flight per partition.
-    per_partition: HashMap<TopicPartition, Vec<i32>>,
+    per_partition: HashMap<TopicPartition, PartitionFlight>,
     requests: usize,
+}
+
+/// The batches of one partition sent and not yet out of the window, in the order sent: base
+/// sequences (a placeholder without idempotence), each with whether its answer came. An entry
+/// leaves only once every batch sent before it has its answer too, so the window (at most five
+/// entries) counts every batch sent after the oldest one still waiting: if that one turns out
+/// to be of unknown outcome, at most four were written after it, and the broker's five-batch
+/// deduplication window still holds it for the retry (KIP-98).
+#[derive(Default)]
+struct PartitionFlight {
+    entries: std::collections::VecDeque<(i32, bool)>,
+}
+
+impl PartitionFlight {
+    fn push(&mut self, seq: i32) {
+        self.entries.push_back((seq, false));
+    }
+
+    /// The answer for the batch at `seq` came (or it went back to the queue).
+    fn complete(&mut self, seq: i32) {
+        if let Some(e) = self.entries.iter_mut().find(|(s, done)| *s == seq && !done) {
+            e.1 = true;
+        }
+        while self.entries.front().is_some_and(|(_, done)| *done) {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Batches sent whose answer has not come.
+    fn waiting(&self) -> impl Iterator<Item = i32> + '_ {
+        self.entries.iter().filter(|(_, d)| !d).map(|(s, _)| *s)
+    }
+}
+
+impl InFlight {
+    /// Whether a batch of `tp` is waiting for its answer.
+    fn busy(&self, tp: &TopicPartition) -> bool {
+        self.per_partition
+            .get(tp)
+            .is_some_and(|f| f.waiting().next().is_some())
+    }
 }
 
 /// Backoff before attempt `attempts + 1`: `base * 2^(attempts-1)`, capped, with ±20% jitter
@@ -174,12 +214,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if shared.is_fatal() {
             shared.fail_queued();
         } else if ids_retry.is_none_or(|(_, at)| Instant::now() >= at) {
-            let busy = |tp: &TopicPartition| {
-                inflight
-                    .per_partition
-                    .get(tp)
-                    .is_some_and(|v| !v.is_empty())
-            };
+            let busy = |tp: &TopicPartition| inflight.busy(tp);
             match shared.ensure_producer_id(busy).await {
                 Ok(()) => ids_retry = None,
                 Err(e) => {
@@ -299,10 +334,7 @@ fn collect(
             // its partition waits for an epoch bump (its answer decides what was written). A
             // new batch needs a sequence: a producer id, no gap in its partition, and no batch
             // of an older epoch in flight there.
-            let busy = inflight
-                .per_partition
-                .get(tp)
-                .is_some_and(|v| !v.is_empty());
+            let busy = inflight.busy(tp);
             let may_go = match front.base_sequence {
                 // A retry goes alone (in flight 1 for the partition until the retries are
                 // done, as the Java client does): batches written after one whose outcome is
@@ -314,7 +346,12 @@ fn collect(
                 continue;
             }
         }
-        if inflight.per_partition.get(tp).map_or(0, Vec::len) >= per_partition_limit {
+        if inflight
+            .per_partition
+            .get(tp)
+            .map_or(0, |f| f.entries.len())
+            >= per_partition_limit
+        {
             continue;
         }
         let leader = meta.partition(&tp.0, tp.1).map_or(-1, |p| p.leader);
@@ -361,10 +398,7 @@ fn collect(
         }
         let mut batch = q.pop_front().expect("front");
         if cfg.idempotent() && batch.base_sequence.is_none() {
-            let busy = inflight
-                .per_partition
-                .get(&tp)
-                .is_some_and(|v| !v.is_empty());
+            let busy = inflight.busy(&tp);
             match ids.assign(&tp, batch.records.len(), busy) {
                 Some((producer, seq)) => {
                     batch.producer = Some(producer);
@@ -509,10 +543,8 @@ fn settle(shared: &Shared, inflight: &mut InFlight, c: Completion) {
         inflight.requests = inflight.requests.saturating_sub(1);
     }
     for b in &c.batches {
-        if let Some(v) = inflight.per_partition.get_mut(&b.tp)
-            && let Some(i) = v.iter().position(|s| *s == b.base_sequence.unwrap_or(0))
-        {
-            v.remove(i);
+        if let Some(f) = inflight.per_partition.get_mut(&b.tp) {
+            f.complete(b.base_sequence.unwrap_or(0));
         }
     }
     let broker = shared
@@ -665,7 +697,7 @@ fn on_error(
         let earlier_pending = inflight
             .per_partition
             .get(&batch.tp)
-            .is_some_and(|v| v.iter().any(|s| seq_before(*s, seq)))
+            .is_some_and(|f| f.waiting().any(|s| seq_before(s, seq)))
             || shared.has_earlier_queued(&batch.tp, seq);
         // Sent behind batches not yet acknowledged, it may have overtaken one of them (on
         // another connection, after a reconnect): a race, not a gap. Sent with everything

@@ -107,6 +107,9 @@ fn check_invariants(cluster: &MockCluster, sent: usize, seed: u64) -> usize {
         for r in records {
             let i = index_of(r.value.as_deref().expect("value"));
             assert!(i < sent, "seed {seed}: unknown record {i}");
+            if seen[i] {
+                dump(cluster, p);
+            }
             assert!(
                 !seen[i],
                 "seed {seed}: record {i} stored twice (partition {p})"
@@ -336,8 +339,9 @@ async fn run_schedule(seed: u64) -> (usize, usize, Duration) {
     let producer = rig.producer(timeout, rng.gen_range(300..4_000));
     let n = rng.gen_range(200..600);
     let faults = schedule(&mut rng, brokers);
+    let plan = format!("seed {seed}: {brokers} brokers, {n} records, faults {faults:?}");
     if std::env::var("KAFKAWIRE_CHAOS_SEED").is_ok() {
-        eprintln!("seed {seed}: {brokers} brokers, {n} records, faults {faults:?}");
+        eprintln!("{plan}");
     }
     let count = faults.len();
     let sending = send_keyed(&producer, n, Duration::from_millis(rng.gen_range(0..8)));
@@ -350,7 +354,13 @@ async fn run_schedule(seed: u64) -> (usize, usize, Duration) {
         .await
         .unwrap_or_else(|_| panic!("seed {seed}: not settled {bound:?} after the faults ended"));
     let stall = faults_over.elapsed();
-    check_invariants(&rig.cluster, n, seed);
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_invariants(&rig.cluster, n, seed)
+    }));
+    if let Err(e) = checked {
+        eprintln!("{plan}");
+        std::panic::resume_unwind(e);
+    }
     producer
         .close(Duration::from_secs(1))
         .await
