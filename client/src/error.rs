@@ -213,6 +213,27 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+        /// The TLS handshake with a broker failed: its certificate is not signed by a trusted root,
+    /// names another host, has expired, the broker speaks plaintext, or it wants a client
+    /// certificate. Not retriable: the configuration (or the broker's) must change.
+    #[error("TLS with broker {broker} failed: {reason}")]
+    Tls {
+        /// The broker's address.
+        broker: String,
+        /// What failed, in plain words.
+        reason: String,
+    },
+    /// SASL authentication with a broker failed: the mechanism is not enabled there, the
+    /// credentials are wrong, or a re-authentication was refused. Not retriable.
+    #[error("SASL {mechanism} authentication with broker {broker} failed: {reason}")]
+    Authentication {
+        /// The broker's address.
+        broker: String,
+        /// The mechanism.
+        mechanism: String,
+        /// What failed (never a secret).
+        reason: String,
+    },
     /// An operation with a deadline (a producer's `flush`) did not finish in time; what it
     /// waited for goes on.
     #[error(
@@ -368,7 +389,20 @@ impl Clone for Error {
                 group: group.clone(),
                 reason: reason.clone(),
             },
-            Error::Config(s) => Error::Config(s.clone()),
+                        Error::Config(s) => Error::Config(s.clone()),
+            Error::Tls { broker, reason } => Error::Tls {
+                broker: broker.clone(),
+                reason: reason.clone(),
+            },
+            Error::Authentication {
+                broker,
+                mechanism,
+                reason,
+            } => Error::Authentication {
+                broker: broker.clone(),
+                mechanism: mechanism.clone(),
+                reason: reason.clone(),
+            },
             Error::Incomplete {
                 operation,
                 timeout_ms,
@@ -406,7 +440,9 @@ impl Error {
             | Error::CorruptRecord { .. }
             | Error::RecordTooLarge { .. }
             | Error::ProducerClosed { .. }
-            | Error::TransactionState(_)
+                        | Error::TransactionState(_)
+            | Error::Tls { .. }
+            | Error::Authentication { .. }
             | Error::Config(_) => false,
         }
     }
@@ -450,7 +486,9 @@ impl Error {
             Error::Io { broker, .. }
             | Error::ConnectionClosed { broker, .. }
             | Error::Timeout { broker, .. }
-            | Error::Decode { broker, .. }
+                        | Error::Decode { broker, .. }
+            | Error::Tls { broker, .. }
+            | Error::Authentication { broker, .. }
             | Error::UnsupportedVersion { broker, .. } => Some(broker),
             Error::Broker { broker, .. } => broker.as_deref(),
             Error::AdvertisedListenerUnreachable { advertised, .. } => Some(advertised),

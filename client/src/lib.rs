@@ -23,6 +23,10 @@ mod connection;
 mod error;
 mod groups;
 mod metadata;
+pub mod sasl;
+mod security;
+pub mod tls;
+
 
 pub use address_map::{BrokerAddressMap, Resolver};
 pub use admin::{Admin, NewTopic, offset_spec};
@@ -31,3 +35,6 @@ pub use connection::{Connection, ConnectionConfig};
 pub use error::{Error, Result};
 pub use groups::{GroupDescription, GroupListing, GroupMember, GroupMembership, OffsetToCommit};
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use sasl::{OAuthToken, SaslConfig, SaslMechanism, TokenProvider};
+pub use security::{Secret, SecurityConfig, SecurityProtocol};
+pub use tls::{ClientCertificate, PemSource, TlsConfig, TrustRoots};
