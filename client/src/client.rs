@@ -12,6 +12,7 @@ use crate::address_map::BrokerAddressMap;
 use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{Error, Result};
 use crate::metadata::ClusterMetadata;
+use crate::security::SecurityConfig;
 
 /// Settings of a [`Client`]. Defaults follow the Java client.
 #[derive(Debug, Clone)]
@@ -41,9 +42,11 @@ pub struct ClientConfig {
     pub address_map: BrokerAddressMap,
     /// Largest response frame accepted, in bytes (default 100 MiB).
     pub max_frame_size: usize,
-    /// Whether Metadata requests may create missing topics (broker's `auto.create.topics.enable`
+        /// Whether Metadata requests may create missing topics (broker's `auto.create.topics.enable`
     /// must allow it too). Default true, as in the Java client.
     pub allow_auto_topic_creation: bool,
+    /// TLS and SASL (`security.protocol` and the `ssl.*`/`sasl.*` settings); default plaintext.
+    pub security: SecurityConfig,
 }
 
 impl Default for ClientConfig {
@@ -59,7 +62,8 @@ impl Default for ClientConfig {
             metadata_max_age: Duration::from_secs(300),
             address_map: BrokerAddressMap::default(),
             max_frame_size: kafkawire_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
-            allow_auto_topic_creation: true,
+                        allow_auto_topic_creation: true,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -130,9 +134,10 @@ impl Client {
     /// [`Error::Config`] for an empty bootstrap list, [`Error::NoBrokerReachable`] naming each
     /// address tried and why it failed.
     pub async fn connect(config: ClientConfig) -> Result<Client> {
-        if config.bootstrap.is_empty() {
+                if config.bootstrap.is_empty() {
             return Err(Error::Config("the bootstrap list is empty".into()));
         }
+        config.security.validate()?;
         let client = Client {
             inner: Arc::new(Inner {
                 config,
