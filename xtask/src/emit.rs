@@ -28,6 +28,13 @@ pub(crate) fn snake(name: &str) -> String {
     out
 }
 
+/// Fields that carry credentials: (struct, field). Their structs get a `Debug` that prints only
+/// the length, so a logged request or response never shows a password or token.
+const SENSITIVE: &[(&str, &str)] = &[
+    ("SaslAuthenticateRequest", "AuthBytes"),
+    ("SaslAuthenticateResponse", "AuthBytes"),
+];
+
 fn ident(name: &str) -> String {
     let s = snake(name);
     match s.as_str() {
@@ -377,8 +384,17 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     } else {
         format!("/// `{sname}`, part of `{}`.\n", msg.name)
     };
-    o.push_str(&doc);
-    o.push_str("#[derive(Debug, Clone, PartialEq)]\npub struct ");
+        o.push_str(&doc);
+    let sensitive: Vec<&str> = SENSITIVE
+        .iter()
+        .filter(|(s, _)| *s == sname)
+        .map(|(_, f)| *f)
+        .collect();
+    if sensitive.is_empty() {
+        o.push_str("#[derive(Debug, Clone, PartialEq)]\npub struct ");
+    } else {
+        o.push_str("#[derive(Clone, PartialEq)]\npub struct ");
+    }
     o.push_str(sname);
     o.push_str(" {\n");
     for f in fields {
@@ -395,8 +411,27 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
         let _ = writeln!(o, "    /// `{}`: {}.", f.name, notes.join(", "));
         let _ = writeln!(o, "    pub {}: {},", ident(&f.name), rust_ty(f));
     }
-    o.push_str("    /// Tagged fields this code does not know, kept so that re-encoding writes them back.\n");
+        o.push_str("    /// Tagged fields this code does not know, kept so that re-encoding writes them back.\n");
     o.push_str("    pub unknown_tagged_fields: Vec<RawTaggedField>,\n}\n\n");
+    if !sensitive.is_empty() {
+        // Credentials (SASL tokens, passwords) never reach logs through `{:?}`.
+        let _ = writeln!(
+            o,
+            "impl std::fmt::Debug for {sname} {{\n    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{\n        f.debug_struct({sname:?})"
+        );
+        for fl in fields {
+            let id = ident(&fl.name);
+            if sensitive.contains(&fl.name.as_str()) {
+                let _ = writeln!(
+                    o,
+                    "            .field({id:?}, &format_args!(\"[redacted, {{}} bytes]\", self.{id}.len()))"
+                );
+            } else {
+                let _ = writeln!(o, "            .field({id:?}, &self.{id})");
+            }
+        }
+        o.push_str("            .field(\"unknown_tagged_fields\", &self.unknown_tagged_fields)\n            .finish()\n    }\n}\n\n");
+    }
 
     // Default
     let _ = writeln!(

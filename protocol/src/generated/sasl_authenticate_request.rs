@@ -13,12 +13,24 @@ use crate::messages::{Decodable, Encodable, Message};
 use crate::primitives::*;
 
 /// `SaslAuthenticateRequest` (API key 36): versions 0-2, flexible versions 2+.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SaslAuthenticateRequest {
     /// `AuthBytes`: versions 0+.
     pub auth_bytes: Bytes,
     /// Tagged fields this code does not know, kept so that re-encoding writes them back.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
+}
+
+impl std::fmt::Debug for SaslAuthenticateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslAuthenticateRequest")
+            .field(
+                "auth_bytes",
+                &format_args!("[redacted, {} bytes]", self.auth_bytes.len()),
+            )
+            .field("unknown_tagged_fields", &self.unknown_tagged_fields)
+            .finish()
+    }
 }
 
 impl Default for SaslAuthenticateRequest {

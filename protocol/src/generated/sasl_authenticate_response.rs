@@ -13,7 +13,7 @@ use crate::messages::{Decodable, Encodable, Message};
 use crate::primitives::*;
 
 /// `SaslAuthenticateResponse` (API key 36): versions 0-2, flexible versions 2+.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SaslAuthenticateResponse {
     /// `ErrorCode`: versions 0+.
     pub error_code: i16,
@@ -25,6 +25,21 @@ pub struct SaslAuthenticateResponse {
     pub session_lifetime_ms: i64,
     /// Tagged fields this code does not know, kept so that re-encoding writes them back.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
+}
+
+impl std::fmt::Debug for SaslAuthenticateResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslAuthenticateResponse")
+            .field("error_code", &self.error_code)
+            .field("error_message", &self.error_message)
+            .field(
+                "auth_bytes",
+                &format_args!("[redacted, {} bytes]", self.auth_bytes.len()),
+            )
+            .field("session_lifetime_ms", &self.session_lifetime_ms)
+            .field("unknown_tagged_fields", &self.unknown_tagged_fields)
+            .finish()
+    }
 }
 
 impl Default for SaslAuthenticateResponse {
