@@ -13,6 +13,7 @@ use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{Error, Result};
 use crate::metadata::ClusterMetadata;
 use crate::security::SecurityConfig;
+use crate::tls::{self, TlsConnector};
 
 /// Settings of a [`Client`]. Defaults follow the Java client.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub struct ClientConfig {
     pub address_map: BrokerAddressMap,
     /// Largest response frame accepted, in bytes (default 100 MiB).
     pub max_frame_size: usize,
-        /// Whether Metadata requests may create missing topics (broker's `auto.create.topics.enable`
+    /// Whether Metadata requests may create missing topics (broker's `auto.create.topics.enable`
     /// must allow it too). Default true, as in the Java client.
     pub allow_auto_topic_creation: bool,
     /// TLS and SASL (`security.protocol` and the `ssl.*`/`sasl.*` settings); default plaintext.
@@ -62,7 +63,7 @@ impl Default for ClientConfig {
             metadata_max_age: Duration::from_secs(300),
             address_map: BrokerAddressMap::default(),
             max_frame_size: kafkawire_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
-                        allow_auto_topic_creation: true,
+            allow_auto_topic_creation: true,
             security: SecurityConfig::default(),
         }
     }
@@ -101,6 +102,9 @@ struct Inner {
     /// an unreachable broker delays no traffic to the others.
     brokers: std::sync::Mutex<HashMap<i32, Arc<tokio::sync::Mutex<BrokerSlot>>>>,
     metadata: RwLock<Arc<ClusterMetadata>>,
+    /// The TLS connector of every connection, built once from `config.security.tls` when the
+    /// security protocol uses TLS.
+    tls: Option<TlsConnector>,
 }
 
 /// A handle on a Kafka cluster: clone it freely, all clones share connections and metadata.
@@ -131,15 +135,22 @@ impl Client {
     /// broker list. Starts a background metadata refresh every `metadata_max_age`.
     ///
     /// # Errors
-    /// [`Error::Config`] for an empty bootstrap list, [`Error::NoBrokerReachable`] naming each
-    /// address tried and why it failed.
+    /// [`Error::Config`] for an empty bootstrap list or TLS settings that cannot be loaded (a
+    /// CA or key file), [`Error::Tls`] when a bootstrap broker failed the TLS handshake (or
+    /// speaks TLS to a plaintext client) and none answered, [`Error::NoBrokerReachable`]
+    /// naming each address tried and why it failed.
     pub async fn connect(config: ClientConfig) -> Result<Client> {
-                if config.bootstrap.is_empty() {
+        if config.bootstrap.is_empty() {
             return Err(Error::Config("the bootstrap list is empty".into()));
         }
         config.security.validate()?;
+        let tls = match config.security.protocol.uses_tls() {
+            true => Some(TlsConnector::new(&config.security.tls)?),
+            false => None,
+        };
         let client = Client {
             inner: Arc::new(Inner {
+                tls,
                 config,
                 bootstrap: tokio::sync::Mutex::new(None),
                 bootstrap_addr: RwLock::new(None),
@@ -176,6 +187,16 @@ impl Client {
         }
     }
 
+    /// The settings of a connection whose broker's certificate must name `server_name` (the
+    /// advertised host, or the bootstrap host as configured).
+    fn connection_config(&self, server_name: &str) -> ConnectionConfig {
+        ConnectionConfig {
+            tls: self.inner.tls.clone(),
+            server_name: Some(server_name.to_owned()),
+            ..self.inner.config.connection_config()
+        }
+    }
+
     async fn bootstrap_connection(&self) -> Result<Arc<Connection>> {
         let mut guard = self.inner.bootstrap.lock().await;
         if let Some((_, c)) = guard.as_ref()
@@ -184,10 +205,11 @@ impl Client {
             return Ok(c.clone());
         }
         let mut attempts = Vec::new();
+        let mut tls_failure = None;
         for addr in &self.inner.config.bootstrap {
             match Connection::connect(
                 addr,
-                self.inner.config.connection_config(),
+                self.connection_config(tls::host_of(addr)),
                 self.inner.config.connection_setup_timeout,
             )
             .await
@@ -203,8 +225,16 @@ impl Client {
                 Err(e) => {
                     tracing::debug!(%addr, error = %e, "bootstrap address failed");
                     attempts.push((addr.clone(), e.to_string()));
+                    if matches!(e, Error::Tls { .. }) && tls_failure.is_none() {
+                        tls_failure = Some(e);
+                    }
                 }
             }
+        }
+        // A TLS failure is a setting to fix (trust roots, security protocol, client
+        // certificate), not an outage: it is reported as itself, not retriable.
+        if let Some(e) = tls_failure {
+            return Err(e);
         }
         Err(Error::NoBrokerReachable { attempts })
     }
@@ -239,7 +269,7 @@ impl Client {
             let target = self.inner.config.address_map.resolve(&b.address());
             let setup = self.inner.config.connection_setup_timeout;
             if let Ok(c) =
-                Connection::connect(&target, self.inner.config.connection_config(), setup).await
+                Connection::connect(&target, self.connection_config(&b.host), setup).await
             {
                 let c = Arc::new(c);
                 g.conn = Some(c.clone());
@@ -523,14 +553,10 @@ impl Client {
         };
         let advertised = b.address();
         let target = self.inner.config.address_map.resolve(&advertised);
-        match Connection::connect(
-            &target,
-            self.inner.config.connection_config(),
-            setup_timeout,
-        )
-        .await
-        {
+        match Connection::connect(&target, self.connection_config(&b.host), setup_timeout).await {
             Ok(c) => Ok(c),
+            // A TLS failure is a setting to fix, never the advertised-listener trap.
+            Err(e @ Error::Tls { .. }) => Err(e),
             Err(e) if diagnose == Diagnose::Never => Err(e),
             Err(e) => Err(self
                 .diagnose(

@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
+use crate::tls::{self, TlsConnector};
 
 /// Settings of one connection.
 #[derive(Debug, Clone)]
@@ -33,6 +34,15 @@ pub struct ConnectionConfig {
     pub max_frame_size: usize,
     /// Client software name and version sent in ApiVersions v3+ (KIP-511).
     pub software: (String, String),
+    /// TLS: when set, [`Connection::connect`] runs a TLS handshake after the TCP connect
+    /// (`security.protocol` SSL or SASL_SSL). A [`crate::Client`] builds one connector and
+    /// passes it to every connection.
+    pub tls: Option<TlsConnector>,
+    /// The name the broker's certificate is verified against (and sent as SNI): the broker's
+    /// advertised host, or the bootstrap host as configured, also when the address dialled is
+    /// another (a [`crate::BrokerAddressMap`] entry). `None`: the host part of the address
+    /// dialled. Unused without [`tls`](Self::tls).
+    pub server_name: Option<String>,
 }
 
 impl Default for ConnectionConfig {
@@ -42,6 +52,8 @@ impl Default for ConnectionConfig {
             request_timeout: Duration::from_secs(30),
             max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
             software: ("kafkawire".into(), env!("CARGO_PKG_VERSION").into()),
+            tls: None,
+            server_name: None,
         }
     }
 }
@@ -235,14 +247,112 @@ fn set_keepalive(stream: &tokio::net::TcpStream) {
     }
 }
 
+/// A plaintext stream that keeps the first bytes the broker sends, so a failed ApiVersions
+/// handshake can tell a TLS listener (it answers a Kafka request with a TLS alert record) from
+/// other failures.
+struct FirstBytes<S> {
+    inner: S,
+    seen: Arc<Mutex<Vec<u8>>>,
+    done: bool,
+}
+
+/// What a [`FirstBytes`] stream saw.
+struct SeenBytes(Arc<Mutex<Vec<u8>>>);
+
+impl<S> FirstBytes<S> {
+    const KEEP: usize = 3;
+
+    fn new(inner: S) -> (FirstBytes<S>, SeenBytes) {
+        let seen = Arc::new(Mutex::new(Vec::with_capacity(Self::KEEP)));
+        let s = FirstBytes {
+            inner,
+            seen: seen.clone(),
+            done: false,
+        };
+        (s, SeenBytes(seen))
+    }
+}
+
+impl SeenBytes {
+    /// Whether the first bytes are a TLS record header: content type alert (21) or handshake
+    /// (22), then major version 3. A Kafka response starts with its length, which would be
+    /// over 350 MB here.
+    fn looks_like_tls(&self) -> bool {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(seen.as_slice(), [0x15 | 0x16, 0x03, ..])
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if !self.done && r.is_ready() {
+            let new = &buf.filled()[before..];
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let take = (Self::KEEP - seen.len()).min(new.len());
+            seen.extend_from_slice(&new[..take]);
+            let full = seen.len() >= Self::KEEP || new.is_empty();
+            drop(seen);
+            self.done = full;
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 impl Connection {
-    /// Opens a TCP connection to `addr` (`host:port`) and runs the ApiVersions handshake, the
-    /// whole setup bounded by `setup_timeout` (Java's `socket.connection.setup.timeout.ms`).
-    /// TCP_NODELAY and TCP keepalive are turned on.
+    /// Opens a TCP connection to `addr` (`host:port`), runs the TLS handshake when
+    /// [`ConnectionConfig::tls`] is set (verifying the broker's certificate against
+    /// [`ConnectionConfig::server_name`]), then the ApiVersions handshake, the whole setup
+    /// bounded by `setup_timeout` (Java's `socket.connection.setup.timeout.ms`). TCP_NODELAY
+    /// and TCP keepalive are turned on.
     ///
     /// # Errors
     /// [`Error::Io`] if the address cannot be resolved or connected, or the setup does not
-    /// finish within `setup_timeout` (kind `TimedOut`); handshake errors as in
+    /// finish within `setup_timeout` (kind `TimedOut`); [`Error::Tls`] (not retriable) when the
+    /// TLS handshake fails, when a TLS broker rejects the connection right after it (a missing
+    /// client certificate), and, without TLS, when the broker answers with TLS (a TLS
+    /// listener: `security.protocol` SSL is needed); handshake errors as in
     /// [`Connection::handshake`].
     pub async fn connect(
         addr: &str,
@@ -253,19 +363,65 @@ impl Connection {
             broker: addr.to_owned(),
             source,
         };
+        // How far the setup got, for the timeout's message: 0 TCP, 1 TLS, 2 ApiVersions.
+        let stage = std::sync::atomic::AtomicU8::new(0);
+        let tls = config.tls.is_some();
         let setup = async {
             let stream = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
             let _ = stream.set_nodelay(true);
             set_keepalive(&stream);
-            Connection::handshake(stream, addr, config).await
+            match config.tls.clone() {
+                Some(connector) => {
+                    stage.store(1, Ordering::Relaxed);
+                    let name = config
+                        .server_name
+                        .clone()
+                        .unwrap_or_else(|| tls::host_of(addr).to_owned());
+                    let stream = connector.connect(stream, &name, addr).await?;
+                    let watch = stream.watch();
+                    stage.store(2, Ordering::Relaxed);
+                    Connection::handshake(stream, addr, config)
+                        .await
+                        .map_err(|e| watch.explain(e))
+                }
+                None => {
+                    stage.store(2, Ordering::Relaxed);
+                    let (stream, first) = FirstBytes::new(stream);
+                    Connection::handshake(stream, addr, config)
+                        .await
+                        .map_err(|e| match first.looks_like_tls() {
+                            true => Error::Tls {
+                                broker: addr.to_owned(),
+                                reason: "the broker speaks TLS on this port (it answered with a \
+                                    TLS record); set security.protocol SSL (or SASL_SSL), or use \
+                                    the broker's PLAINTEXT listener"
+                                    .into(),
+                            },
+                            false => e,
+                        })
+                }
+            }
         };
         tokio::time::timeout(setup_timeout, setup)
             .await
             .map_err(|_| {
+                let (what, stuck) = match (tls, stage.load(Ordering::Relaxed)) {
+                    (false, 0) => ("TCP connect and ApiVersions", "the TCP connect"),
+                    (false, _) => ("TCP connect and ApiVersions", "ApiVersions"),
+                    (true, 0) => (
+                        "TCP connect, TLS handshake and ApiVersions",
+                        "the TCP connect",
+                    ),
+                    (true, 1) => (
+                        "TCP connect, TLS handshake and ApiVersions",
+                        "the TLS handshake; does the broker speak TLS on this port?",
+                    ),
+                    (true, _) => ("TCP connect, TLS handshake and ApiVersions", "ApiVersions"),
+                };
                 io(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
-                        "connection setup (TCP connect and ApiVersions) did not finish within {} ms",
+                        "connection setup ({what}) did not finish within {} ms (stuck in {stuck})",
                         setup_timeout.as_millis()
                     ),
                 ))

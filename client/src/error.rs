@@ -213,7 +213,7 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
-        /// The TLS handshake with a broker failed: its certificate is not signed by a trusted root,
+    /// The TLS handshake with a broker failed: its certificate is not signed by a trusted root,
     /// names another host, has expired, the broker speaks plaintext, or it wants a client
     /// certificate. Not retriable: the configuration (or the broker's) must change.
     #[error("TLS with broker {broker} failed: {reason}")]
@@ -389,7 +389,7 @@ impl Clone for Error {
                 group: group.clone(),
                 reason: reason.clone(),
             },
-                        Error::Config(s) => Error::Config(s.clone()),
+            Error::Config(s) => Error::Config(s.clone()),
             Error::Tls { broker, reason } => Error::Tls {
                 broker: broker.clone(),
                 reason: reason.clone(),
@@ -440,7 +440,7 @@ impl Error {
             | Error::CorruptRecord { .. }
             | Error::RecordTooLarge { .. }
             | Error::ProducerClosed { .. }
-                        | Error::TransactionState(_)
+            | Error::TransactionState(_)
             | Error::Tls { .. }
             | Error::Authentication { .. }
             | Error::Config(_) => false,
@@ -486,7 +486,7 @@ impl Error {
             Error::Io { broker, .. }
             | Error::ConnectionClosed { broker, .. }
             | Error::Timeout { broker, .. }
-                        | Error::Decode { broker, .. }
+            | Error::Decode { broker, .. }
             | Error::Tls { broker, .. }
             | Error::Authentication { broker, .. }
             | Error::UnsupportedVersion { broker, .. } => Some(broker),

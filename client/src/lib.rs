@@ -18,6 +18,7 @@
 
 mod address_map;
 mod admin;
+mod authenticate;
 mod client;
 mod connection;
 mod error;
@@ -27,7 +28,6 @@ pub mod sasl;
 mod security;
 pub mod tls;
 
-
 pub use address_map::{BrokerAddressMap, Resolver};
 pub use admin::{Admin, NewTopic, offset_spec};
 pub use client::{Client, ClientConfig};
@@ -35,6 +35,9 @@ pub use connection::{Connection, ConnectionConfig};
 pub use error::{Error, Result};
 pub use groups::{GroupDescription, GroupListing, GroupMember, GroupMembership, OffsetToCommit};
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
-pub use sasl::{OAuthToken, SaslConfig, SaslMechanism, TokenProvider};
+pub use sasl::{
+    OAuthToken, RefreshingTokenProvider, SaslConfig, SaslMechanism, TokenProvider,
+    UnsecuredJwsProvider,
+};
 pub use security::{Secret, SecurityConfig, SecurityProtocol};
 pub use tls::{ClientCertificate, PemSource, TlsConfig, TrustRoots};

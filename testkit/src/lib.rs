@@ -6,12 +6,16 @@
 //! - [`proxy`]: [`FaultProxy`], a seeded TCP proxy that injects network faults (cuts after N
 //!   bytes, blackhole, latency, refused connections, broker restarts) between a client and a
 //!   broker.
+//! - [`tls_proxy`]: [`TlsProxy`], TLS (rustls) in front of a plaintext broker, and [`TestPki`],
+//!   test certificates made with rcgen (CA, server, expired, wrong name, client).
 #![warn(missing_docs)]
 
 pub mod mock;
 pub mod proxy;
 pub mod tansu;
+pub mod tls_proxy;
 
 pub use mock::{Action, MockBroker, MockCluster, Reply, RequestRecord, ScriptedRequest};
 pub use proxy::{Direction, FaultProxy, ProxyStats};
 pub use tansu::{TansuBroker, TansuError};
+pub use tls_proxy::{Identity, TestPki, TlsProxy, TlsProxyConfig, TlsProxyStats};

@@ -70,10 +70,53 @@
 //! Not modelled: replication/followers, transactions and transaction markers, transactional
 //! state in the producer checks (a transactional batch is checked like an idempotent one),
 //! producer state expiry, group membership (JoinGroup, SyncGroup, Heartbeat... get default
-//! responses), quotas, ACLs, configs, SASL, TLS, compression (batches are opaque),
+//! responses), quotas, ACLs, configs, TLS, compression (batches are opaque),
 //! log-append-time timestamps, the last stable offset (always the high watermark), fetch
 //! sessions, record-level validation (no CRC check). Metadata always lists every broker, even a
 //! stopped one.
+//!
+//! # SASL
+//!
+//! Off by default (a `PLAINTEXT` listener: SaslHandshake and SaslAuthenticate get default
+//! responses). [`MockCluster::enable_sasl`] with a [`SaslServerConfig`] makes every broker a
+//! `SASL_PLAINTEXT` listener, for the connections accepted from then on (open ones keep what
+//! they had; [`MockCluster::disable_sasl`] likewise). As Kafka's `SaslServerAuthenticator`:
+//!
+//! - A new connection may send one ApiVersions (answers with `UNSUPPORTED_VERSION`, KIP-511,
+//!   or a scripted error code do not count), then SaslHandshake v1 naming an enabled mechanism
+//!   (else `UNSUPPORTED_SASL_MECHANISM` (33) listing the enabled ones, and the connection
+//!   closes), then SaslAuthenticate (v0-2) requests carrying the mechanism's tokens. Any other
+//!   request before the exchange completes closes the connection without an answer (as does
+//!   SaslHandshake v0: raw tokens without SaslAuthenticate framing are not modelled).
+//! - A failed authentication is answered with `SASL_AUTHENTICATION_FAILED` (58) and Kafka's
+//!   message (e.g. `Authentication failed: Invalid username or password`; never a password or
+//!   token), then the connection closes.
+//! - Success counts in [`MockCluster::authentications`] / [`MockBroker::authentications`] and
+//!   returns `session_lifetime_ms` (v1+): [`SaslServerConfig::session_lifetime`], for
+//!   OAUTHBEARER at most the token's remaining lifetime (KIP-368). Once it has run out, the next
+//!   request other than SaslHandshake closes the connection. A SaslHandshake on an
+//!   authenticated connection starts a re-authentication, which must use the same mechanism and
+//!   end with the same principal (else 58 and closed); it resets the session clock. Requests
+//!   keep being answered in order throughout. SaslAuthenticate outside an exchange gets
+//!   `ILLEGAL_SASL_STATE` (34).
+//! - Mechanisms: **PLAIN** (RFC 4616 `authzid NUL user NUL password` against
+//!   [`SaslServerConfig::users`]); **SCRAM-SHA-256** and **SCRAM-SHA-512** (the server of the
+//!   `rsasl` crate, an implementation independent of kafkawire's client, with a random salt per
+//!   user and [`SaslServerConfig::scram_iterations`]; an unknown user fails at the last step, as
+//!   RFC 5802 suggests); **OAUTHBEARER** (RFC 7628: `n,,^Aauth=Bearer <token>^Akey=value^A^A`;
+//!   the token must be an unsecured JWS, header `{"alg":"none"}`, whose payload has a string
+//!   `sub` (the principal) and an `exp` in the future; the extensions are recorded for
+//!   [`MockCluster::oauth_extensions`]; a bad token gets the error challenge
+//!   `{"status":"invalid_token"}` in a successful response, and the client's `%x01` answer then
+//!   gets 58).
+//! - Scripted actions apply to SaslHandshake and SaslAuthenticate as to any API, after the
+//!   state checks above: an injected error code is answered, then the connection closes;
+//!   `Respond`, `NoResponse` and `DropConnection` leave the SASL state as it was.
+//!
+//! Not modelled for SASL: GSSAPI (it may be listed as enabled; choosing it fails), TLS
+//! (`SASL_SSL`), delegation tokens, the one-second minimum between re-authentications, the delay
+//! before closing after a failed authentication, and connections closed by the broker at expiry
+//! without a request.
 //!
 //! # Scripting
 //!
@@ -115,9 +158,13 @@ use kafkawire_protocol::records::RecordSet;
 use kafkawire_protocol::{DecodeError, DecodeErrorKind, ErrorCode, Reader, Uuid};
 use tokio::net::TcpListener;
 
+mod broker;
 mod handlers;
 mod model;
+mod sasl;
 mod server;
+
+pub use sasl::{SASL_MECHANISMS, SaslServerConfig};
 
 use model::State;
 use server::Shared;
@@ -679,262 +726,5 @@ impl fmt::Debug for MockCluster {
     }
 }
 
-impl MockBroker {
-    /// Its node id.
-    pub fn id(&self) -> i32 {
-        self.id
-    }
-
-    /// Its listener address, `"127.0.0.1:port"` (kept across [`stop`](Self::stop) and
-    /// [`restart`](Self::restart)).
-    pub fn addr(&self) -> String {
-        self.socket_addr().to_string()
-    }
-
-    /// Its listener address.
-    pub fn socket_addr(&self) -> SocketAddr {
-        self.shared.runtime(self.id).addr
-    }
-
-    /// Queues `action` for the next request of `key` on this broker only (taken before the
-    /// cluster-wide queue of [`MockCluster::script`]).
-    pub fn script(&self, key: ApiKey, action: Action) {
-        self.shared.push_script(Some(self.id), key, action);
-    }
-
-    /// How many connections it has accepted in total.
-    pub fn connections(&self) -> usize {
-        self.shared
-            .with(|s| s.brokers.get(self.id as usize).map_or(0, |b| b.accepted))
-    }
-
-    /// How many of its connections are open now.
-    pub fn open_connections(&self) -> usize {
-        self.shared
-            .with(|s| s.brokers.get(self.id as usize).map_or(0, |b| b.open))
-    }
-
-    /// Closes every open connection (the listener keeps accepting new ones). A request being
-    /// processed is abandoned without a response.
-    pub fn drop_connections(&self) {
-        self.shared.runtime(self.id).kill.send_modify(|g| *g += 1);
-    }
-
-    /// Stops the broker: closes its listener and every connection. The model keeps it (Metadata
-    /// still lists it and it may still lead partitions), like a crashed broker before the
-    /// controller notices.
-    pub async fn stop(&self) {
-        self.shared.stop(self.id).await;
-    }
-
-    /// Listens again on the same address after [`stop`](Self::stop); does nothing if it is
-    /// running.
-    ///
-    /// # Errors
-    /// The I/O error of binding the old address (e.g. taken meanwhile).
-    pub async fn restart(&self) -> io::Result<()> {
-        if self.is_running() {
-            return Ok(());
-        }
-        let listener = TcpListener::bind(self.socket_addr()).await?;
-        server::spawn_broker(&self.shared, self.id, listener);
-        Ok(())
-    }
-
-    /// Whether its listener is running.
-    pub fn is_running(&self) -> bool {
-        self.shared.is_running(self.id)
-    }
-}
-
-impl fmt::Debug for MockBroker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MockBroker")
-            .field("id", &self.id)
-            .field("addr", &self.socket_addr())
-            .finish()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use kafkawire_protocol::frame::{FrameDecoder, decode_response, encode_request};
-    use kafkawire_protocol::messages::init_producer_id_request::InitProducerIdRequest;
-    use kafkawire_protocol::messages::init_producer_id_response::InitProducerIdResponse;
-    use kafkawire_protocol::messages::produce_request::{
-        PartitionProduceData, ProduceRequest, TopicProduceData,
-    };
-    use kafkawire_protocol::messages::produce_response::ProduceResponse;
-    use kafkawire_protocol::records::RecordBatchBuilder;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    struct Conn {
-        stream: TcpStream,
-        decoder: FrameDecoder,
-        next_id: i32,
-    }
-
-    impl Conn {
-        async fn connect(addr: &str) -> Conn {
-            Conn {
-                stream: TcpStream::connect(addr).await.expect("connect"),
-                decoder: FrameDecoder::new(1 << 24),
-                next_id: 1,
-            }
-        }
-
-        async fn send<R: Request>(&mut self, version: i16, req: &R) {
-            let mut buf = BytesMut::new();
-            encode_request(&mut buf, self.next_id, Some("unit"), version, req).expect("encode");
-            self.next_id += 1;
-            self.stream.write_all(&buf).await.expect("write");
-        }
-
-        /// The next response, or `None` when the connection closes.
-        async fn recv<R: Request>(&mut self, version: i16) -> Option<R::Response> {
-            let read = async {
-                loop {
-                    if let Some(f) = self.decoder.next_frame().expect("frame") {
-                        return Some(f);
-                    }
-                    match self.stream.read_buf(self.decoder.buffer_mut()).await {
-                        Ok(0) | Err(_) => return None,
-                        Ok(_) => {}
-                    }
-                }
-            };
-            let frame = tokio::time::timeout(Duration::from_secs(5), read)
-                .await
-                .expect("no answer within 5 s")?;
-            let (_, body) =
-                decode_response::<R::Response>(frame, R::API_KEY, version).expect("decode");
-            Some(body)
-        }
-
-        async fn call<R: Request>(&mut self, version: i16, req: &R) -> Option<R::Response> {
-            self.send(version, req).await;
-            self.recv::<R>(version).await
-        }
-    }
-
-    fn batch(id: i64, epoch: i16, seq: i32, values: &[&str]) -> Bytes {
-        let mut b = RecordBatchBuilder::new();
-        b.producer(id, epoch, seq);
-        for v in values {
-            b.push(0, Some(b"k"), Some(v.as_bytes()), &[])
-                .expect("push");
-        }
-        b.build().expect("build")
-    }
-
-    fn produce(records: Bytes) -> ProduceRequest {
-        ProduceRequest {
-            acks: -1,
-            timeout_ms: 1000,
-            topic_data: vec![TopicProduceData {
-                name: "t".into(),
-                partition_data: vec![PartitionProduceData {
-                    index: 0,
-                    records: Some(records),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    fn code_and_offset(r: &ProduceResponse) -> (i16, i64) {
-        let p = &r.responses[0].partition_responses[0];
-        (p.error_code, p.base_offset)
-    }
-
-    fn init(id: i64, epoch: i16) -> InitProducerIdRequest {
-        InitProducerIdRequest {
-            transactional_id: None,
-            producer_id: id,
-            producer_epoch: epoch,
-            transaction_timeout_ms: -1,
-            ..Default::default()
-        }
-    }
-
-    fn ids(r: &InitProducerIdResponse) -> (i16, i64, i16) {
-        (r.error_code, r.producer_id, r.producer_epoch)
-    }
-
-    #[tokio::test]
-    async fn process_then_drop_appends_and_the_retry_is_a_duplicate() {
-        let cluster = MockCluster::start(1).await;
-        cluster.create_topic("t", 1);
-        let mut c = Conn::connect(&cluster.bootstrap()).await;
-        let r = c.call(4, &init(-1, -1)).await.unwrap();
-        assert_eq!(ids(&r), (0, 1000, 0));
-
-        let first = batch(1000, 0, 0, &["a", "b"]);
-        cluster.script(ApiKey::Produce, Action::ProcessThenDrop);
-        assert!(
-            c.call(9, &produce(first.clone())).await.is_none(),
-            "closed without an answer"
-        );
-        assert_eq!(cluster.record_count("t", 0), 2, "but appended");
-
-        let mut c = Conn::connect(&cluster.bootstrap()).await;
-        let r = c.call(9, &produce(first)).await.unwrap();
-        assert_eq!(code_and_offset(&r), (0, 0), "duplicate: original offset");
-        let r = c
-            .call(9, &produce(batch(1000, 0, 2, &["c"])))
-            .await
-            .unwrap();
-        assert_eq!(code_and_offset(&r), (0, 2));
-        let r = c
-            .call(9, &produce(batch(1000, 0, 9, &["x"])))
-            .await
-            .unwrap();
-        assert_eq!(code_and_offset(&r), (45, -1));
-        assert_eq!(cluster.record_count("t", 0), 3);
-        assert_eq!(cluster.producer_state("t", 0, 1000), Some((0, 2)));
-        let records = cluster.records("t", 0).unwrap();
-        let got: Vec<(i64, &[u8])> = records
-            .iter()
-            .map(|r| (r.offset, r.value.as_deref().unwrap()))
-            .collect();
-        assert_eq!(got, [(0, &b"a"[..]), (1, b"b"), (2, b"c")]);
-        assert!(records.iter().all(|r| r.key.as_deref() == Some(&b"k"[..])));
-
-        // KIP-360 epoch bump: same id, epoch + 1; sequences start again at 0.
-        let r = c.call(4, &init(1000, 0)).await.unwrap();
-        assert_eq!(ids(&r), (0, 1000, 1));
-        let r = c.call(4, &init(1000, 0)).await.unwrap();
-        assert_eq!(ids(&r), (47, -1, -1), "stale epoch");
-        let r = c
-            .call(9, &produce(batch(1000, 1, 3, &["d"])))
-            .await
-            .unwrap();
-        assert_eq!(code_and_offset(&r), (45, -1), "new epoch starts at 0");
-        let r = c
-            .call(9, &produce(batch(1000, 1, 0, &["d"])))
-            .await
-            .unwrap();
-        assert_eq!(code_and_offset(&r), (0, 3));
-        let r = c
-            .call(9, &produce(batch(1000, 0, 3, &["e"])))
-            .await
-            .unwrap();
-        assert_eq!(code_and_offset(&r), (47, -1), "old epoch");
-
-        // Fenced: its produce and its epoch bump are refused.
-        assert_eq!(cluster.fence_producer(1000), 2);
-        let r = c
-            .call(9, &produce(batch(1000, 1, 1, &["f"])))
-            .await
-            .unwrap();
-        assert_eq!(code_and_offset(&r), (90, -1));
-        let r = c.call(4, &init(1000, 1)).await.unwrap();
-        assert_eq!(ids(&r).0, 90);
-        assert_eq!(cluster.record_count("t", 0), 4);
-        assert_eq!(cluster.records("nope", 0).unwrap(), []);
-    }
-}
+mod tests;

@@ -11,6 +11,15 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::security::Secret;
 
+mod oauthbearer;
+mod plain;
+mod refreshing;
+mod scram;
+mod unsecured_jws;
+
+pub use refreshing::RefreshingTokenProvider;
+pub use unsecured_jws::UnsecuredJwsProvider;
+
 /// A SASL mechanism (`sasl.mechanism`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaslMechanism {
@@ -149,5 +158,126 @@ impl SaslConfig {
             token_provider: Some(provider),
             max_scram_iterations: 16_384,
         }
+    }
+}
+
+/// One side of a SASL exchange, sans-io: the connection sends [`Authenticator::initial`] in the
+/// first SaslAuthenticate request (after SaslHandshake v1 named the mechanism, KIP-152), then
+/// feeds each answer's `auth_bytes` to [`Authenticator::step`] and sends what it returns, until
+/// `step` returns `None`.
+///
+/// Every failure is an [`Error::Authentication`] naming the broker and the mechanism; the reason
+/// never holds a password, a token or a key.
+pub(crate) trait Authenticator: Send {
+    /// The client's first message (the SaslAuthenticate request's `auth_bytes`). Called once.
+    fn initial(&mut self) -> Result<Vec<u8>, Error>;
+
+    /// Takes the server's answer to the last message: `Some(next client message)`, or `None`
+    /// when the exchange is complete (and, for SCRAM, the server's signature verified).
+    fn step(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Whether the exchange completed successfully.
+    fn is_complete(&self) -> bool;
+}
+
+/// The [`Authenticator`] for `config.mechanism`, talking to `broker` (used in errors).
+/// OAUTHBEARER needs `token` (ask the [`TokenProvider`] first; async work stays out of the
+/// state machines); the other mechanisms ignore it.
+///
+/// # Errors
+/// [`Error::Authentication`] when the settings cannot make a valid first message: an empty
+/// user name or password, a NUL in PLAIN credentials, no token or a malformed token or
+/// extension for OAUTHBEARER.
+pub(crate) fn authenticator(
+    config: &SaslConfig,
+    token: Option<OAuthToken>,
+    broker: &str,
+) -> Result<Box<dyn Authenticator>, Error> {
+    match config.mechanism {
+        SaslMechanism::Plain => Ok(Box::new(plain::PlainAuthenticator::new(config, broker)?)),
+        SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+            Ok(Box::new(scram::ScramAuthenticator::new(config, broker)?))
+        }
+        SaslMechanism::OAuthBearer => {
+            let token = token.ok_or_else(|| {
+                auth_error(
+                    broker,
+                    SaslMechanism::OAuthBearer,
+                    "no token: the token provider was not asked for one",
+                )
+            })?;
+            Ok(Box::new(oauthbearer::OAuthBearerAuthenticator::new(
+                token, broker,
+            )?))
+        }
+    }
+}
+
+/// An [`Error::Authentication`].
+pub(crate) fn auth_error(
+    broker: &str,
+    mechanism: SaslMechanism,
+    reason: impl Into<String>,
+) -> Error {
+    Error::Authentication {
+        broker: broker.to_owned(),
+        mechanism: mechanism.name().to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Text from a server, made fit for an error message: control characters escaped, at most
+/// 200 characters.
+pub(crate) fn sanitize_server_text(text: &str) -> String {
+    const MAX: usize = 200;
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factory_picks_the_mechanism_and_names_broker_and_mechanism_in_errors() {
+        let mut a = authenticator(&SaslConfig::plain("u", "p"), None, "b:9092").unwrap();
+        assert_eq!(a.initial().unwrap(), b"\0u\0p");
+        let mut a = authenticator(&SaslConfig::scram_sha512("u", "p"), None, "b:9092").unwrap();
+        assert!(a.initial().unwrap().starts_with(b"n,,n=u,r="));
+        let provider: Arc<dyn TokenProvider> = Arc::new(UnsecuredJwsProvider::new("alice"));
+        match authenticator(&SaslConfig::oauthbearer(provider), None, "b:9092").err() {
+            Some(Error::Authentication {
+                broker, mechanism, ..
+            }) => {
+                assert_eq!(broker, "b:9092");
+                assert_eq!(mechanism, "OAUTHBEARER");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_debug_hides_the_password() {
+        let c = SaslConfig::scram_sha256("alice", "hunter2-secret");
+        let text = format!("{c:?}");
+        assert!(text.contains("alice"), "{text}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+    }
+
+    #[test]
+    fn server_text_is_sanitized() {
+        assert_eq!(sanitize_server_text("a\nb"), "a\\nb");
+        assert_eq!(sanitize_server_text(&"x".repeat(300)).len(), 203);
     }
 }

@@ -2,11 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::{ErrorCode, Uuid};
 
+use super::handlers::sasl::SaslSetup;
 use super::{Action, RequestRecord};
 
 /// Bytes of a magic-2 batch header (base offset through record count).
@@ -60,6 +62,10 @@ pub(crate) struct State {
     pub(crate) fenced: HashMap<i64, i16>,
     /// Committed offsets by (group, topic, partition): offset, leader epoch, metadata.
     pub(crate) committed: HashMap<CommitKey, CommitValue>,
+    /// SASL for connections accepted from now on ([`super::MockCluster::enable_sasl`]).
+    pub(crate) sasl: Option<Arc<SaslSetup>>,
+    /// The extensions of every OAUTHBEARER initial response received, in arrival order.
+    pub(crate) oauth_extensions: Vec<BTreeMap<String, String>>,
 }
 
 /// Committed offset key: group, topic, partition.
@@ -73,6 +79,8 @@ pub(crate) struct BrokerModel {
     pub(crate) advertised: Option<(String, i32)>,
     pub(crate) accepted: usize,
     pub(crate) open: usize,
+    /// Successful SASL authentications and re-authentications.
+    pub(crate) authentications: usize,
 }
 
 /// One topic.
@@ -257,6 +265,7 @@ impl State {
                     advertised: None,
                     accepted: 0,
                     open: 0,
+                    authentications: 0,
                 })
                 .collect(),
             topics: BTreeMap::new(),
@@ -274,6 +283,8 @@ impl State {
             producers: HashMap::new(),
             fenced: HashMap::new(),
             committed: HashMap::new(),
+            sasl: None,
+            oauth_extensions: Vec::new(),
         }
     }
 

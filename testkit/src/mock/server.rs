@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::handlers::sasl::ConnAuth;
 use super::model::State;
 use super::{Action, Reply, handlers};
 
@@ -146,11 +147,23 @@ impl Drop for OpenGuard {
     }
 }
 
+/// What a connection's serve loop keeps between requests.
+pub(crate) struct ConnState {
+    /// SASL state, if SASL was enabled when the connection was accepted.
+    pub(crate) sasl: Option<ConnAuth>,
+    /// Close the connection once the reply being worked out is written (SASL failures).
+    pub(crate) close_after_reply: bool,
+}
+
 /// Serves one connection: reads frames and answers them one at a time, in order.
 async fn serve(shared: Arc<Shared>, id: i32, stream: TcpStream, mut kill: watch::Receiver<u64>) {
     let _guard = OpenGuard {
         shared: shared.clone(),
         id,
+    };
+    let mut conn = ConnState {
+        sasl: shared.with(|s| s.sasl.clone()).map(ConnAuth::new),
+        close_after_reply: false,
     };
     let (mut rd, mut wr) = stream.into_split();
     let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_SIZE);
@@ -173,7 +186,7 @@ async fn serve(shared: Arc<Shared>, id: i32, stream: TcpStream, mut kill: watch:
             }
         };
         let reply = tokio::select! {
-            reply = handlers::handle(&shared, id, frame) => reply,
+            reply = handlers::handle(&shared, id, frame, &mut conn) => reply,
             _ = kill.changed() => return,
         };
         match reply {
@@ -184,6 +197,9 @@ async fn serve(shared: Arc<Shared>, id: i32, stream: TcpStream, mut kill: watch:
             }
             Reply::Nothing => {}
             Reply::Close => return,
+        }
+        if conn.close_after_reply {
+            return;
         }
     }
 }

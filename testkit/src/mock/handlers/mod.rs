@@ -9,6 +9,8 @@
 //!   partition's leader.
 //! - `cluster`: ApiVersions, Metadata, CreateTopics and DeleteTopics.
 //! - `groups`: FindCoordinator, InitProducerId, OffsetCommit and OffsetFetch.
+//! - `sasl`: on connections accepted with SASL enabled, the gate before every request and
+//!   SaslHandshake / SaslAuthenticate (otherwise they get default responses).
 //! - Every other API: its response type's `Default` (`other_api`).
 
 use bytes::Bytes;
@@ -16,7 +18,7 @@ use kafkawire_protocol::frame::decode_request_header;
 use kafkawire_protocol::messages::*;
 use kafkawire_protocol::{DecodeError, ErrorCode};
 
-use super::server::Shared;
+use super::server::{ConnState, Shared};
 use super::{Action, Modifier, Reply, RequestRecord, ScriptedRequest};
 
 const NONE: i16 = ErrorCode::NONE.0;
@@ -37,6 +39,7 @@ macro_rules! decode_or_close {
 mod cluster;
 mod groups;
 mod partitions;
+pub(crate) mod sasl;
 
 /// How to answer a request.
 enum Answer {
@@ -65,7 +68,12 @@ impl Answer {
 }
 
 /// Reads a request frame and works out the reply.
-pub(crate) async fn handle(shared: &Shared, broker: i32, frame: Bytes) -> Reply {
+pub(crate) async fn handle(
+    shared: &Shared,
+    broker: i32,
+    frame: Bytes,
+    conn: &mut ConnState,
+) -> Reply {
     let rf = match decode_request_header(frame) {
         Ok(rf) => rf,
         Err(e) => {
@@ -109,7 +117,27 @@ pub(crate) async fn handle(shared: &Shared, broker: i32, frame: Bytes) -> Reply 
             return Reply::Close;
         }
     }
+    if let Some(auth) = conn.sasl.as_ref()
+        && !auth.admit(broker, api, req.version)
+    {
+        return Reply::Close;
+    }
     let mut action = shared.with(|s| s.next_action(broker, api));
+    if let Some(auth) = conn.sasl.as_mut()
+        && api == ApiKey::ApiVersions
+        && !matches!(action, Some(Action::ErrorCode(_)))
+        && shared.with(|s| {
+            let (min, max) = s
+                .api_versions
+                .get(&(ApiKey::ApiVersions as i16))
+                .copied()
+                .unwrap_or(ApiKey::ApiVersions.versions());
+            (min..=max).contains(&req.version)
+        })
+    {
+        // Answered with the API list (not a KIP-511 error): only SaslHandshake may follow.
+        auth.api_versions_answered();
+    }
     let action = loop {
         match action {
             Some(Action::Delay(d)) => {
@@ -125,15 +153,15 @@ pub(crate) async fn handle(shared: &Shared, broker: i32, frame: Bytes) -> Reply 
     };
     match action {
         None | Some(Action::Delay(_) | Action::Delayed(..)) => {
-            respond(shared, &req, Answer::Default(None)).await
+            respond(shared, &req, Answer::Default(None), conn).await
         }
-        Some(Action::Modify(m)) => respond(shared, &req, Answer::Default(Some(m))).await,
-        Some(Action::ErrorCode(code)) => respond(shared, &req, Answer::Error(code.0)).await,
+        Some(Action::Modify(m)) => respond(shared, &req, Answer::Default(Some(m)), conn).await,
+        Some(Action::ErrorCode(code)) => respond(shared, &req, Answer::Error(code.0), conn).await,
         Some(Action::DropConnection) => Reply::Close,
         Some(Action::NoResponse) => Reply::Nothing,
         Some(Action::ProcessThenDrop) => {
             // Side effects happen; the answer is lost with the connection.
-            let _ = respond(shared, &req, Answer::Default(None)).await;
+            let _ = respond(shared, &req, Answer::Default(None), conn).await;
             Reply::Close
         }
         Some(Action::Respond(f)) => f(&req),
@@ -150,8 +178,17 @@ fn bad_request(req: &ScriptedRequest, e: DecodeError) -> Reply {
     Reply::Close
 }
 
-async fn respond(shared: &Shared, req: &ScriptedRequest, answer: Answer) -> Reply {
+async fn respond(
+    shared: &Shared,
+    req: &ScriptedRequest,
+    answer: Answer,
+    conn: &mut ConnState,
+) -> Reply {
     match req.api_key {
+        ApiKey::SaslHandshake if conn.sasl.is_some() => sasl::handshake(req, answer, conn),
+        ApiKey::SaslAuthenticate if conn.sasl.is_some() => {
+            sasl::authenticate(shared, req, answer, conn)
+        }
         ApiKey::ApiVersions => cluster::api_versions(shared, req, answer),
         ApiKey::Metadata => cluster::metadata(shared, req, answer),
         ApiKey::CreateTopics => cluster::create_topics(shared, req, answer),
