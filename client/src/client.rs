@@ -88,6 +88,7 @@ impl ClientConfig {
             client_id: self.client_id.clone(),
             request_timeout: self.request_timeout,
             max_frame_size: self.max_frame_size,
+            sasl: self.security.sasl.clone(),
             ..Default::default()
         }
     }
@@ -225,7 +226,9 @@ impl Client {
                 Err(e) => {
                     tracing::debug!(%addr, error = %e, "bootstrap address failed");
                     attempts.push((addr.clone(), e.to_string()));
-                    if matches!(e, Error::Tls { .. }) && tls_failure.is_none() {
+                    if matches!(e, Error::Tls { .. } | Error::Authentication { .. })
+                        && tls_failure.is_none()
+                    {
                         tls_failure = Some(e);
                     }
                 }
@@ -556,7 +559,7 @@ impl Client {
         match Connection::connect(&target, self.connection_config(&b.host), setup_timeout).await {
             Ok(c) => Ok(c),
             // A TLS failure is a setting to fix, never the advertised-listener trap.
-            Err(e @ Error::Tls { .. }) => Err(e),
+            Err(e @ (Error::Tls { .. } | Error::Authentication { .. })) => Err(e),
             Err(e) if diagnose == Diagnose::Never => Err(e),
             Err(e) => Err(self
                 .diagnose(

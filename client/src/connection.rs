@@ -43,6 +43,10 @@ pub struct ConnectionConfig {
     /// another (a [`crate::BrokerAddressMap`] entry). `None`: the host part of the address
     /// dialled. Unused without [`tls`](Self::tls).
     pub server_name: Option<String>,
+    /// SASL: when set, [`Connection::connect`] authenticates after ApiVersions
+    /// (`security.protocol` SASL_PLAINTEXT or SASL_SSL), and again before the session the
+    /// broker granted ends (KIP-368).
+    pub sasl: Option<crate::sasl::SaslConfig>,
 }
 
 impl Default for ConnectionConfig {
@@ -54,21 +58,22 @@ impl Default for ConnectionConfig {
             software: ("kafkawire".into(), env!("CARGO_PKG_VERSION").into()),
             tls: None,
             server_name: None,
+            sasl: None,
         }
     }
 }
 
-struct Pending {
-    api: ApiKey,
-    tx: oneshot::Sender<Result<Bytes>>,
+pub(crate) struct Pending {
+    pub(crate) api: ApiKey,
+    pub(crate) tx: oneshot::Sender<Result<Bytes>>,
     /// The writer has started writing the request: from then on the broker may act on it.
-    written: bool,
+    pub(crate) written: bool,
     /// Throttle time left when it was queued (it is held back that long before writing), or
     /// the time the writer waited for a throttle before it, if longer.
-    held: Duration,
+    pub(crate) held: Duration,
     /// When its caller gives up (queued + timeout), and the timeout.
-    deadline: tokio::time::Instant,
-    timeout: Duration,
+    pub(crate) deadline: tokio::time::Instant,
+    pub(crate) timeout: Duration,
 }
 
 /// A frame for the writer; `id` is set when a response is expected, so a request whose caller
@@ -78,12 +83,24 @@ struct Outgoing {
     frame: Bytes,
 }
 
-struct Shared {
-    broker: String,
+pub(crate) struct Shared {
+    pub(crate) broker: String,
     /// Requests waiting for a response. `closed` is set while this lock is held, so no request
     /// can be added to a connection that has already failed its waiters.
-    pending: Mutex<HashMap<i32, Pending>>,
-    closed: AtomicBool,
+    pub(crate) pending: Mutex<HashMap<i32, Pending>>,
+    /// Correlation ids, shared by the request path and the writer's own re-authentication.
+    pub(crate) next_correlation: AtomicI32,
+    /// The client id of request headers.
+    pub(crate) client_id: Option<String>,
+    /// The connection's request timeout.
+    pub(crate) request_timeout: Duration,
+    /// Woken whenever a response is handed to its request (re-authentication waits for the
+    /// connection to have no request in flight).
+    pub(crate) answered: tokio::sync::Notify,
+    /// When and how to authenticate again (KIP-368), after a SASL authentication whose
+    /// session has a lifetime.
+    pub(crate) reauth: Mutex<Option<crate::authenticate::Reauth>>,
+    pub(crate) closed: AtomicBool,
     /// Set to true when the connection is retired: the reader and writer stop, which closes the
     /// socket.
     shutdown: watch::Sender<bool>,
@@ -196,8 +213,15 @@ impl Drop for Forget {
     }
 }
 
+impl Shared {
+    /// The next correlation id.
+    pub(crate) fn next_id(&self) -> i32 {
+        self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX
+    }
+}
+
 /// Resolves once the connection is retired.
-async fn retired(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn retired(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
@@ -211,9 +235,8 @@ async fn retired(rx: &mut watch::Receiver<bool>) {
 /// the connection may be half-open), or by [`Connection::retire`]. A retired connection refuses
 /// new requests; open a new one.
 pub struct Connection {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     writer: mpsc::UnboundedSender<Outgoing>,
-    next_correlation: AtomicI32,
     config: ConnectionConfig,
     versions: HashMap<i16, (i16, i16)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -363,10 +386,58 @@ impl Connection {
             broker: addr.to_owned(),
             source,
         };
-        // How far the setup got, for the timeout's message: 0 TCP, 1 TLS, 2 ApiVersions.
+        // How far the setup got, for the timeout's message: 0 TCP, 1 TLS, 2 ApiVersions, 3 SASL.
         let stage = std::sync::atomic::AtomicU8::new(0);
         let tls = config.tls.is_some();
+        let sasl = config.sasl.clone();
         let setup = async {
+            let conn = Connection::open(addr, config, &stage).await?;
+            if let Some(sasl) = &sasl {
+                stage.store(3, Ordering::Relaxed);
+                let lifetime = conn.sasl_authenticate(sasl).await?;
+                crate::authenticate::schedule_reauth(&conn.shared, sasl, lifetime);
+                conn.set_reauth_versions();
+            }
+            Ok(conn)
+        };
+        tokio::time::timeout(setup_timeout, setup)
+            .await
+            .map_err(|_| {
+                let what = match (tls, sasl.is_some()) {
+                    (false, false) => "TCP connect and ApiVersions",
+                    (true, false) => "TCP connect, TLS handshake and ApiVersions",
+                    (false, true) => "TCP connect, ApiVersions and SASL authentication",
+                    (true, true) => {
+                        "TCP connect, TLS handshake, ApiVersions and SASL authentication"
+                    }
+                };
+                let stuck = match stage.load(Ordering::Relaxed) {
+                    0 => "the TCP connect",
+                    1 => "the TLS handshake; does the broker speak TLS on this port?",
+                    2 => "ApiVersions",
+                    _ => "the SASL authentication",
+                };
+                io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "connection setup ({what}) did not finish within {} ms (stuck in {stuck})",
+                        setup_timeout.as_millis()
+                    ),
+                ))
+            })?
+    }
+
+    /// TCP connect, TLS (if configured) and ApiVersions; `stage` follows the progress.
+    async fn open(
+        addr: &str,
+        config: ConnectionConfig,
+        stage: &std::sync::atomic::AtomicU8,
+    ) -> Result<Connection> {
+        let io = |source| Error::Io {
+            broker: addr.to_owned(),
+            source,
+        };
+        {
             let stream = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
             let _ = stream.set_nodelay(true);
             set_keepalive(&stream);
@@ -401,31 +472,7 @@ impl Connection {
                         })
                 }
             }
-        };
-        tokio::time::timeout(setup_timeout, setup)
-            .await
-            .map_err(|_| {
-                let (what, stuck) = match (tls, stage.load(Ordering::Relaxed)) {
-                    (false, 0) => ("TCP connect and ApiVersions", "the TCP connect"),
-                    (false, _) => ("TCP connect and ApiVersions", "ApiVersions"),
-                    (true, 0) => (
-                        "TCP connect, TLS handshake and ApiVersions",
-                        "the TCP connect",
-                    ),
-                    (true, 1) => (
-                        "TCP connect, TLS handshake and ApiVersions",
-                        "the TLS handshake; does the broker speak TLS on this port?",
-                    ),
-                    (true, _) => ("TCP connect, TLS handshake and ApiVersions", "ApiVersions"),
-                };
-                io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "connection setup ({what}) did not finish within {} ms (stuck in {stuck})",
-                        setup_timeout.as_millis()
-                    ),
-                ))
-            })?
+        }
     }
 
     /// Starts the connection's tasks on any byte stream (a TCP socket, or an in-memory duplex in
@@ -527,6 +574,11 @@ impl Connection {
             shutdown: watch::Sender::new(false),
             throttled_until: Mutex::new(None),
             max_throttle: config.request_timeout,
+            next_correlation: AtomicI32::new(0),
+            client_id: config.client_id.clone(),
+            request_timeout: config.request_timeout,
+            answered: tokio::sync::Notify::new(),
+            reauth: Mutex::new(None),
         });
         let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let s = shared.clone();
@@ -538,6 +590,16 @@ impl Connection {
                     _ = retired(&mut stop) => None,
                 };
                 let Some(out) = out else { break };
+                if crate::authenticate::reauth_due(&s) {
+                    // KIP-368: the session is near its end; authenticate again before this
+                    // request, once the requests before it have their answers.
+                    if let Err(e) =
+                        crate::authenticate::reauthenticate(&s, &mut wr, &mut stop).await
+                    {
+                        s.fail_all(|_| e.clone());
+                        return;
+                    }
+                }
                 let wait = s.throttle_remaining();
                 let mut waited = Duration::ZERO;
                 if !wait.is_zero() {
@@ -633,7 +695,6 @@ impl Connection {
         Connection {
             shared,
             writer: tx,
-            next_correlation: AtomicI32::new(0),
             config,
             versions: HashMap::new(),
             tasks: vec![writer, reader],
@@ -696,7 +757,7 @@ impl Connection {
         if self.is_closed() {
             return Err(closed());
         }
-        let id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let id = self.shared.next_id();
         let mut buf = BytesMut::new();
         frame::encode_request(&mut buf, id, self.config.client_id.as_deref(), version, req)
             .map_err(|source| Error::Encode {
@@ -913,6 +974,7 @@ impl Shared {
         match pending {
             Some(p) => {
                 let _ = p.tx.send(Ok(frame));
+                self.answered.notify_waiters();
                 Ok(())
             }
             None => Err(kafkawire_protocol::DecodeError::new(

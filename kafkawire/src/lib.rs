@@ -42,6 +42,11 @@ pub use kafkawire_protocol as protocol;
 pub use kafkawire_client::{
     Admin, BrokerAddressMap, Client, ClientConfig, ClusterMetadata, Error, NewTopic, Result,
 };
+pub use kafkawire_client::{
+    ClientCertificate, OAuthToken, PemSource, RefreshingTokenProvider, SaslConfig, SaslMechanism,
+    Secret, SecurityConfig, SecurityProtocol, TlsConfig, TokenProvider, TrustRoots,
+    UnsecuredJwsProvider,
+};
 pub use kafkawire_client::{GroupDescription, GroupListing, GroupMembership, OffsetToCommit};
 pub use kafkawire_consumer::{
     Consumer, ConsumerBuilder, ConsumerConfig, ConsumerRecord, Fetched, FetchedPartition,
