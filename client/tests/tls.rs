@@ -759,3 +759,30 @@ const RSA_CERT: &str = concat!(
     "lkgTIAJdhya44B5+pyPQOR17TufCz3SNGKNXvJlSjkQ28qc=\n",
     "-----END CERTIFICATE-----\n",
 );
+
+#[tokio::test]
+async fn sasl_ssl_authenticates_over_tls_with_mutual_tls() {
+    within(async {
+        use kafkawire_client::SaslConfig;
+        use kafkawire_testkit::mock::SaslServerConfig;
+        let pki = TestPki::generate();
+        let b = Behind::start(
+            TlsProxyConfig::new(&pki.server).require_client_cert(&pki.client_ca_cert),
+        )
+        .await;
+        b.cluster
+            .enable_sasl(SaslServerConfig::default().user("alice", "tls-and-scram"));
+        let mut c = ssl(&b.addr(), &pki.ca_cert);
+        c.security.protocol = SecurityProtocol::SaslSsl;
+        c.security.tls.client_certificate = client_cert(&pki.client);
+        c.security.sasl = Some(SaslConfig::scram_sha512("alice", "tls-and-scram"));
+        exercise(c.clone()).await.expect("SASL_SSL with mutual TLS");
+        assert!(b.cluster.authentications() >= 1);
+        // Wrong password over TLS: the SASL error, not a TLS one.
+        c.security.sasl = Some(SaslConfig::scram_sha512("alice", "wrong"));
+        let e = Client::connect(c).await.expect_err("refused");
+        assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
+        assert!(!e.to_string().contains("tls-and-scram"), "{e}");
+    })
+    .await;
+}
