@@ -7,6 +7,7 @@ mod groups;
 mod perf;
 mod perf_consume;
 mod produce;
+mod security;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,18 +15,28 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use kafkawire::{BrokerAddressMap, Client, ClientConfig, Error};
 
+/// The bootstrap address when neither --bootstrap, KAFKAWIRE_BOOTSTRAP nor bootstrap.servers in
+/// --command-config names one.
+const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
+/// The request timeout when neither --request-timeout-ms nor request.timeout.ms sets one.
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+// The arguments hold no secret (passwords are read from a file or the environment when the
+// client configuration is built), so their `Debug` output is safe to print.
 /// A Kafka client in pure Rust: produce, consume and administer Kafka.
 #[derive(Parser, Debug)]
 #[command(name = "kafkawire", version, about)]
 struct Cli {
     /// Bootstrap brokers, HOST:PORT[,HOST:PORT...]; tried in order until one answers.
+    /// Default: bootstrap.servers of --command-config, else 127.0.0.1:9092.
     #[arg(
         long,
         global = true,
         env = "KAFKAWIRE_BOOTSTRAP",
-        default_value = "127.0.0.1:9092"
+        value_name = "HOST:PORT"
     )]
-    bootstrap: String,
+    bootstrap: Option<String>,
 
     /// Map an advertised broker address to one this machine can reach: ADVERTISED=REACHABLE,
     /// e.g. kafka:29092=127.0.0.1:9092 (repeatable). For brokers whose advertised.listeners
@@ -37,9 +48,13 @@ struct Cli {
     )]
     broker_map: Vec<String>,
 
-    /// Request timeout in milliseconds.
-    #[arg(long, global = true, default_value_t = 30_000)]
-    request_timeout_ms: u64,
+    /// Request timeout in milliseconds. Default: request.timeout.ms of --command-config, else
+    /// 30000.
+    #[arg(long, global = true, value_name = "MS")]
+    request_timeout_ms: Option<u64>,
+
+    #[command(flatten)]
+    security: security::SecurityArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -68,39 +83,103 @@ enum Command {
     Perf(perf::PerfCommand),
 }
 
+/// The client configuration, and notes for the user about it.
+struct Prepared {
+    config: ClientConfig,
+    notes: Vec<String>,
+}
+
 impl Cli {
-    fn client_config(&self) -> Result<ClientConfig, Error> {
-        let mut config = ClientConfig::new(&self.bootstrap);
+    fn client_config(&self) -> Result<Prepared, Error> {
+        let file = match &self.security.command_config {
+            Some(path) => Some(security::load_command_config(path)?),
+            None => None,
+        };
+        let file = file.as_ref();
+        let bootstrap = self
+            .bootstrap
+            .as_deref()
+            .or_else(|| file.and_then(|f| f.bootstrap.as_deref()))
+            .unwrap_or(DEFAULT_BOOTSTRAP);
+        let mut config = ClientConfig::new(bootstrap);
         if config.bootstrap.is_empty() {
-            return Err(Error::Config("--bootstrap is empty".into()));
+            return Err(Error::Config(
+                "the bootstrap address is empty (--bootstrap, KAFKAWIRE_BOOTSTRAP or bootstrap.servers)".into(),
+            ));
         }
         let mut map = BrokerAddressMap::default();
         for spec in &self.broker_map {
             map.insert_spec(spec)?;
         }
         config.address_map = map;
-        config.client_id = Some("kafkawire-cli".into());
+        config.client_id = Some(
+            file.and_then(|f| f.client_id.clone())
+                .unwrap_or_else(|| "kafkawire-cli".into()),
+        );
         // Writing to a missing topic may create it (the broker decides); reading or describing
         // one must not.
         config.allow_auto_topic_creation = matches!(self.command, Command::Produce(_));
-        config.request_timeout = Duration::from_millis(self.request_timeout_ms);
-        config.connection_setup_timeout =
-            Duration::from_millis(self.request_timeout_ms.min(10_000));
-        Ok(config)
+        config.request_timeout = match (
+            self.request_timeout_ms,
+            file.and_then(|f| f.request_timeout),
+        ) {
+            (Some(ms), _) => Duration::from_millis(ms),
+            (None, Some(t)) => t,
+            (None, None) => Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+        };
+        config.connection_setup_timeout = file
+            .and_then(|f| f.connection_setup_timeout)
+            .unwrap_or_else(|| config.request_timeout.min(Duration::from_secs(10)));
+        if let Some(f) = file {
+            if let Some(t) = f.connection_setup_timeout_max {
+                config.connection_setup_timeout_max = t;
+            }
+            if let Some(t) = f.reconnect_backoff {
+                config.reconnect_backoff = t;
+            }
+            if let Some(t) = f.reconnect_backoff_max {
+                config.reconnect_backoff_max = t;
+            }
+            if let Some(t) = f.metadata_max_age {
+                config.metadata_max_age = t;
+            }
+        }
+        config.security = security::resolve(&self.security, file, security::env_password()?)?;
+
+        let mut notes = Vec::new();
+        if let (Some(path), Some(f)) = (&self.security.command_config, file)
+            && !f.ignored.is_empty()
+        {
+            notes.push(format!(
+                "{}: ignoring settings that do not apply to this tool: {}",
+                path.display(),
+                f.ignored.join(", ")
+            ));
+        }
+        if !config.security.tls.verify_server_name && config.security.protocol.uses_tls() {
+            notes.push(
+                "broker host names are not verified (--ssl-no-verify-hostname or an empty ssl.endpoint.identification.algorithm): a machine in the middle with any certificate your CA signed can read and change this session".into(),
+            );
+        }
+        Ok(Prepared { config, notes })
     }
 }
 
-/// One plain sentence for a failure: what failed, why, and what to try.
-fn explain(e: &Error, bootstrap: &str) -> String {
+/// One plain sentence for a failure: what failed, why, and what to try. `config` is what the
+/// client was started with, when it got that far.
+fn explain(e: &Error, config: Option<&ClientConfig>) -> String {
     let hint = match e {
         Error::NoBrokerReachable { .. } => format!(
-            " Is a Kafka broker running there? Point --bootstrap (or KAFKAWIRE_BOOTSTRAP) at it; now: {bootstrap}."
+            " Is a Kafka broker running there? Point --bootstrap (or KAFKAWIRE_BOOTSTRAP, or bootstrap.servers in --command-config) at it; now: {}.",
+            config.map_or_else(|| DEFAULT_BOOTSTRAP.to_owned(), |c| c.bootstrap.join(","))
         ),
         Error::Timeout { .. } => " Try again, or raise --request-timeout-ms.".to_string(),
         Error::UnsupportedVersion { .. } => " The broker is older or newer than this client supports.".to_string(),
         Error::Broker { code, .. } if *code == kafkawire::protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
             " Check the name with `kafkawire topics list`, or create it with `kafkawire topics create`.".to_string()
         }
+        Error::Tls { .. } => " On the command line, the CA file is --ssl-ca and the client certificate --ssl-cert with --ssl-key (or ssl.ca.location, ssl.certificate.location and ssl.key.location in --command-config); use --security-protocol SSL or SASL_SSL only with a TLS listener.".to_string(),
+        Error::Authentication { .. } => " Check the user name (--sasl-username, or sasl.username / sasl.jaas.config in --command-config) and the password (--sasl-password-file, KAFKAWIRE_SASL_PASSWORD, or sasl.password / sasl.jaas.config), that the broker's listener enables this mechanism (--sasl-mechanism), and that the user exists for it (SCRAM users are per mechanism).".to_string(),
         _ if e.is_retriable() => " This may be temporary: try again.".to_string(),
         _ => String::new(),
     };
@@ -109,6 +188,16 @@ fn explain(e: &Error, bootstrap: &str) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let prepared = match cli.client_config() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}", explain(&e, None));
+            return ExitCode::FAILURE;
+        }
+    };
+    for note in &prepared.notes {
+        eprintln!("kafkawire: note: {note}.");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -120,18 +209,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(&cli));
+    let result = runtime.block_on(run(&cli, prepared.config.clone()));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}", explain(&e, &cli.bootstrap));
+            eprintln!("{}", explain(&e, Some(&prepared.config)));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: &Cli) -> Result<(), Error> {
-    let config = cli.client_config()?;
+async fn run(cli: &Cli, config: ClientConfig) -> Result<(), Error> {
     let client = Client::connect(config).await?;
     match &cli.command {
         Command::Metadata { topic } => admin::metadata(&client, topic.as_deref()).await,
@@ -140,5 +228,130 @@ async fn run(cli: &Cli) -> Result<(), Error> {
         Command::Consume(args) => consume::run(&client, args).await,
         Command::Groups(cmd) => groups::run(&client, cmd).await,
         Command::Perf(cmd) => perf::run(&client, cmd).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `text` to a fresh temporary file and returns its path; the caller removes it.
+    fn temp_properties(name: &str, text: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "kafkawire-cli-main-{}-{name}.properties",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn prepared(args: &[&str]) -> Prepared {
+        let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"));
+        cli.client_config().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_command_config_file_fills_in_what_the_flags_leave_open() {
+        let path = temp_properties(
+            "fill",
+            "bootstrap.servers=file-host:9093,other:9093\nclient.id=from-file\nrequest.timeout.ms=1234\n\
+             socket.connection.setup.timeout.ms=4321\nmetadata.max.age.ms=60000\nacks=all\nlinger.ms=5\n",
+        );
+        let file = path.to_str().unwrap();
+        let env_bootstrap = std::env::var_os("KAFKAWIRE_BOOTSTRAP").is_some();
+
+        let p = prepared(&["kafkawire", "--command-config", file, "metadata"]);
+        if !env_bootstrap {
+            assert_eq!(p.config.bootstrap, ["file-host:9093", "other:9093"]);
+        }
+        assert_eq!(p.config.client_id.as_deref(), Some("from-file"));
+        assert_eq!(p.config.request_timeout, Duration::from_millis(1234));
+        assert_eq!(
+            p.config.connection_setup_timeout,
+            Duration::from_millis(4321)
+        );
+        assert_eq!(p.config.metadata_max_age, Duration::from_secs(60));
+        assert_eq!(
+            p.notes,
+            [format!(
+                "{file}: ignoring settings that do not apply to this tool: acks, linger.ms"
+            )]
+        );
+
+        let p = prepared(&[
+            "kafkawire",
+            "--bootstrap",
+            "flag-host:9092",
+            "--request-timeout-ms",
+            "5000",
+            "--command-config",
+            file,
+            "metadata",
+        ]);
+        assert_eq!(p.config.bootstrap, ["flag-host:9092"]);
+        assert_eq!(p.config.request_timeout, Duration::from_secs(5));
+        std::fs::remove_file(&path).unwrap();
+
+        // Without a file: the defaults.
+        let p = prepared(&["kafkawire", "metadata"]);
+        if !env_bootstrap {
+            assert_eq!(p.config.bootstrap, [DEFAULT_BOOTSTRAP]);
+        }
+        assert_eq!(p.config.client_id.as_deref(), Some("kafkawire-cli"));
+        assert_eq!(p.config.request_timeout, Duration::from_secs(30));
+        assert_eq!(p.config.connection_setup_timeout, Duration::from_secs(10));
+        assert!(p.notes.is_empty());
+    }
+
+    #[test]
+    fn security_flags_reach_the_client_configuration() {
+        let p = prepared(&[
+            "kafkawire",
+            "--security-protocol",
+            "SSL",
+            "--ssl-ca",
+            "/ca.pem",
+            "--ssl-no-verify-hostname",
+            "metadata",
+        ]);
+        let security = &p.config.security;
+        assert_eq!(security.protocol, kafkawire::client::SecurityProtocol::Ssl);
+        assert_eq!(
+            security.tls.trust,
+            kafkawire::client::TrustRoots::PemFile("/ca.pem".into())
+        );
+        assert!(!security.tls.verify_server_name);
+        assert!(
+            p.notes[0].starts_with("broker host names are not verified"),
+            "{:?}",
+            p.notes
+        );
+        // The flags are global: they may follow the subcommand.
+        let p = prepared(&["kafkawire", "metadata", "--security-protocol", "ssl"]);
+        assert!(p.config.security.protocol.uses_tls());
+    }
+
+    #[test]
+    fn tls_and_authentication_failures_say_what_to_check() {
+        let tls = Error::Tls {
+            broker: "b:9093".into(),
+            reason: "the broker's certificate is not signed by a trusted CA".into(),
+        };
+        let text = explain(&tls, None);
+        assert!(
+            text.starts_with("kafkawire: TLS with broker b:9093 failed: the broker's certificate is not signed by a trusted CA. On the command line, the CA file is --ssl-ca"),
+            "{text}"
+        );
+        let auth = Error::Authentication {
+            broker: "b:9092".into(),
+            mechanism: "SCRAM-SHA-256".into(),
+            reason: "invalid credentials".into(),
+        };
+        let text = explain(&auth, None);
+        assert!(
+            text.starts_with("kafkawire: SASL SCRAM-SHA-256 authentication with broker b:9092 failed: invalid credentials. Check the user name (--sasl-username"),
+            "{text}"
+        );
+        assert!(text.contains("KAFKAWIRE_SASL_PASSWORD"), "{text}");
     }
 }
