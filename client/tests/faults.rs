@@ -27,12 +27,65 @@ async fn within<F: Future>(secs: u64, f: F) -> F::Output {
         .unwrap_or_else(|_| panic!("test did not finish within {secs} s"))
 }
 
+/// The request timeout of [`config`].
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new(bootstrap);
-    c.request_timeout = Duration::from_secs(10);
+    c.request_timeout = REQUEST_TIMEOUT;
     c.connection_setup_timeout = Duration::from_secs(2);
     c.allow_auto_topic_creation = false;
     c
+}
+
+/// A one-broker mock cluster and a client of it with the given request timeout.
+async fn one_broker(request_timeout: Duration) -> (MockCluster, Client) {
+    let cluster = MockCluster::start(1).await;
+    let mut cfg = config(&cluster.broker_addr(0));
+    cfg.request_timeout = request_timeout;
+    let client = Client::connect(cfg).await.expect("connect");
+    (cluster, client)
+}
+
+/// The client's connection to broker 0.
+async fn connection(client: &Client) -> Arc<Connection> {
+    client
+        .broker_connection(0)
+        .await
+        .expect("broker connection")
+}
+
+/// A fault proxy in front of broker `id`, through which `cfg` reaches that broker.
+async fn proxy_in_front_of(
+    cluster: &MockCluster,
+    id: i32,
+    seed: u64,
+    cfg: &mut ClientConfig,
+) -> FaultProxy {
+    let proxy = FaultProxy::start(cluster.broker_addr(id), seed)
+        .await
+        .expect("proxy");
+    cfg.address_map
+        .insert(&cluster.broker_addr(id), &proxy.addr().to_string())
+        .expect("map");
+    proxy
+}
+
+/// Scripts broker 0 to leave its next `n` Metadata requests unanswered.
+fn leave_unanswered(cluster: &MockCluster, n: usize) {
+    for _ in 0..n {
+        cluster
+            .broker(0)
+            .script(ApiKey::Metadata, Action::NoResponse);
+    }
+}
+
+/// Scripts broker 0 to answer the next Metadata request with a throttle of `i32::MAX` ms.
+fn throttle_forever(cluster: &MockCluster) {
+    cluster.broker(0).script(
+        ApiKey::Metadata,
+        Action::modify::<MetadataResponse>(|r| r.throttle_time_ms = i32::MAX),
+    );
 }
 
 /// A Metadata request for the broker list only (no topics).
@@ -42,6 +95,25 @@ fn brokers_only() -> MetadataRequest {
         allow_auto_topic_creation: false,
         ..Default::default()
     }
+}
+
+/// The API, timeout and time held back by a throttle (ms) of `e`, which must be a Timeout
+/// (`expected` says which kind in the panic otherwise).
+fn timeout_parts(e: &Error, expected: &str) -> (ApiKey, u64, u64) {
+    match e {
+        Error::Timeout {
+            api,
+            timeout_ms,
+            throttled_ms,
+            ..
+        } => (*api, *timeout_ms, *throttled_ms),
+        other => panic!("expected {expected}, got {other:?}"),
+    }
+}
+
+/// Asks broker 0 for the broker list, which must be answered (`why`).
+async fn broker_0_answers(client: &Client, why: &str) {
+    client.send_to(0, &brokers_only()).await.expect(why);
 }
 
 /// Waits (up to 2 s) until the mock has received `n` Metadata requests in total.
@@ -62,43 +134,23 @@ async fn metadata_requests_reach(cluster: &MockCluster, n: usize) {
 #[tokio::test]
 async fn a_timed_out_request_retires_its_connection() {
     within(5, async {
-        let cluster = MockCluster::start(1).await;
-        let mut cfg = config(&cluster.broker_addr(0));
-        cfg.request_timeout = Duration::from_millis(300);
-        let client = Client::connect(cfg).await.expect("connect");
-        let conn = client
-            .broker_connection(0)
-            .await
-            .expect("broker connection");
+        let (cluster, client) = one_broker(Duration::from_millis(300)).await;
+        let conn = connection(&client).await;
         let before = cluster.broker(0).connections();
 
-        cluster
-            .broker(0)
-            .script(ApiKey::Metadata, Action::NoResponse);
+        leave_unanswered(&cluster, 1);
         let started = Instant::now();
         let e = conn.send(&brokers_only()).await.unwrap_err();
         let took = started.elapsed();
-        match &e {
-            Error::Timeout {
-                api,
-                timeout_ms,
-                throttled_ms,
-                ..
-            } => {
-                assert_eq!(*api, ApiKey::Metadata);
-                assert_eq!(*timeout_ms, 300);
-                assert_eq!(*throttled_ms, 0, "it was written, not throttled");
-            }
-            other => panic!("expected Timeout, got {other:?}"),
-        }
+        let (api, timeout_ms, throttled_ms) = timeout_parts(&e, "Timeout");
+        assert_eq!(api, ApiKey::Metadata);
+        assert_eq!(timeout_ms, 300);
+        assert_eq!(throttled_ms, 0, "it was written, not throttled");
         assert!(e.is_retriable(), "{e}");
         assert!(took < Duration::from_millis(1000), "{took:?}");
         assert!(conn.is_closed(), "the timed-out connection must be retired");
 
-        client
-            .send_to(0, &brokers_only())
-            .await
-            .expect("the next request goes out on a new connection");
+        broker_0_answers(&client, "the next request goes out on a new connection").await;
         assert_eq!(
             cluster.broker(0).connections(),
             before + 1,
@@ -113,20 +165,10 @@ async fn a_timed_out_request_retires_its_connection() {
 #[tokio::test]
 async fn a_closed_connection_fails_everything_in_flight_at_once() {
     within(5, async {
-        let cluster = MockCluster::start(1).await;
-        let client = Client::connect(config(&cluster.broker_addr(0)))
-            .await
-            .expect("connect");
-        let conn = client
-            .broker_connection(0)
-            .await
-            .expect("broker connection");
+        let (cluster, client) = one_broker(REQUEST_TIMEOUT).await;
+        let conn = connection(&client).await;
         let seen = cluster.request_count(ApiKey::Metadata);
-        for _ in 0..3 {
-            cluster
-                .broker(0)
-                .script(ApiKey::Metadata, Action::NoResponse);
-        }
+        leave_unanswered(&cluster, 3);
         let req = brokers_only();
         let futures: Vec<_> = (0..3)
             .map(|_| conn.send_ordered(&req).expect("queued"))
@@ -159,19 +201,9 @@ async fn a_closed_connection_fails_everything_in_flight_at_once() {
 #[tokio::test]
 async fn a_timeout_fails_the_other_requests_in_flight_at_once() {
     within(5, async {
-        let cluster = MockCluster::start(1).await;
-        let client = Client::connect(config(&cluster.broker_addr(0)))
-            .await
-            .expect("connect");
-        let conn = client
-            .broker_connection(0)
-            .await
-            .expect("broker connection");
-        for _ in 0..3 {
-            cluster
-                .broker(0)
-                .script(ApiKey::Metadata, Action::NoResponse);
-        }
+        let (cluster, client) = one_broker(REQUEST_TIMEOUT).await;
+        let conn = connection(&client).await;
+        leave_unanswered(&cluster, 3);
         let started = Instant::now();
         let short = {
             let conn = conn.clone();
@@ -213,39 +245,26 @@ async fn a_timeout_fails_the_other_requests_in_flight_at_once() {
 async fn a_blackholed_connection_is_replaced_after_one_timeout() {
     within(5, async {
         let cluster = MockCluster::start(1).await;
-        let proxy = FaultProxy::start(cluster.broker_addr(0), 3)
-            .await
-            .expect("proxy");
         let mut cfg = config(&cluster.broker_addr(0));
+        let proxy = proxy_in_front_of(&cluster, 0, 3, &mut cfg).await;
         cfg.request_timeout = Duration::from_millis(500);
-        cfg.address_map
-            .insert(&cluster.broker_addr(0), &proxy.addr().to_string())
-            .expect("map");
         let client = Client::connect(cfg).await.expect("connect");
-        client
-            .send_to(0, &brokers_only())
-            .await
-            .expect("through the proxy");
+        broker_0_answers(&client, "through the proxy").await;
         let conn = client.broker_connection(0).await.expect("same connection");
         assert_eq!(proxy.stats().accepted, 1, "{:?}", proxy.stats());
 
         proxy.blackhole(true);
         let started = Instant::now();
         let e = client.send_to(0, &brokers_only()).await.unwrap_err();
-        match &e {
-            Error::Timeout { throttled_ms, .. } => assert_eq!(*throttled_ms, 0),
-            other => panic!("expected Timeout, got {other:?}"),
-        }
+        let (_, _, throttled_ms) = timeout_parts(&e, "Timeout");
+        assert_eq!(throttled_ms, 0);
         assert!(
             conn.is_closed(),
             "the blackholed connection must be retired"
         );
 
         proxy.blackhole(false); // for new connections only
-        client
-            .send_to(0, &brokers_only())
-            .await
-            .expect("a new connection answers");
+        broker_0_answers(&client, "a new connection answers").await;
         let took = started.elapsed();
         assert!(
             took < Duration::from_millis(1500),
@@ -262,21 +281,13 @@ async fn a_blackholed_connection_is_replaced_after_one_timeout() {
 async fn a_hanging_connect_blocks_no_other_broker_and_is_bounded_by_the_setup_timeout() {
     within(6, async {
         let cluster = MockCluster::start(2).await;
-        let proxy = FaultProxy::start(cluster.broker_addr(1), 4)
-            .await
-            .expect("proxy");
-        proxy.blackhole(true);
         let mut cfg = config(&cluster.broker_addr(0));
+        let proxy = proxy_in_front_of(&cluster, 1, 4, &mut cfg).await;
+        proxy.blackhole(true);
         cfg.request_timeout = Duration::from_secs(10);
         cfg.connection_setup_timeout = Duration::from_secs(2);
-        cfg.address_map
-            .insert(&cluster.broker_addr(1), &proxy.addr().to_string())
-            .expect("map");
         let client = Client::connect(cfg).await.expect("connect");
-        client
-            .send_to(0, &brokers_only())
-            .await
-            .expect("broker 0 answers");
+        broker_0_answers(&client, "broker 0 answers").await;
 
         let started = Instant::now();
         let hanging = {
@@ -299,10 +310,7 @@ async fn a_hanging_connect_blocks_no_other_broker_and_is_bounded_by_the_setup_ti
         assert!(!hanging.is_finished(), "the blackholed connect should hang");
 
         let t = Instant::now();
-        client
-            .send_to(0, &brokers_only())
-            .await
-            .expect("broker 0 still answers");
+        broker_0_answers(&client, "broker 0 still answers").await;
         let took = t.elapsed();
         assert!(
             took < Duration::from_millis(300),
@@ -331,16 +339,11 @@ async fn a_hanging_connect_blocks_no_other_broker_and_is_bounded_by_the_setup_ti
 async fn reconnects_to_a_down_broker_back_off() {
     within(6, async {
         let cluster = MockCluster::start(2).await;
-        let proxy = FaultProxy::start(cluster.broker_addr(0), 5)
-            .await
-            .expect("proxy");
         // Bootstrap from broker 1, which stays up; broker 0 is reached through the proxy.
         let mut cfg = config(&cluster.broker_addr(1));
+        let proxy = proxy_in_front_of(&cluster, 0, 5, &mut cfg).await;
         cfg.reconnect_backoff = Duration::from_millis(100);
         cfg.reconnect_backoff_max = Duration::from_millis(400);
-        cfg.address_map
-            .insert(&cluster.broker_addr(0), &proxy.addr().to_string())
-            .expect("map");
         let client = Client::connect(cfg).await.expect("connect");
         cluster.broker(0).stop().await;
         proxy.refuse(true);
@@ -376,10 +379,7 @@ async fn reconnects_to_a_down_broker_back_off() {
 #[tokio::test]
 async fn an_unknown_broker_is_retriable_after_one_refresh() {
     within(5, async {
-        let cluster = MockCluster::start(1).await;
-        let client = Client::connect(config(&cluster.broker_addr(0)))
-            .await
-            .expect("connect");
+        let (cluster, client) = one_broker(REQUEST_TIMEOUT).await;
         let before = cluster.request_count(ApiKey::Metadata);
         let e = client.broker_connection(7).await.unwrap_err();
         match &e {
@@ -406,19 +406,10 @@ async fn an_unknown_broker_is_retriable_after_one_refresh() {
 #[tokio::test]
 async fn a_huge_throttle_is_capped_and_does_not_stall_the_connection() {
     within(5, async {
-        let cluster = MockCluster::start(1).await;
-        let mut cfg = config(&cluster.broker_addr(0));
-        cfg.request_timeout = Duration::from_millis(500);
-        let client = Client::connect(cfg).await.expect("connect");
-        let conn = client
-            .broker_connection(0)
-            .await
-            .expect("broker connection");
+        let (cluster, client) = one_broker(Duration::from_millis(500)).await;
+        let conn = connection(&client).await;
 
-        cluster.broker(0).script(
-            ApiKey::Metadata,
-            Action::modify::<MetadataResponse>(|r| r.throttle_time_ms = i32::MAX),
-        );
+        throttle_forever(&cluster);
         let resp = conn.send(&brokers_only()).await.expect("throttled answer");
         assert_eq!(resp.throttle_time_ms, i32::MAX);
         let written = cluster.requests().len();
@@ -426,17 +417,9 @@ async fn a_huge_throttle_is_capped_and_does_not_stall_the_connection() {
         let started = Instant::now();
         let e = conn.send(&brokers_only()).await.unwrap_err();
         let took = started.elapsed();
-        match &e {
-            Error::Timeout {
-                throttled_ms,
-                timeout_ms,
-                ..
-            } => {
-                assert!(*throttled_ms > 0, "{e:?}");
-                assert_eq!(*timeout_ms, 500);
-            }
-            other => panic!("expected a throttled Timeout, got {other:?}"),
-        }
+        let (_, timeout_ms, throttled_ms) = timeout_parts(&e, "a throttled Timeout");
+        assert!(throttled_ms > 0, "{e:?}");
+        assert_eq!(timeout_ms, 500);
         assert!(took < Duration::from_millis(700), "{took:?}");
         let text = e.to_string();
         assert!(text.contains("throttl"), "{text}");
@@ -469,19 +452,10 @@ async fn a_huge_throttle_is_capped_and_does_not_stall_the_connection() {
 #[tokio::test]
 async fn a_request_held_back_almost_to_its_deadline_is_not_written() {
     within(5, async {
-        let cluster = MockCluster::start(1).await;
-        let mut cfg = config(&cluster.broker_addr(0));
-        cfg.request_timeout = Duration::from_millis(500);
-        let client = Client::connect(cfg).await.expect("connect");
-        let conn = client
-            .broker_connection(0)
-            .await
-            .expect("broker connection");
+        let (cluster, client) = one_broker(Duration::from_millis(500)).await;
+        let conn = connection(&client).await;
 
-        cluster.broker(0).script(
-            ApiKey::Metadata,
-            Action::modify::<MetadataResponse>(|r| r.throttle_time_ms = i32::MAX),
-        );
+        throttle_forever(&cluster);
         // Were the next request written, the broker would take 100 ms to answer it.
         cluster
             .broker(0)
@@ -491,10 +465,8 @@ async fn a_request_held_back_almost_to_its_deadline_is_not_written() {
         // Queued 50 ms into the (capped, 500 ms) throttle: held 450 ms of its 500 ms.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let e = conn.send(&brokers_only()).await.unwrap_err();
-        match &e {
-            Error::Timeout { throttled_ms, .. } => assert!(*throttled_ms > 0, "{e:?}"),
-            other => panic!("expected a throttled Timeout, got {other:?}"),
-        }
+        let (_, _, throttled_ms) = timeout_parts(&e, "a throttled Timeout");
+        assert!(throttled_ms > 0, "{e:?}");
         assert!(
             !conn.is_closed(),
             "a request held back by a throttle must not retire the connection"
@@ -538,10 +510,7 @@ async fn requests_racing_a_close_never_wait_out_their_timeout() {
 
 async fn race_sends_against_close(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let cluster = MockCluster::start(1).await;
-    let client = Client::connect(config(&cluster.broker_addr(0)))
-        .await
-        .expect("connect");
+    let (cluster, client) = one_broker(REQUEST_TIMEOUT).await;
     // Many topic names: encoding the request takes a while, which widens the window between a
     // sender's check that the connection is open and its request being registered.
     let req = MetadataRequest {
@@ -627,11 +596,8 @@ async fn race_sends_against_close(seed: u64) {
 #[tokio::test]
 async fn a_restarted_broker_is_reached_again_soon() {
     within(6, async {
-        let cluster = MockCluster::start(1).await;
-        let client = Client::connect(config(&cluster.broker_addr(0)))
-            .await
-            .expect("connect");
-        client.send_to(0, &brokers_only()).await.expect("up");
+        let (cluster, client) = one_broker(REQUEST_TIMEOUT).await;
+        broker_0_answers(&client, "up").await;
 
         let broker = cluster.broker(0).clone();
         let before = broker.connections();
@@ -683,14 +649,8 @@ async fn a_restarted_broker_is_reached_again_soon() {
 #[tokio::test]
 async fn abandoning_a_written_request_leaves_the_others_alone() {
     within(5, async {
-        let cluster = MockCluster::start(1).await;
-        let client = Client::connect(config(&cluster.broker_addr(0)))
-            .await
-            .expect("connect");
-        let conn = client
-            .broker_connection(0)
-            .await
-            .expect("broker connection");
+        let (cluster, client) = one_broker(REQUEST_TIMEOUT).await;
+        let conn = connection(&client).await;
         let seen = cluster.request_count(ApiKey::Metadata);
         cluster
             .broker(0)

@@ -43,11 +43,53 @@ fn ssl(bootstrap: &str, ca_pem: &str) -> ClientConfig {
     c
 }
 
+/// An SSL client configuration trusting `ca_pem` that does not verify the broker's name.
+fn ssl_any_name(bootstrap: &str, ca_pem: &str) -> ClientConfig {
+    let mut c = ssl(bootstrap, ca_pem);
+    c.security.tls.verify_server_name = false;
+    c
+}
+
+/// An SSL client configuration trusting the test CA and presenting `id` as its certificate.
+fn ssl_with_cert(bootstrap: &str, pki: &TestPki, id: &Identity) -> ClientConfig {
+    let mut c = ssl(bootstrap, &pki.ca_cert);
+    c.security.tls.client_certificate = client_cert(id);
+    c
+}
+
+/// A client certificate chain and key given inline.
+fn inline_cert(chain: &str, key: &str) -> ClientCertificate {
+    ClientCertificate {
+        chain: PemSource::Inline(Secret::from(chain)),
+        key: PemSource::Inline(Secret::from(key)),
+    }
+}
+
 fn client_cert(id: &Identity) -> Option<ClientCertificate> {
-    Some(ClientCertificate {
-        chain: PemSource::Inline(Secret::from(id.cert_pem.as_str())),
-        key: PemSource::Inline(Secret::from(id.key_pem.as_str())),
-    })
+    Some(inline_cert(&id.cert_pem, &id.key_pem))
+}
+
+/// TLS settings trusting the test CA, with an inline client certificate and name verification.
+fn with_cert(pki: &TestPki, chain: &str, key: &str) -> TlsConfig {
+    TlsConfig {
+        trust: TrustRoots::Pem(pki.ca_cert.clone()),
+        client_certificate: Some(inline_cert(chain, key)),
+        verify_server_name: true,
+    }
+}
+
+/// Proxy settings with the usual server certificate that require a client certificate signed
+/// by the client CA.
+fn mutual_tls(pki: &TestPki) -> TlsProxyConfig {
+    TlsProxyConfig::new(&pki.server).require_client_cert(&pki.client_ca_cert)
+}
+
+/// [`mutual_tls`] with every TLS version, then TLS 1.2 only (the `bool`).
+fn mutual_tls_both_ways(pki: &TestPki) -> [(bool, TlsProxyConfig); 2] {
+    [
+        (false, mutual_tls(pki)),
+        (true, mutual_tls(pki).tls12_only()),
+    ]
 }
 
 /// A one-broker mock cluster behind a TLS proxy; the broker advertises the proxy's address.
@@ -64,6 +106,21 @@ impl Behind {
             .expect("start the TLS proxy");
         cluster.set_advertised(0, &proxy.addr().to_string());
         Behind { cluster, proxy }
+    }
+
+    /// Behind a proxy presenting `server`, with no client certificate required.
+    async fn serving(server: &Identity) -> Behind {
+        Behind::start(TlsProxyConfig::new(server)).await
+    }
+
+    /// Another TLS proxy in front of the same broker, presenting `server`.
+    async fn another_proxy(&self, server: &Identity, what: &str) -> TlsProxy {
+        TlsProxy::start(
+            self.cluster.broker(0).socket_addr(),
+            TlsProxyConfig::new(server),
+        )
+        .await
+        .expect(what)
     }
 
     fn addr(&self) -> String {
@@ -111,6 +168,30 @@ fn tls_reason(e: &Error, pki: &TestPki) -> String {
     reason.clone()
 }
 
+/// Connects with `config`, which must fail (`why`): the [`tls_reason`] of the error.
+async fn tls_failure(config: ClientConfig, pki: &TestPki, why: &str) -> String {
+    let e = Client::connect(config).await.expect_err(why);
+    tls_reason(&e, pki)
+}
+
+/// Behind each of the [`mutual_tls_both_ways`] proxies, connecting with `client(address)` fails
+/// (`why`) with a TLS error whose reason says all of `says`.
+async fn mutual_tls_refuses(
+    pki: &TestPki,
+    client: impl Fn(&str) -> ClientConfig,
+    why: &str,
+    says: &[&str],
+) {
+    for (tls12, proxy) in mutual_tls_both_ways(pki) {
+        let b = Behind::start(proxy).await;
+        let reason = tls_failure(client(&b.addr()), pki, why).await;
+        assert!(
+            says.iter().all(|s| reason.contains(s)),
+            "tls12 only: {tls12}: {reason}"
+        );
+    }
+}
+
 fn assert_no_key_material(text: &str, pki: &TestPki) {
     assert!(!text.contains("PRIVATE KEY-----"), "{text}");
     for id in [
@@ -129,7 +210,7 @@ fn assert_no_key_material(text: &str, pki: &TestPki) {
 async fn connects_and_reads_metadata_over_tls() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(TlsProxyConfig::new(&pki.server)).await;
+        let b = Behind::serving(&pki.server).await;
         exercise(ssl(&b.addr(), &pki.ca_cert))
             .await
             .expect("over TLS");
@@ -148,7 +229,7 @@ async fn connects_and_reads_metadata_over_tls() {
 async fn a_host_name_bootstrap_is_verified_as_that_name() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(TlsProxyConfig::new(&pki.server)).await;
+        let b = Behind::serving(&pki.server).await;
         let port = b.proxy.addr().port();
         b.cluster.set_advertised(0, &format!("localhost:{port}"));
         exercise(ssl(&format!("localhost:{port}"), &pki.ca_cert))
@@ -162,7 +243,7 @@ async fn a_host_name_bootstrap_is_verified_as_that_name() {
 async fn an_untrusted_ca_says_so() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(TlsProxyConfig::new(&pki.server)).await;
+        let b = Behind::serving(&pki.server).await;
         let e = Client::connect(ssl(&b.addr(), &pki.unrelated_ca_cert))
             .await
             .expect_err("the server certificate is not signed by the trusted CA");
@@ -184,11 +265,9 @@ async fn an_untrusted_ca_says_so() {
 async fn a_name_mismatch_names_both_names() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(TlsProxyConfig::new(&pki.other_name)).await;
-        let e = Client::connect(ssl(&b.addr(), &pki.ca_cert))
-            .await
-            .expect_err("the certificate is for another name");
-        let reason = tls_reason(&e, &pki);
+        let b = Behind::serving(&pki.other_name).await;
+        let why = "the certificate is for another name";
+        let reason = tls_failure(ssl(&b.addr(), &pki.ca_cert), &pki, why).await;
         assert!(
             reason.contains("\"127.0.0.1\""),
             "the expected name: {reason}"
@@ -199,10 +278,8 @@ async fn a_name_mismatch_names_both_names() {
         );
 
         let port = b.proxy.addr().port();
-        let e = Client::connect(ssl(&format!("localhost:{port}"), &pki.ca_cert))
-            .await
-            .expect_err("the certificate is for another name");
-        let reason = tls_reason(&e, &pki);
+        let localhost = format!("localhost:{port}");
+        let reason = tls_failure(ssl(&localhost, &pki.ca_cert), &pki, why).await;
         assert!(reason.contains("expected \"localhost\""), "{reason}");
     })
     .await;
@@ -212,23 +289,19 @@ async fn a_name_mismatch_names_both_names() {
 async fn without_name_verification_any_name_passes_but_the_chain_is_still_checked() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(TlsProxyConfig::new(&pki.other_name)).await;
-        let mut c = ssl(&b.addr(), &pki.ca_cert);
-        c.security.tls.verify_server_name = false;
-        exercise(c).await.expect("the name is not checked");
-
-        let mut c = ssl(&b.addr(), &pki.unrelated_ca_cert);
-        c.security.tls.verify_server_name = false;
-        let e = Client::connect(c).await.expect_err("the CA still matters");
-        assert!(tls_reason(&e, &pki).contains("not signed by a trusted CA"));
-
-        let expired = Behind::start(TlsProxyConfig::new(&pki.expired)).await;
-        let mut c = ssl(&expired.addr(), &pki.ca_cert);
-        c.security.tls.verify_server_name = false;
-        let e = Client::connect(c)
+        let b = Behind::serving(&pki.other_name).await;
+        exercise(ssl_any_name(&b.addr(), &pki.ca_cert))
             .await
-            .expect_err("validity still matters");
-        assert!(tls_reason(&e, &pki).contains("expired"));
+            .expect("the name is not checked");
+
+        let c = ssl_any_name(&b.addr(), &pki.unrelated_ca_cert);
+        let reason = tls_failure(c, &pki, "the CA still matters").await;
+        assert!(reason.contains("not signed by a trusted CA"));
+
+        let expired = Behind::serving(&pki.expired).await;
+        let c = ssl_any_name(&expired.addr(), &pki.ca_cert);
+        let reason = tls_failure(c, &pki, "validity still matters").await;
+        assert!(reason.contains("expired"));
     })
     .await;
 }
@@ -237,25 +310,22 @@ async fn without_name_verification_any_name_passes_but_the_chain_is_still_checke
 async fn an_expired_or_future_certificate_says_so() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(TlsProxyConfig::new(&pki.expired)).await;
-        let e = Client::connect(ssl(&b.addr(), &pki.ca_cert))
-            .await
-            .expect_err("expired");
-        let reason = tls_reason(&e, &pki);
-        assert!(
-            reason.contains("expired on 2001-01-01 00:00:00 UTC"),
-            "{reason}"
-        );
-
-        let b = Behind::start(TlsProxyConfig::new(&pki.not_yet_valid)).await;
-        let e = Client::connect(ssl(&b.addr(), &pki.ca_cert))
-            .await
-            .expect_err("not yet valid");
-        let reason = tls_reason(&e, &pki);
-        assert!(
-            reason.contains("not valid yet: valid from 2090-01-01"),
-            "{reason}"
-        );
+        for (server, why, says) in [
+            (
+                &pki.expired,
+                "expired",
+                "expired on 2001-01-01 00:00:00 UTC",
+            ),
+            (
+                &pki.not_yet_valid,
+                "not yet valid",
+                "not valid yet: valid from 2090-01-01",
+            ),
+        ] {
+            let b = Behind::serving(server).await;
+            let reason = tls_failure(ssl(&b.addr(), &pki.ca_cert), &pki, why).await;
+            assert!(reason.contains(says), "{reason}");
+        }
     })
     .await;
 }
@@ -265,10 +335,8 @@ async fn a_tls_client_on_a_plaintext_port_is_told_so() {
     within(async {
         let pki = TestPki::generate();
         let cluster = MockCluster::start(1).await;
-        let e = Client::connect(ssl(&cluster.broker_addr(0), &pki.ca_cert))
-            .await
-            .expect_err("the mock speaks no TLS");
-        let reason = tls_reason(&e, &pki);
+        let c = ssl(&cluster.broker_addr(0), &pki.ca_cert);
+        let reason = tls_failure(c, &pki, "the mock speaks no TLS").await;
         assert!(
             reason.contains("does not speak TLS on this port"),
             "{reason}"
@@ -282,11 +350,8 @@ async fn a_tls_client_on_a_plaintext_port_is_told_so() {
 async fn a_plaintext_client_on_a_tls_port_is_told_so() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(TlsProxyConfig::new(&pki.server)).await;
-        let e = Client::connect(plain(&b.addr()))
-            .await
-            .expect_err("the proxy speaks TLS");
-        let reason = tls_reason(&e, &pki);
+        let b = Behind::serving(&pki.server).await;
+        let reason = tls_failure(plain(&b.addr()), &pki, "the proxy speaks TLS").await;
         assert!(
             reason.contains("speaks TLS on this port") && reason.contains("security.protocol SSL"),
             "{reason}"
@@ -308,16 +373,9 @@ async fn a_plaintext_client_on_a_tls_port_is_told_so() {
 async fn mutual_tls_with_a_client_certificate_works() {
     within(async {
         let pki = TestPki::generate();
-        for tls12 in [false, true] {
-            let mut proxy =
-                TlsProxyConfig::new(&pki.server).require_client_cert(&pki.client_ca_cert);
-            if tls12 {
-                proxy = proxy.tls12_only();
-            }
+        for (tls12, proxy) in mutual_tls_both_ways(&pki) {
             let b = Behind::start(proxy).await;
-            let mut c = ssl(&b.addr(), &pki.ca_cert);
-            c.security.tls.client_certificate = client_cert(&pki.client);
-            exercise(c)
+            exercise(ssl_with_cert(&b.addr(), &pki, &pki.client))
                 .await
                 .unwrap_or_else(|e| panic!("mTLS (tls12 only: {tls12}): {e}"));
             assert_eq!(b.proxy.stats().failed_handshakes, 0);
@@ -330,17 +388,11 @@ async fn mutual_tls_with_a_client_certificate_works() {
 async fn mutual_tls_with_a_sec1_key_works() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(
-            TlsProxyConfig::new(&pki.server).require_client_cert(&pki.client_ca_cert),
-        )
-        .await;
+        let b = Behind::start(mutual_tls(&pki)).await;
         let sec1 = pkcs8_to_sec1_pem(&pki.client.key_pem);
         assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"));
         let mut c = ssl(&b.addr(), &pki.ca_cert);
-        c.security.tls.client_certificate = Some(ClientCertificate {
-            chain: PemSource::Inline(Secret::from(pki.client.cert_pem.as_str())),
-            key: PemSource::Inline(Secret::from(sec1)),
-        });
+        c.security.tls.client_certificate = Some(inline_cert(&pki.client.cert_pem, &sec1));
         exercise(c).await.expect("mTLS with a SEC1 key");
     })
     .await;
@@ -350,23 +402,9 @@ async fn mutual_tls_with_a_sec1_key_works() {
 async fn a_missing_client_certificate_says_one_is_required() {
     within(async {
         let pki = TestPki::generate();
-        for tls12 in [false, true] {
-            let mut proxy =
-                TlsProxyConfig::new(&pki.server).require_client_cert(&pki.client_ca_cert);
-            if tls12 {
-                proxy = proxy.tls12_only();
-            }
-            let b = Behind::start(proxy).await;
-            let e = Client::connect(ssl(&b.addr(), &pki.ca_cert))
-                .await
-                .expect_err("no client certificate");
-            let reason = tls_reason(&e, &pki);
-            assert!(
-                reason.contains("requires a client certificate")
-                    && reason.contains("ssl.certificate.location"),
-                "tls12 only: {tls12}: {reason}"
-            );
-        }
+        let says = ["requires a client certificate", "ssl.certificate.location"];
+        let client = |addr: &str| ssl(addr, &pki.ca_cert);
+        mutual_tls_refuses(&pki, client, "no client certificate", &says).await;
     })
     .await;
 }
@@ -375,24 +413,9 @@ async fn a_missing_client_certificate_says_one_is_required() {
 async fn a_client_certificate_the_broker_does_not_trust_is_rejected() {
     within(async {
         let pki = TestPki::generate();
-        for tls12 in [false, true] {
-            let mut proxy =
-                TlsProxyConfig::new(&pki.server).require_client_cert(&pki.client_ca_cert);
-            if tls12 {
-                proxy = proxy.tls12_only();
-            }
-            let b = Behind::start(proxy).await;
-            let mut c = ssl(&b.addr(), &pki.ca_cert);
-            c.security.tls.client_certificate = client_cert(&pki.unrelated_client);
-            let e = Client::connect(c)
-                .await
-                .expect_err("an untrusted client certificate");
-            let reason = tls_reason(&e, &pki);
-            assert!(
-                reason.contains("rejected the client certificate"),
-                "tls12 only: {tls12}: {reason}"
-            );
-        }
+        let says = ["rejected the client certificate"];
+        let client = |addr: &str| ssl_with_cert(addr, &pki, &pki.unrelated_client);
+        mutual_tls_refuses(&pki, client, "an untrusted client certificate", &says).await;
     })
     .await;
 }
@@ -403,39 +426,29 @@ async fn the_advertised_name_is_verified_when_the_address_map_dials_another_addr
         let pki = TestPki::generate();
         // Bootstrap through a proxy with the usual certificate; the broker's own connections
         // go through a second proxy whose certificate names `localhost` only.
-        let b = Behind::start(TlsProxyConfig::new(&pki.server)).await;
-        let broker_proxy = TlsProxy::start(
-            b.cluster.broker(0).socket_addr(),
-            TlsProxyConfig::new(&pki.localhost_only),
-        )
-        .await
-        .expect("second proxy");
+        let b = Behind::serving(&pki.server).await;
+        // A client that bootstraps through `b` and dials `advertised` at `proxy`'s address.
+        let mapped = |advertised: &str, proxy: &TlsProxy| {
+            let mut c = ssl(&b.addr(), &pki.ca_cert);
+            c.address_map
+                .insert(advertised, &proxy.addr().to_string())
+                .expect("map");
+            c
+        };
+        let broker_proxy = b.another_proxy(&pki.localhost_only, "second proxy").await;
         // Advertised at a port nothing listens on: only the map makes it reachable.
         b.cluster.set_advertised(0, "localhost:1");
-        let mut c = ssl(&b.addr(), &pki.ca_cert);
-        c.address_map
-            .insert("localhost:1", &broker_proxy.addr().to_string())
-            .expect("map");
-        exercise(c)
+        exercise(mapped("localhost:1", &broker_proxy))
             .await
             .expect("verified against the advertised name, localhost");
         assert!(broker_proxy.stats().handshakes >= 1);
         assert_eq!(broker_proxy.stats().failed_handshakes, 0);
 
         // Advertised as the name in another certificate: verified against that name too.
-        let other = TlsProxy::start(
-            b.cluster.broker(0).socket_addr(),
-            TlsProxyConfig::new(&pki.other_name),
-        )
-        .await
-        .expect("third proxy");
+        let other = b.another_proxy(&pki.other_name, "third proxy").await;
         let advertised = format!("{}:9093", TestPki::OTHER_NAME);
         b.cluster.set_advertised(0, &advertised);
-        let mut c = ssl(&b.addr(), &pki.ca_cert);
-        c.address_map
-            .insert(&advertised, &other.addr().to_string())
-            .expect("map");
-        exercise(c)
+        exercise(mapped(&advertised, &other))
             .await
             .expect("verified against the advertised name");
     })
@@ -446,13 +459,8 @@ async fn the_advertised_name_is_verified_when_the_address_map_dials_another_addr
 async fn a_broker_certificate_for_the_wrong_name_is_a_tls_error_not_the_listener_trap() {
     within(async {
         let pki = TestPki::generate();
-        let b = Behind::start(TlsProxyConfig::new(&pki.server)).await;
-        let wrong = TlsProxy::start(
-            b.cluster.broker(0).socket_addr(),
-            TlsProxyConfig::new(&pki.other_name),
-        )
-        .await
-        .expect("second proxy");
+        let b = Behind::serving(&pki.server).await;
+        let wrong = b.another_proxy(&pki.other_name, "second proxy").await;
         b.cluster.set_advertised(0, &wrong.addr().to_string());
         let client = Client::connect(ssl(&b.addr(), &pki.ca_cert))
             .await
@@ -513,14 +521,6 @@ async fn a_silent_port_times_out_in_the_tls_handshake_retriably() {
 #[tokio::test]
 async fn bad_settings_are_config_errors_without_key_material() {
     let pki = TestPki::generate();
-    let with_cert = |chain: &str, key: &str| TlsConfig {
-        trust: TrustRoots::Pem(pki.ca_cert.clone()),
-        client_certificate: Some(ClientCertificate {
-            chain: PemSource::Inline(Secret::from(chain)),
-            key: PemSource::Inline(Secret::from(key)),
-        }),
-        verify_server_name: true,
-    };
     let config_error = |c: TlsConfig| match TlsConnector::new(&c) {
         Err(Error::Config(m)) => {
             assert_no_key_material(&m, &pki);
@@ -544,17 +544,17 @@ async fn bad_settings_are_config_errors_without_key_material() {
     assert!(m.contains("no certificate found"), "{m}");
 
     // The key of another certificate.
-    let m = config_error(with_cert(&pki.client.cert_pem, &pki.server.key_pem));
+    let m = config_error(with_cert(&pki, &pki.client.cert_pem, &pki.server.key_pem));
     assert!(m.contains("does not belong"), "{m}");
     // A certificate where the key should be.
-    let m = config_error(with_cert(&pki.client.cert_pem, &pki.client.cert_pem));
+    let m = config_error(with_cert(&pki, &pki.client.cert_pem, &pki.client.cert_pem));
     assert!(
         m.contains("no private key found") && m.contains("PKCS#1"),
         "{m}"
     );
     // A damaged key: the error does not quote it.
     let damaged = pki.client.key_pem.replacen('A', "!", 3);
-    let m = config_error(with_cert(&pki.client.cert_pem, &damaged));
+    let m = config_error(with_cert(&pki, &pki.client.cert_pem, &damaged));
     assert!(!m.contains('!'), "{m}");
     let truncated: String = pki
         .client
@@ -563,7 +563,7 @@ async fn bad_settings_are_config_errors_without_key_material() {
         .take(2)
         .collect::<Vec<_>>()
         .join("\n");
-    let m = config_error(with_cert(&pki.client.cert_pem, &truncated));
+    let m = config_error(with_cert(&pki, &pki.client.cert_pem, &truncated));
     assert!(m.contains("no END line"), "{m}");
 
     // A key file that does not exist is named.
@@ -572,12 +572,12 @@ async fn bad_settings_are_config_errors_without_key_material() {
             chain: PemSource::Inline(Secret::from(pki.client.cert_pem.as_str())),
             key: PemSource::File("/nonexistent/client.key".into()),
         }),
-        ..with_cert("", "")
+        ..with_cert(&pki, "", "")
     });
     assert!(m.contains("/nonexistent/client.key"), "{m}");
 
     // Debug output of the settings and of the connector holds no key either.
-    let good = with_cert(&pki.client.cert_pem, &pki.client.key_pem);
+    let good = with_cert(&pki, &pki.client.cert_pem, &pki.client.key_pem);
     assert_no_key_material(&format!("{good:?}"), &pki);
     let connector = TlsConnector::new(&good).expect("good settings");
     let shown = format!("{connector:?}");
@@ -588,16 +588,7 @@ async fn bad_settings_are_config_errors_without_key_material() {
 #[tokio::test]
 async fn keys_load_in_pkcs8_pkcs1_and_sec1() {
     let pki = TestPki::generate();
-    let load = |chain: &str, key: &str| {
-        TlsConnector::new(&TlsConfig {
-            trust: TrustRoots::Pem(pki.ca_cert.clone()),
-            client_certificate: Some(ClientCertificate {
-                chain: PemSource::Inline(Secret::from(chain)),
-                key: PemSource::Inline(Secret::from(key)),
-            }),
-            verify_server_name: true,
-        })
-    };
+    let load = |chain: &str, key: &str| TlsConnector::new(&with_cert(&pki, chain, key));
     load(&pki.client.cert_pem, &pki.client.key_pem).expect("PKCS#8");
     load(
         &pki.client.cert_pem,
@@ -766,15 +757,11 @@ async fn sasl_ssl_authenticates_over_tls_with_mutual_tls() {
         use kafkawire_client::SaslConfig;
         use kafkawire_testkit::mock::SaslServerConfig;
         let pki = TestPki::generate();
-        let b = Behind::start(
-            TlsProxyConfig::new(&pki.server).require_client_cert(&pki.client_ca_cert),
-        )
-        .await;
+        let b = Behind::start(mutual_tls(&pki)).await;
         b.cluster
             .enable_sasl(SaslServerConfig::default().user("alice", "tls-and-scram"));
-        let mut c = ssl(&b.addr(), &pki.ca_cert);
+        let mut c = ssl_with_cert(&b.addr(), &pki, &pki.client);
         c.security.protocol = SecurityProtocol::SaslSsl;
-        c.security.tls.client_certificate = client_cert(&pki.client);
         c.security.sasl = Some(SaslConfig::scram_sha512("alice", "tls-and-scram"));
         exercise(c.clone()).await.expect("SASL_SSL with mutual TLS");
         assert!(b.cluster.authentications() >= 1);

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafkawire_client::{Client, ClientConfig, OffsetToCommit};
-use kafkawire_consumer::{Consumer, OffsetReset, RebalanceListener};
+use kafkawire_consumer::{Consumer, ConsumerBuilder, OffsetReset, RebalanceListener};
 use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::messages::heartbeat_request::HeartbeatRequest;
@@ -164,38 +164,56 @@ async fn read_to(consumer: &mut Consumer, got: &mut Vec<(i32, i64, String)>, n: 
     }
 }
 
+/// One more poll brings nothing, late or repeated.
+async fn assert_nothing_more(consumer: &mut Consumer) {
+    let mut more = Vec::new();
+    poll_into(consumer, &mut more).await;
+    assert!(more.is_empty(), "read again: {:?}", more.first());
+}
+
+/// Scripts the next fetches up to the last fault: those numbered (from 1) in `faults` get their
+/// fault, the others before them are answered as usual.
+fn script_fetch_faults(cluster: &MockCluster, faults: impl IntoIterator<Item = (usize, Action)>) {
+    let mut next = 1;
+    for (n, fault) in faults {
+        for _ in next..n {
+            cluster.script(ApiKey::Fetch, Action::Delay(Duration::ZERO));
+        }
+        cluster.script(ApiKey::Fetch, fault);
+        next = n + 1;
+    }
+}
+
+fn assert_every_fault_happened(cluster: &MockCluster) {
+    assert_eq!(
+        cluster.pending_scripts(),
+        0,
+        "every scripted fault happened"
+    );
+}
+
 #[tokio::test]
 async fn a_fetch_whose_connection_is_dropped_is_fetched_again_from_the_same_position() {
     within(async {
         let cluster = cluster(1, 1, N).await;
         // Fetches 3, 5 (processed, then the connection cut before the answer), 8 and 9 lose
         // their connection; the others are answered as usual.
-        let d0 = || Action::Delay(Duration::ZERO);
-        let script = [
-            d0(),
-            d0(),
-            Action::DropConnection,
-            d0(),
-            Action::ProcessThenDrop,
-            d0(),
-            d0(),
-            Action::DropConnection,
-            Action::DropConnection,
-        ];
-        for action in script {
-            cluster.script(ApiKey::Fetch, action);
-        }
+        script_fetch_faults(
+            &cluster,
+            [
+                (3, Action::DropConnection),
+                (5, Action::ProcessThenDrop),
+                (8, Action::DropConnection),
+                (9, Action::DropConnection),
+            ],
+        );
         let client = client(&cluster, Duration::from_secs(5)).await;
         let mut consumer = assigned(&client, None).await;
         let connections = cluster.broker(0).connections();
         let mut got = Vec::new();
         read_to(&mut consumer, &mut got, N as usize).await;
         assert_exactly_once(&got, 0, N);
-        assert_eq!(
-            cluster.pending_scripts(),
-            0,
-            "every scripted fault happened"
-        );
+        assert_every_fault_happened(&cluster);
         assert!(
             cluster.broker(0).connections() >= connections + 4,
             "each cut connection was replaced by a new one"
@@ -276,20 +294,15 @@ async fn a_broker_stopped_and_restarted_mid_stream_is_read_on_from_the_same_posi
 async fn a_fetch_that_gets_no_answer_is_sent_again_after_the_request_timeout() {
     within(async {
         let cluster = cluster(1, 1, N).await;
-        let d0 = || Action::Delay(Duration::ZERO);
         // Two fetches never answered, and one answered only after the request timeout.
-        let script = [
-            d0(),
-            d0(),
-            Action::NoResponse,
-            d0(),
-            Action::Delay(Duration::from_millis(800)),
-            d0(),
-            Action::NoResponse,
-        ];
-        for action in script {
-            cluster.script(ApiKey::Fetch, action);
-        }
+        script_fetch_faults(
+            &cluster,
+            [
+                (3, Action::NoResponse),
+                (5, Action::Delay(Duration::from_millis(800))),
+                (7, Action::NoResponse),
+            ],
+        );
         let client = client(&cluster, Duration::from_millis(500)).await;
         let mut consumer = assigned(&client, None).await;
         let start = Instant::now();
@@ -297,11 +310,7 @@ async fn a_fetch_that_gets_no_answer_is_sent_again_after_the_request_timeout() {
         read_to(&mut consumer, &mut got, N as usize).await;
         let took = start.elapsed();
         assert_exactly_once(&got, 0, N);
-        assert_eq!(
-            cluster.pending_scripts(),
-            0,
-            "every scripted fault happened"
-        );
+        assert_every_fault_happened(&cluster);
         assert!(
             took >= Duration::from_millis(1_500),
             "three fetches waited out the 500 ms request timeout, in {took:?}"
@@ -314,13 +323,26 @@ async fn a_fetch_that_gets_no_answer_is_sent_again_after_the_request_timeout() {
     .await;
 }
 
-/// Commits of an assigned consumer under group `GROUP` after reading 300 records: what was
-/// committed and what `committed()` says.
-async fn committed(consumer: &Consumer) -> BTreeMap<Tp, i64> {
-    consumer
+// Commits of an assigned consumer under group `GROUP` after reading 300 records: what was
+// committed and what `committed()` says.
+
+/// A consumer of partition 0 under `GROUP` that has read 300 records: it, the records and its
+/// position.
+async fn read_300(client: &Client) -> (Consumer, Vec<(i32, i64, String)>, i64) {
+    let mut consumer = assigned(client, Some(GROUP)).await;
+    let mut got = Vec::new();
+    read_to(&mut consumer, &mut got, 300).await;
+    let position = consumer.position(TOPIC, 0).expect("position");
+    (consumer, got, position)
+}
+
+/// `committed()` says `offset` for partition 0.
+async fn assert_committed(consumer: &Consumer, offset: i64) {
+    let committed = consumer
         .committed(&[(TOPIC.to_owned(), 0)])
         .await
-        .expect("committed offsets")
+        .expect("committed offsets");
+    assert_eq!(committed, BTreeMap::from([((TOPIC.to_owned(), 0), offset)]));
 }
 
 #[tokio::test]
@@ -328,30 +350,21 @@ async fn a_commit_whose_connection_is_cut_is_retried() {
     within(async {
         let cluster = cluster(1, 1, N).await;
         let client = client(&cluster, Duration::from_secs(5)).await;
-        let mut consumer = assigned(&client, Some(GROUP)).await;
-        let mut got = Vec::new();
-        read_to(&mut consumer, &mut got, 300).await;
-        let position = consumer.position(TOPIC, 0).expect("position");
+        let (mut consumer, _, position) = read_300(&client).await;
 
         cluster.script(ApiKey::OffsetCommit, Action::DropConnection);
         // Committed by the broker, but the answer is lost: committing again is harmless.
         cluster.script(ApiKey::OffsetCommit, Action::ProcessThenDrop);
         consumer.commit().await.expect("commit succeeds on a retry");
         assert_eq!(cluster.request_count(ApiKey::OffsetCommit), 3);
-        assert_eq!(
-            committed(&consumer).await,
-            BTreeMap::from([((TOPIC.to_owned(), 0), position)])
-        );
+        assert_committed(&consumer, position).await;
 
         cluster.script(ApiKey::OffsetCommit, Action::DropConnection);
         consumer
             .commit_offsets(&[OffsetToCommit::new(TOPIC, 0, 42)])
             .await
             .expect("commit_offsets succeeds on a retry");
-        assert_eq!(
-            committed(&consumer).await,
-            BTreeMap::from([((TOPIC.to_owned(), 0), 42)])
-        );
+        assert_committed(&consumer, 42).await;
     })
     .await;
 }
@@ -361,10 +374,7 @@ async fn a_commit_that_keeps_losing_its_connection_fails_retriably_then_succeeds
     within(async {
         let cluster = cluster(1, 1, N).await;
         let client = client(&cluster, Duration::from_secs(5)).await;
-        let mut consumer = assigned(&client, Some(GROUP)).await;
-        let mut got = Vec::new();
-        read_to(&mut consumer, &mut got, 300).await;
-        let position = consumer.position(TOPIC, 0).expect("position");
+        let (mut consumer, _, position) = read_300(&client).await;
 
         cluster.script_n(ApiKey::OffsetCommit, 100, || Action::DropConnection);
         let e = consumer
@@ -384,10 +394,7 @@ async fn a_commit_that_keeps_losing_its_connection_fails_retriably_then_succeeds
             .commit()
             .await
             .expect("commit once the coordinator answers");
-        assert_eq!(
-            committed(&consumer).await,
-            BTreeMap::from([((TOPIC.to_owned(), 0), position)])
-        );
+        assert_committed(&consumer, position).await;
     })
     .await;
 }
@@ -404,10 +411,7 @@ async fn a_commit_while_the_coordinator_is_down_fails_retriably_then_succeeds_on
         // the commit's retries (8 attempts) end within about 2 s.
         config.reconnect_backoff_max = Duration::from_millis(150);
         let client = Client::connect(config).await.expect("connect");
-        let mut consumer = assigned(&client, Some(GROUP)).await;
-        let mut got = Vec::new();
-        read_to(&mut consumer, &mut got, 300).await;
-        let position = consumer.position(TOPIC, 0).expect("position");
+        let (mut consumer, mut got, position) = read_300(&client).await;
         consumer
             .commit_offsets(&[OffsetToCommit::new(TOPIC, 0, 1)])
             .await
@@ -442,10 +446,7 @@ async fn a_commit_while_the_coordinator_is_down_fails_retriably_then_succeeds_on
             .await
             .expect("the commit is retried until the coordinator is back");
         restarter.await.expect("restarter");
-        assert_eq!(
-            committed(&consumer).await,
-            BTreeMap::from([((TOPIC.to_owned(), 0), position_2)])
-        );
+        assert_committed(&consumer, position_2).await;
     })
     .await;
 }
@@ -548,6 +549,21 @@ impl Coordinator {
     fn joins(&self) -> usize {
         self.0.lock().unwrap().joins.len()
     }
+
+    /// Queues `faults` for the next heartbeats.
+    fn fault_heartbeats(&self, faults: Vec<Reply>) {
+        self.0.lock().unwrap().heartbeat_faults = faults;
+    }
+
+    /// Every queued heartbeat fault has happened.
+    fn faults_done(&self) -> bool {
+        self.0.lock().unwrap().heartbeat_faults.is_empty()
+    }
+
+    /// Waits until `n` heartbeats in all were answered successfully by `broker`.
+    async fn wait_for_ok(&self, broker: i32, n: usize, what: &str) {
+        wait_until(what, || self.ok_on(broker) >= n).await;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -579,15 +595,10 @@ fn both() -> Vec<Tp> {
     vec![(TOPIC.to_owned(), 0), (TOPIC.to_owned(), 1)]
 }
 
-/// A member of `GROUP` (heartbeats every 50 ms, request timeout 1 s) that has joined, been
-/// assigned both partitions and read some records of each.
-async fn member(
-    cluster: &MockCluster,
-    listener: &Recorder,
-    got: &mut Vec<(i32, i64, String)>,
-) -> Consumer {
-    let client = client(cluster, Duration::from_secs(1)).await;
-    let mut consumer = Consumer::builder(&client)
+/// A consumer of `GROUP` subscribed to `TOPIC` (heartbeats every 50 ms, no auto-commit) that
+/// reports its rebalances to `listener`; the fetch sizes are left to the caller.
+fn group_member(client: &Client, listener: &Recorder) -> ConsumerBuilder {
+    Consumer::builder(client)
         .group_id(GROUP)
         .subscribe([TOPIC])
         .auto_offset_reset(OffsetReset::Earliest)
@@ -595,78 +606,116 @@ async fn member(
         .session_timeout(Duration::from_secs(10))
         .heartbeat_interval(Duration::from_millis(50))
         .partition_assignment_strategy(["range"])
-        .fetch_max_wait(Duration::from_millis(20))
-        .max_partition_fetch_bytes(1024)
-        .max_poll_records(50)
         .rebalance_listener(listener.clone())
-        .build()
-        .await
-        .expect("build the member");
-    let start = Instant::now();
-    while got.len() < 100 && start.elapsed() < Duration::from_secs(3) {
-        poll_into(&mut consumer, got).await;
-    }
-    assert_eq!(consumer.assignment(), both());
-    assert_eq!(listener.0.lock().unwrap().assigned, both());
-    consumer
 }
 
-/// The member kept its generation and partitions (nothing revoked, nothing lost, one join),
-/// and reads both partitions to the end with every offset exactly once.
-async fn assert_membership_kept(
-    consumer: &mut Consumer,
-    coordinator: &Coordinator,
-    listener: &Recorder,
-    got: &mut Vec<(i32, i64, String)>,
-) {
-    let start = Instant::now();
-    while got.len() < 2 * PER_PARTITION as usize && start.elapsed() < Duration::from_secs(3) {
-        poll_into(consumer, got).await;
+/// The member kept its generation and partitions: nothing revoked, nothing lost, one join.
+fn assert_same_generation(consumer: &mut Consumer, coordinator: &Coordinator, listener: &Recorder) {
+    {
+        let seen = listener.0.lock().unwrap();
+        assert!(
+            seen.revoked.is_empty() && seen.lost.is_empty(),
+            "no partition was revoked or lost: {seen:?}"
+        );
+        assert_eq!(seen.assigned, both(), "assigned once: {seen:?}");
     }
-    assert_exactly_once(got, 0, PER_PARTITION);
-    assert_exactly_once(got, 1, PER_PARTITION);
-    let seen = listener.0.lock().unwrap();
-    assert!(
-        seen.revoked.is_empty() && seen.lost.is_empty(),
-        "no partition was revoked or lost: {seen:?}"
-    );
-    assert_eq!(seen.assigned, both(), "assigned once: {seen:?}");
     assert_eq!(coordinator.joins(), 1, "no rejoin");
     let m = consumer
         .group_consumer()
         .expect("a group member")
         .membership();
     assert_eq!((m.member_id.as_str(), m.generation_id), ("member-1", 1));
-    assert_eq!(consumer.assignment(), both());
+}
+
+/// A cluster whose broker 0 leads both partitions while broker 1 is the group coordinator.
+async fn coordinator_on_broker_1() -> MockCluster {
+    let cluster = cluster(2, 2, PER_PARTITION).await;
+    cluster.set_coordinator(1);
+    cluster
+}
+
+/// A member of `GROUP` under a scripted [`Coordinator`], with the record of its rebalances and
+/// the records it read.
+struct Member {
+    consumer: Consumer,
+    coordinator: Coordinator,
+    listener: Recorder,
+    got: Vec<(i32, i64, String)>,
+}
+
+impl Member {
+    /// Installs a [`Coordinator`] on `cluster` and starts a member (heartbeats every 50 ms,
+    /// request timeout 1 s) that has joined, been assigned both partitions and read some
+    /// records of each.
+    async fn join(cluster: &MockCluster) -> Member {
+        let coordinator = Coordinator::default();
+        coordinator.install(cluster);
+        let listener = Recorder::default();
+        let client = client(cluster, Duration::from_secs(1)).await;
+        let mut consumer = group_member(&client, &listener)
+            .fetch_max_wait(Duration::from_millis(20))
+            .max_partition_fetch_bytes(1024)
+            .max_poll_records(50)
+            .build()
+            .await
+            .expect("build the member");
+        let mut got = Vec::new();
+        let start = Instant::now();
+        while got.len() < 100 && start.elapsed() < Duration::from_secs(3) {
+            poll_into(&mut consumer, &mut got).await;
+        }
+        assert_eq!(consumer.assignment(), both());
+        assert_eq!(listener.0.lock().unwrap().assigned, both());
+        Member {
+            consumer,
+            coordinator,
+            listener,
+            got,
+        }
+    }
+
+    /// The member kept its generation and partitions (see [`assert_same_generation`]), and
+    /// reads both partitions to the end with every offset exactly once.
+    async fn assert_membership_kept(&mut self) {
+        let start = Instant::now();
+        while self.got.len() < 2 * PER_PARTITION as usize
+            && start.elapsed() < Duration::from_secs(3)
+        {
+            poll_into(&mut self.consumer, &mut self.got).await;
+        }
+        assert_exactly_once(&self.got, 0, PER_PARTITION);
+        assert_exactly_once(&self.got, 1, PER_PARTITION);
+        assert_same_generation(&mut self.consumer, &self.coordinator, &self.listener);
+        assert_eq!(self.consumer.assignment(), both());
+    }
 }
 
 #[tokio::test]
 async fn a_heartbeat_whose_connection_is_cut_keeps_the_membership() {
     within(async {
         let cluster = cluster(1, 2, PER_PARTITION).await;
-        let coordinator = Coordinator::default();
-        coordinator.install(&cluster);
-        let listener = Recorder::default();
-        let mut got = Vec::new();
-        let mut consumer = member(&cluster, &listener, &mut got).await;
+        let mut m = Member::join(&cluster).await;
 
         // Two heartbeats lose their connection, one is never answered (the member's 1 s
         // request timeout ends it), then another loses its connection.
         let connections = cluster.broker(0).connections();
-        coordinator.0.lock().unwrap().heartbeat_faults =
-            vec![Reply::Close, Reply::Close, Reply::Nothing, Reply::Close];
-        let ok = coordinator.ok_on(0);
+        m.coordinator.fault_heartbeats(vec![
+            Reply::Close,
+            Reply::Close,
+            Reply::Nothing,
+            Reply::Close,
+        ]);
+        let ok = m.coordinator.ok_on(0);
         wait_until("heartbeats are answered again after the faults", || {
-            coordinator.0.lock().unwrap().heartbeat_faults.is_empty()
-                && coordinator.ok_on(0) >= ok + 3
+            m.coordinator.faults_done() && m.coordinator.ok_on(0) >= ok + 3
         })
         .await;
         assert!(
             cluster.broker(0).connections() >= connections + 4,
             "each cut connection was replaced"
         );
-        assert_membership_kept(&mut consumer, &coordinator, &listener, &mut got).await;
-        consumer.close().await.expect("close");
+        m.assert_membership_kept().await;
+        m.consumer.close().await.expect("close");
     })
     .await;
 }
@@ -674,33 +723,23 @@ async fn a_heartbeat_whose_connection_is_cut_keeps_the_membership() {
 #[tokio::test]
 async fn a_coordinator_dropping_its_connections_keeps_the_membership() {
     within(async {
-        // Broker 0 leads both partitions; broker 1 is the coordinator.
-        let cluster = cluster(2, 2, PER_PARTITION).await;
-        cluster.set_coordinator(1);
-        let coordinator = Coordinator::default();
-        coordinator.install(&cluster);
-        let listener = Recorder::default();
-        let mut got = Vec::new();
-        let mut consumer = member(&cluster, &listener, &mut got).await;
+        let cluster = coordinator_on_broker_1().await;
+        let mut m = Member::join(&cluster).await;
         // Dropped between two heartbeats, then while the coordinator holds one (unanswered:
         // only the drop ends it before the member's 1 s request timeout).
         for held in [false, true] {
-            let ok = coordinator.ok_on(1);
+            let ok = m.coordinator.ok_on(1);
             if held {
-                coordinator.0.lock().unwrap().heartbeat_faults = vec![Reply::Nothing];
-                wait_until("a heartbeat is held", || {
-                    coordinator.0.lock().unwrap().heartbeat_faults.is_empty()
-                })
-                .await;
+                m.coordinator.fault_heartbeats(vec![Reply::Nothing]);
+                wait_until("a heartbeat is held", || m.coordinator.faults_done()).await;
             }
             cluster.broker(1).drop_connections();
-            wait_until("heartbeats are answered again", || {
-                coordinator.ok_on(1) >= ok + 3
-            })
-            .await;
+            m.coordinator
+                .wait_for_ok(1, ok + 3, "heartbeats are answered again")
+                .await;
         }
-        assert_membership_kept(&mut consumer, &coordinator, &listener, &mut got).await;
-        consumer.close().await.expect("close");
+        m.assert_membership_kept().await;
+        m.consumer.close().await.expect("close");
     })
     .await;
 }
@@ -708,30 +747,27 @@ async fn a_coordinator_dropping_its_connections_keeps_the_membership() {
 #[tokio::test]
 async fn a_coordinator_that_goes_down_is_found_again_and_the_membership_kept() {
     within(async {
-        // Broker 0 leads both partitions; broker 1 is the coordinator until it stops, when
-        // the group moves to broker 0 (as its coordinator partition's leadership would).
-        let cluster = cluster(2, 2, PER_PARTITION).await;
-        cluster.set_coordinator(1);
-        let coordinator = Coordinator::default();
-        coordinator.install(&cluster);
-        let listener = Recorder::default();
-        let mut got = Vec::new();
-        let mut consumer = member(&cluster, &listener, &mut got).await;
-        wait_until("heartbeats reach broker 1", || coordinator.ok_on(1) >= 2).await;
+        // Broker 1 is the coordinator until it stops, when the group moves to broker 0 (as
+        // its coordinator partition's leadership would).
+        let cluster = coordinator_on_broker_1().await;
+        let mut m = Member::join(&cluster).await;
+        m.coordinator
+            .wait_for_ok(1, 2, "heartbeats reach broker 1")
+            .await;
 
         cluster.broker(1).stop().await;
         cluster.set_coordinator(0);
-        wait_until("heartbeats reach the new coordinator", || {
-            coordinator.ok_on(0) >= 3
-        })
-        .await;
-        assert_membership_kept(&mut consumer, &coordinator, &listener, &mut got).await;
+        m.coordinator
+            .wait_for_ok(0, 3, "heartbeats reach the new coordinator")
+            .await;
+        m.assert_membership_kept().await;
         // The new coordinator also takes commits.
-        consumer
+        m.consumer
             .commit()
             .await
             .expect("commit to the new coordinator");
-        let committed = consumer
+        let committed = m
+            .consumer
             .committed(&both())
             .await
             .expect("committed offsets");
@@ -742,7 +778,7 @@ async fn a_coordinator_that_goes_down_is_found_again_and_the_membership_kept() {
                 ((TOPIC.to_owned(), 1), PER_PARTITION)
             ])
         );
-        consumer.close().await.expect("close");
+        m.consumer.close().await.expect("close");
     })
     .await;
 }
@@ -795,6 +831,26 @@ struct ThroughBlackhole {
     recovery: Duration,
     /// Records read before the blackhole started.
     before: usize,
+}
+
+impl ThroughBlackhole {
+    /// Prints what the read of `who` saw.
+    fn report(&self, who: &str) {
+        eprintln!(
+            "{who}: {} records before the blackhole; gap {:?}, recovered {:?} after it ended",
+            self.before, self.gap, self.recovery
+        );
+    }
+
+    /// Records resumed within [`BLACKHOLE_MAX_GAP`] of the last ones before the blackhole.
+    fn assert_gap_within_limit(&self) {
+        assert!(
+            self.gap < BLACKHOLE_MAX_GAP,
+            "records resumed {:?} after the last ones before the blackhole ended (at most \
+             {BLACKHOLE_MAX_GAP:?}: one request timeout and a reconnect)",
+            self.gap
+        );
+    }
 }
 
 /// Polls `consumer` until `total` records arrived, blackholing `proxy` for [`BLACKHOLE_FOR`]
@@ -863,27 +919,17 @@ async fn an_assigned_consumer_reads_on_after_a_blackhole_within_the_request_time
         let mut consumer = assigned(&client, None).await;
         let accepted = proxy.stats().accepted;
         let r = read_through_blackhole(&mut consumer, &proxy, N as usize / 2, N as usize).await;
-        eprintln!(
-            "assigned: {} records before the blackhole; gap {:?}, recovered {:?} after it ended",
-            r.before, r.gap, r.recovery
-        );
+        r.report("assigned");
         assert!(r.before < N as usize, "the blackhole came mid-stream");
         assert_exactly_once(&r.got, 0, N);
-        assert!(
-            r.gap < BLACKHOLE_MAX_GAP,
-            "records resumed {:?} after the last ones before the blackhole ended (at most \
-             {BLACKHOLE_MAX_GAP:?}: one request timeout and a reconnect)",
-            r.gap
-        );
+        r.assert_gap_within_limit();
         assert!(
             proxy.stats().accepted > accepted,
             "the silent connection was replaced by a new one"
         );
         assert_eq!(consumer.position(TOPIC, 0), Some(N));
         // Nothing more comes, late or repeated.
-        let mut more = Vec::new();
-        poll_into(&mut consumer, &mut more).await;
-        assert!(more.is_empty(), "read again: {:?}", more.first());
+        assert_nothing_more(&mut consumer).await;
     })
     .await;
 }
@@ -896,60 +942,28 @@ async fn a_group_member_reads_on_after_a_blackhole_and_keeps_its_membership() {
         coordinator.install(&cluster);
         let (proxy, client) = through_proxy(&cluster, 22).await;
         let listener = Recorder::default();
-        let mut consumer = Consumer::builder(&client)
-            .group_id(GROUP)
-            .subscribe([TOPIC])
-            .auto_offset_reset(OffsetReset::Earliest)
-            .enable_auto_commit(false)
-            .session_timeout(Duration::from_secs(10))
-            .heartbeat_interval(Duration::from_millis(50))
-            .partition_assignment_strategy(["range"])
+        let mut consumer = group_member(&client, &listener)
             .fetch_max_wait(Duration::from_millis(50))
             .max_partition_fetch_bytes(4096)
             .max_poll_records(150)
-            .rebalance_listener(listener.clone())
             .build()
             .await
             .expect("build the member");
         let total = 2 * BLACKHOLE_PER_PARTITION as usize;
         let r = read_through_blackhole(&mut consumer, &proxy, total / 2, total).await;
-        eprintln!(
-            "group: {} records before the blackhole; gap {:?}, recovered {:?} after it ended",
-            r.before, r.gap, r.recovery
-        );
+        r.report("group");
         assert!(r.before < total, "the blackhole came mid-stream");
         assert_exactly_once(&r.got, 0, BLACKHOLE_PER_PARTITION);
         assert_exactly_once(&r.got, 1, BLACKHOLE_PER_PARTITION);
-        assert!(
-            r.gap < BLACKHOLE_MAX_GAP,
-            "records resumed {:?} after the last ones before the blackhole ended (at most \
-             {BLACKHOLE_MAX_GAP:?}: one request timeout and a reconnect)",
-            r.gap
-        );
+        r.assert_gap_within_limit();
         // Heartbeats go on after the blackhole (over a new coordinator connection), and the
         // member kept its generation and partitions.
         let ok = coordinator.ok_on(0);
-        wait_until("heartbeats are answered after the blackhole", || {
-            coordinator.ok_on(0) >= ok + 3
-        })
-        .await;
-        {
-            let seen = listener.0.lock().unwrap();
-            assert!(
-                seen.revoked.is_empty() && seen.lost.is_empty(),
-                "no partition was revoked or lost: {seen:?}"
-            );
-            assert_eq!(seen.assigned, both(), "assigned once: {seen:?}");
-        }
-        assert_eq!(coordinator.joins(), 1, "no rejoin");
-        let m = consumer
-            .group_consumer()
-            .expect("a group member")
-            .membership();
-        assert_eq!((m.member_id.as_str(), m.generation_id), ("member-1", 1));
-        let mut more = Vec::new();
-        poll_into(&mut consumer, &mut more).await;
-        assert!(more.is_empty(), "read again: {:?}", more.first());
+        coordinator
+            .wait_for_ok(0, ok + 3, "heartbeats are answered after the blackhole")
+            .await;
+        assert_same_generation(&mut consumer, &coordinator, &listener);
+        assert_nothing_more(&mut consumer).await;
         consumer.close().await.expect("close");
     })
     .await;
