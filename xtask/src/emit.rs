@@ -384,7 +384,7 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     } else {
         format!("/// `{sname}`, part of `{}`.\n", msg.name)
     };
-        o.push_str(&doc);
+    o.push_str(&doc);
     let sensitive: Vec<&str> = SENSITIVE
         .iter()
         .filter(|(s, _)| *s == sname)
@@ -411,7 +411,7 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
         let _ = writeln!(o, "    /// `{}`: {}.", f.name, notes.join(", "));
         let _ = writeln!(o, "    pub {}: {},", ident(&f.name), rust_ty(f));
     }
-        o.push_str("    /// Tagged fields this code does not know, kept so that re-encoding writes them back.\n");
+    o.push_str("    /// Tagged fields this code does not know, kept so that re-encoding writes them back.\n");
     o.push_str("    pub unknown_tagged_fields: Vec<RawTaggedField>,\n}\n\n");
     if !sensitive.is_empty() {
         // Credentials (SASL tokens, passwords) never reach logs through `{:?}`.
