@@ -26,7 +26,9 @@ async fn sasl_cluster(lifetime: Option<Duration>) -> MockCluster {
     cluster.create_topic("t", 1);
     let mut server = SaslServerConfig::default().user("alice", PASSWORD);
     if let Some(l) = lifetime {
-        server = server.session_lifetime(l);
+        // Short sessions re-authenticate often: fewer SCRAM iterations keep that cheap in a
+        // debug build on a loaded machine.
+        server = server.session_lifetime(l).scram_iterations(512);
     }
     cluster.enable_sasl(server);
     cluster
@@ -142,11 +144,18 @@ async fn sessions_are_renewed_while_requests_keep_flowing() {
         .expect("connect");
         let conn = client.broker_connection(0).await.expect("connection");
         let connections = cluster.broker(0).connections();
-        // Requests for 2 s, pipelined 4 at a time: every one is answered, on the same
-        // connection, which re-authenticated several times along the way.
+        let connections_auth = cluster.broker(0).authentications();
+        // Requests pipelined 4 at a time until the connection has re-authenticated 4 times
+        // (about 1.1 s of 300 ms sessions; 15 s at most): every one is answered, on the same
+        // connection.
         let started = std::time::Instant::now();
         let mut answered = 0;
-        while started.elapsed() < Duration::from_secs(2) {
+        while cluster.broker(0).authentications() < connections_auth + 4 {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "only {} authentications after 15 s",
+                cluster.broker(0).authentications()
+            );
             let req = kafkawire_protocol::messages::metadata_request::MetadataRequest {
                 topics: Some(Vec::new()),
                 ..Default::default()
@@ -161,14 +170,10 @@ async fn sessions_are_renewed_while_requests_keep_flowing() {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(answered > 100, "{answered}");
+        assert!(answered > 20, "{answered}");
         assert!(!conn.is_closed(), "the connection stayed open");
         assert_eq!(cluster.broker(0).connections(), connections, "no reconnect");
-        assert!(
-            cluster.broker(0).authentications() >= 5,
-            "re-authenticated: {}",
-            cluster.broker(0).authentications()
-        );
+
         assert_eq!(
             cluster.request_count(ApiKey::SaslHandshake),
             cluster.authentications(),
