@@ -23,7 +23,7 @@ async fn a_hundred_thousand_records_through_repeated_reauthentication_arrive_exa
     cluster.enable_sasl(
         SaslServerConfig::default()
             .user("alice", PASSWORD)
-                        .session_lifetime(Duration::from_millis(100))
+            .session_lifetime(Duration::from_millis(100))
             .scram_iterations(512),
     );
     let mut c = ClientConfig::new(&cluster.broker_addr(0));
