@@ -41,6 +41,18 @@ pub enum DecodeErrorKind {
     UnsupportedCompression(u8),
     /// A compressed payload that fails to decompress.
     Decompression(String),
+    /// Decompressing a batch would take the bytes decompressed under one
+    /// [`DecompressionBudget`](crate::records::DecompressionBudget) (typically: every batch of
+    /// one fetch answer) past its limit. Not corruption: the batches before it are good, and
+    /// the rest can be read by a later fetch starting at this batch.
+    DecompressionBudget {
+        /// The budget, in bytes.
+        limit: usize,
+        /// Bytes taken by the batches decoded under it before this one.
+        used: usize,
+        /// Bytes this batch needs: at least this many (decompression stops at the limit).
+        needed: usize,
+    },
     /// A value that breaks a rule of the format (described in the text).
     Invalid(String),
     /// A frame size above the configured limit, or negative.
@@ -79,6 +91,14 @@ impl std::fmt::Display for DecodeErrorKind {
                 "compression codec {c} is unknown or its cargo feature is not enabled"
             ),
             DecodeErrorKind::Decompression(e) => write!(f, "decompression failed: {e}"),
+            DecodeErrorKind::DecompressionBudget {
+                limit,
+                used,
+                needed,
+            } => write!(
+                f,
+                "decompression budget of {limit} bytes exceeded: earlier batches took {used} bytes and this batch needs at least {needed} more"
+            ),
             DecodeErrorKind::Invalid(e) => f.write_str(e),
             DecodeErrorKind::FrameSize { size, limit } => {
                 write!(f, "frame size {size} is outside 0..={limit}")

@@ -32,6 +32,10 @@ use crate::primitives::Reader;
 /// The default largest frame accepted: 100 MiB, Kafka's `socket.request.max.bytes` default.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 100 * 1024 * 1024;
 
+/// Most bytes [`FrameDecoder::next_frame`] reserves at once for a frame still arriving, beyond
+/// the bytes already buffered (the buffer at most doubles per step).
+const RESERVE_STEP: usize = 64 * 1024;
+
 /// Splits a byte stream into whole frames. Feed it chunks of any size with [`extend`]; take
 /// frames (without their size prefix) with [`next_frame`].
 ///
@@ -89,7 +93,17 @@ impl FrameDecoder {
         }
         let size = size as usize;
         if self.buf.len() < 4 + size {
-            self.buf.reserve(4 + size - self.buf.len());
+            // The size is only a claim until the bytes arrive: grow with them (at most doubling
+            // what has arrived, in steps of at least `RESERVE_STEP`), never to the whole
+            // announced size at once.
+            let missing = 4 + size - self.buf.len();
+            let spare = self.buf.capacity() - self.buf.len();
+            if spare < missing {
+                let step = missing.min(self.buf.len().max(RESERVE_STEP));
+                if spare < step {
+                    self.buf.reserve(step);
+                }
+            }
             return Ok(None);
         }
         self.buf.advance(4);
@@ -272,6 +286,32 @@ mod tests {
             assert_eq!(ids, vec![0, 1, 2, 3, 4]);
             assert_eq!(d.buffered(), 0);
         }
+    }
+
+    #[test]
+    fn a_size_prefix_does_not_reserve_the_announced_size() {
+        // 7 bytes: a 100 MiB size and 3 bytes of the frame.
+        let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME_SIZE);
+        d.extend(&(DEFAULT_MAX_FRAME_SIZE as i32).to_be_bytes());
+        d.extend(&[1, 2, 3]);
+        assert!(d.next_frame().unwrap().is_none());
+        assert!(d.buffer_mut().capacity() <= 2 * RESERVE_STEP);
+        // As the frame arrives the buffer follows it, at most about doubling.
+        let chunk = vec![0u8; 100_000];
+        for _ in 0..50 {
+            d.extend(&chunk);
+            assert!(d.next_frame().unwrap().is_none());
+            assert!(d.buffer_mut().capacity() <= 4 * d.buffered() + 2 * RESERVE_STEP);
+        }
+        // A whole frame still comes out whole.
+        let mut d = FrameDecoder::new(DEFAULT_MAX_FRAME_SIZE);
+        let body = vec![5u8; 3 << 20];
+        d.extend(&(body.len() as i32).to_be_bytes());
+        for c in body.chunks(1000) {
+            assert!(d.next_frame().unwrap().is_none());
+            d.extend(c);
+        }
+        assert_eq!(d.next_frame().unwrap().unwrap(), body);
     }
 
     #[test]

@@ -108,6 +108,89 @@ pub trait Request: Message {
     type Response: Message;
 }
 
+/// Code run with one API's request type (and so its response type, `R::Response`), chosen at
+/// run time by [`ApiKey::visit`]: decoding any response from its key and version (fuzzing,
+/// tests, tools). Implement it for `&mut State` to keep state across visits.
+///
+/// ```
+/// use bytes::Bytes;
+/// use kafkawire_protocol::DecodeError;
+/// use kafkawire_protocol::messages::{ApiKey, ApiVisitor, Message, Request};
+///
+/// /// Decodes a response body of any API.
+/// struct DecodeBody(Bytes, i16);
+/// impl ApiVisitor for DecodeBody {
+///     type Output = Result<String, DecodeError>;
+///     fn visit<R: Request>(self, _key: ApiKey) -> Self::Output {
+///         R::Response::decode_bytes(self.0, self.1).map(|m| format!("{m:?}"))
+///     }
+/// }
+/// let text = ApiKey::Heartbeat.visit(DecodeBody(Bytes::from_static(&[0, 0]), 0)).unwrap();
+/// assert!(text.starts_with("HeartbeatResponse"));
+/// ```
+pub trait ApiVisitor {
+    /// What a visit returns.
+    type Output;
+    /// Called with the request type `R` of API `key`.
+    fn visit<R: Request>(self, key: ApiKey) -> Self::Output;
+}
+
+impl ApiKey {
+    /// Calls `v.visit::<R>(self)` with this API's request type `R` (its response type is
+    /// `R::Response`).
+    pub fn visit<V: ApiVisitor>(self, v: V) -> V::Output {
+        match self {
+            ApiKey::AddOffsetsToTxn => v.visit::<add_offsets_to_txn_request::AddOffsetsToTxnRequest>(self),
+            ApiKey::AddPartitionsToTxn => v.visit::<add_partitions_to_txn_request::AddPartitionsToTxnRequest>(self),
+            ApiKey::AlterClientQuotas => v.visit::<alter_client_quotas_request::AlterClientQuotasRequest>(self),
+            ApiKey::AlterConfigs => v.visit::<alter_configs_request::AlterConfigsRequest>(self),
+            ApiKey::AlterPartitionReassignments => v.visit::<alter_partition_reassignments_request::AlterPartitionReassignmentsRequest>(self),
+            ApiKey::ApiVersions => v.visit::<api_versions_request::ApiVersionsRequest>(self),
+            ApiKey::ConsumerGroupDescribe => v.visit::<consumer_group_describe_request::ConsumerGroupDescribeRequest>(self),
+            ApiKey::ConsumerGroupHeartbeat => v.visit::<consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest>(self),
+            ApiKey::CreateAcls => v.visit::<create_acls_request::CreateAclsRequest>(self),
+            ApiKey::CreatePartitions => v.visit::<create_partitions_request::CreatePartitionsRequest>(self),
+            ApiKey::CreateTopics => v.visit::<create_topics_request::CreateTopicsRequest>(self),
+            ApiKey::DeleteAcls => v.visit::<delete_acls_request::DeleteAclsRequest>(self),
+            ApiKey::DeleteGroups => v.visit::<delete_groups_request::DeleteGroupsRequest>(self),
+            ApiKey::DeleteRecords => v.visit::<delete_records_request::DeleteRecordsRequest>(self),
+            ApiKey::DeleteTopics => v.visit::<delete_topics_request::DeleteTopicsRequest>(self),
+            ApiKey::DescribeAcls => v.visit::<describe_acls_request::DescribeAclsRequest>(self),
+            ApiKey::DescribeClientQuotas => v.visit::<describe_client_quotas_request::DescribeClientQuotasRequest>(self),
+            ApiKey::DescribeCluster => v.visit::<describe_cluster_request::DescribeClusterRequest>(self),
+            ApiKey::DescribeConfigs => v.visit::<describe_configs_request::DescribeConfigsRequest>(self),
+            ApiKey::DescribeGroups => v.visit::<describe_groups_request::DescribeGroupsRequest>(self),
+            ApiKey::DescribeLogDirs => v.visit::<describe_log_dirs_request::DescribeLogDirsRequest>(self),
+            ApiKey::DescribeProducers => v.visit::<describe_producers_request::DescribeProducersRequest>(self),
+            ApiKey::DescribeTopicPartitions => v.visit::<describe_topic_partitions_request::DescribeTopicPartitionsRequest>(self),
+            ApiKey::DescribeTransactions => v.visit::<describe_transactions_request::DescribeTransactionsRequest>(self),
+            ApiKey::ElectLeaders => v.visit::<elect_leaders_request::ElectLeadersRequest>(self),
+            ApiKey::EndTxn => v.visit::<end_txn_request::EndTxnRequest>(self),
+            ApiKey::Fetch => v.visit::<fetch_request::FetchRequest>(self),
+            ApiKey::FindCoordinator => v.visit::<find_coordinator_request::FindCoordinatorRequest>(self),
+            ApiKey::Heartbeat => v.visit::<heartbeat_request::HeartbeatRequest>(self),
+            ApiKey::IncrementalAlterConfigs => v.visit::<incremental_alter_configs_request::IncrementalAlterConfigsRequest>(self),
+            ApiKey::InitProducerId => v.visit::<init_producer_id_request::InitProducerIdRequest>(self),
+            ApiKey::JoinGroup => v.visit::<join_group_request::JoinGroupRequest>(self),
+            ApiKey::LeaveGroup => v.visit::<leave_group_request::LeaveGroupRequest>(self),
+            ApiKey::ListGroups => v.visit::<list_groups_request::ListGroupsRequest>(self),
+            ApiKey::ListOffsets => v.visit::<list_offsets_request::ListOffsetsRequest>(self),
+            ApiKey::ListPartitionReassignments => v.visit::<list_partition_reassignments_request::ListPartitionReassignmentsRequest>(self),
+            ApiKey::ListTransactions => v.visit::<list_transactions_request::ListTransactionsRequest>(self),
+            ApiKey::Metadata => v.visit::<metadata_request::MetadataRequest>(self),
+            ApiKey::OffsetCommit => v.visit::<offset_commit_request::OffsetCommitRequest>(self),
+            ApiKey::OffsetDelete => v.visit::<offset_delete_request::OffsetDeleteRequest>(self),
+            ApiKey::OffsetFetch => v.visit::<offset_fetch_request::OffsetFetchRequest>(self),
+            ApiKey::OffsetForLeaderEpoch => v.visit::<offset_for_leader_epoch_request::OffsetForLeaderEpochRequest>(self),
+            ApiKey::Produce => v.visit::<produce_request::ProduceRequest>(self),
+            ApiKey::SaslAuthenticate => v.visit::<sasl_authenticate_request::SaslAuthenticateRequest>(self),
+            ApiKey::SaslHandshake => v.visit::<sasl_handshake_request::SaslHandshakeRequest>(self),
+            ApiKey::SyncGroup => v.visit::<sync_group_request::SyncGroupRequest>(self),
+            ApiKey::TxnOffsetCommit => v.visit::<txn_offset_commit_request::TxnOffsetCommitRequest>(self),
+        }
+    }
+}
+
 /// Test support shared by the generated sample builders.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -301,6 +384,27 @@ mod tests {
         };
         assert_eq!(produce.throttle_time_ms(), 9);
         assert_eq!(MetadataRequest::default().throttle_time_ms(), 0);
+    }
+
+    #[test]
+    fn visit_calls_each_api_with_its_own_request_type() {
+        struct Check;
+        impl ApiVisitor for Check {
+            type Output = (ApiKey, (i16, i16), &'static str);
+            fn visit<R: Request>(self, _key: ApiKey) -> Self::Output {
+                (
+                    R::API_KEY,
+                    (R::MIN_VERSION, R::MAX_VERSION),
+                    R::Response::NAME,
+                )
+            }
+        }
+        for &key in ApiKey::ALL {
+            let (api, versions, response) = key.visit(Check);
+            assert_eq!(api, key);
+            assert_eq!(versions, key.versions(), "{key}");
+            assert_eq!(response, format!("{}Response", key.name()), "{key}");
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! Rules from the Kafka protocol guide ("Protocol Primitive Types") and KIP-482 (flexible
 //! versions: compact forms and tagged fields). Decoding goes through [`Reader`], which never
 //! panics: every failure is a [`DecodeError`] naming what was being read and at which byte.
+//! Memory follows the bytes actually read, never a length off the wire: an array length is
+//! checked against the bytes left at its element's smallest encoding
+//! ([`Reader::array_len_min`]), at most [`MAX_PREALLOC_BYTES`] are reserved before the elements
+//! arrive, and vectors grow as elements decode ([`decode_array`]).
 //! Encoding writes into a [`bytes::BytesMut`] through the `put_*` functions.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -327,13 +331,26 @@ impl Reader {
 
     /// Reads an array length (ARRAY / COMPACT_ARRAY); `None` is a null array. Each element
     /// takes at least one byte, so a length larger than the remaining bytes is rejected before
-    /// anything is allocated.
+    /// anything is allocated. [`Reader::array_len_min`] checks against a larger element size.
     pub fn array_len(
         &mut self,
         compact: bool,
         what: &'static str,
     ) -> Result<Option<usize>, DecodeError> {
         self.length(compact, true, 1, what)
+    }
+
+    /// Reads an array length whose elements take at least `min_elem` bytes each on the wire: a
+    /// length whose elements cannot fit in the remaining bytes is a
+    /// [`DecodeErrorKind::Truncated`] error, before anything is allocated. Generated decoders
+    /// pass each element type's `min_encoded_size(version)`.
+    pub fn array_len_min(
+        &mut self,
+        compact: bool,
+        min_elem: usize,
+        what: &'static str,
+    ) -> Result<Option<usize>, DecodeError> {
+        self.length(compact, true, min_elem.max(1), what)
     }
 
     /// Reads a tagged-field section and calls `known` for each field; `known` returns `false`
@@ -344,9 +361,21 @@ impl Reader {
         unknown: &mut Vec<RawTaggedField>,
         mut known: impl FnMut(u32, &mut Reader) -> Result<bool, DecodeError>,
     ) -> Result<(), DecodeError> {
+        let count_at = self.position();
         let count = self.uvarint("tagged field count")?;
+        // Each field takes at least two bytes (tag and size).
+        if (count as usize).saturating_mul(2) > self.remaining() {
+            return Err(DecodeError::new(
+                "tagged field count",
+                count_at,
+                DecodeErrorKind::Truncated {
+                    needed: (count as usize).saturating_mul(2),
+                    remaining: self.remaining(),
+                },
+            ));
+        }
         let mut last: Option<u32> = None;
-        for _ in 0..count {
+        for i in 0..count as usize {
             let tag_at = self.position();
             let tag = self.uvarint("tagged field tag")?;
             if last.is_some_and(|l| tag <= l) {
@@ -361,6 +390,10 @@ impl Reader {
             let mut sub = self.sub_reader(size, "tagged field data")?;
             let base = sub.pos;
             if !known(tag, &mut sub)? {
+                if unknown.len() == unknown.capacity() {
+                    // Double as fields arrive, never past the announced count.
+                    unknown.reserve_exact(unknown.len().clamp(1, count as usize - i));
+                }
                 unknown.push(RawTaggedField {
                     tag,
                     data: sub.buf.slice(base..),
@@ -369,6 +402,38 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// Most bytes an array decoder reserves up front, whatever the length on the wire says: the
+/// length is only a claim until the elements have been read, so a larger array grows as its
+/// elements are decoded (see [`decode_array`]).
+pub const MAX_PREALLOC_BYTES: usize = 32 * 1024;
+
+/// How many elements of `T` to reserve for an array announcing `n`: at most
+/// [`MAX_PREALLOC_BYTES`] worth.
+#[inline]
+pub fn prealloc_len<T>(n: usize) -> usize {
+    n.min(MAX_PREALLOC_BYTES / std::mem::size_of::<T>().max(1))
+}
+
+/// Decodes an array of `n` elements with `elem` (the length already read and checked, e.g. by
+/// [`Reader::array_len_min`]). Memory follows the elements actually decoded: at most
+/// [`prealloc_len`] elements are reserved up front, then the vector doubles as elements arrive,
+/// never beyond `n`. The first error is returned.
+#[inline]
+pub fn decode_array<T>(
+    r: &mut Reader,
+    n: usize,
+    mut elem: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let mut v = Vec::with_capacity(prealloc_len::<T>(n));
+    for i in 0..n {
+        if v.len() == v.capacity() {
+            v.reserve_exact(i.clamp(1, n - i));
+        }
+        v.push(elem(r)?);
+    }
+    Ok(v)
 }
 
 /// Decodes an unsigned LEB128 varint from the start of `buf` using at most `max_bytes` bytes.
@@ -589,6 +654,57 @@ mod tests {
             .array_len(false, "t")
             .unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::InvalidLength(-2));
+    }
+
+    #[test]
+    fn array_lengths_are_checked_at_the_element_size_and_vectors_grow_with_elements() {
+        // 8 bytes left: two int32 elements fit, three do not.
+        let e = reader(&[0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2])
+            .array_len_min(false, 4, "ids")
+            .unwrap_err();
+        assert_eq!(
+            e.kind,
+            DecodeErrorKind::Truncated {
+                needed: 12,
+                remaining: 8
+            }
+        );
+        let mut r = reader(&[0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2]);
+        let n = r.array_len_min(false, 4, "ids").unwrap().unwrap();
+        let v = decode_array(&mut r, n, |r| r.i32("id")).unwrap();
+        assert_eq!(v, vec![1, 2]);
+
+        // A length the bytes can back: at most MAX_PREALLOC_BYTES reserved up front, then the
+        // vector grows with the elements and ends exactly at the length.
+        assert_eq!(prealloc_len::<u64>(1 << 30), MAX_PREALLOC_BYTES / 8);
+        assert_eq!(prealloc_len::<u64>(3), 3);
+        let n = 100_000;
+        let mut r = Reader::new(Bytes::from(vec![7u8; n]));
+        let v = decode_array(&mut r, n, |r| r.i8("b")).unwrap();
+        assert_eq!((v.len(), v.capacity()), (n, n));
+        // An element that fails stops the array at once.
+        let mut r = Reader::new(Bytes::from(vec![7u8; 10]));
+        assert!(decode_array(&mut r, 11, |r| r.i8("b")).is_err());
+    }
+
+    #[test]
+    fn tagged_field_count_is_checked_against_the_bytes_left() {
+        // 3 fields announced, 4 bytes left: each takes at least 2.
+        let e = reader(&[3, 1, 0, 2, 0])
+            .tagged_fields(&mut vec![], |_, _| Ok(false))
+            .unwrap_err();
+        assert_eq!(
+            e.kind,
+            DecodeErrorKind::Truncated {
+                needed: 6,
+                remaining: 4
+            }
+        );
+        let mut unknown = vec![];
+        reader(&[2, 1, 0, 2, 0])
+            .tagged_fields(&mut unknown, |_, _| Ok(false))
+            .unwrap();
+        assert_eq!((unknown.len(), unknown.capacity()), (2, 2));
     }
 
     #[test]

@@ -30,14 +30,15 @@ fn decode_err<M: Message>(bytes: Vec<u8>, version: i16) -> DecodeError {
 #[test]
 fn huge_array_length_is_refused_before_allocating() {
     // A Metadata response claiming a million brokers, backed by 8 bytes. The length is checked
-    // against the bytes left before any Vec is sized from it.
+    // against the bytes left, at the element's smallest encoding (v1 broker: node id 4, host 2,
+    // port 4, rack 2 = 12 bytes), before any Vec is sized from it.
     let bytes = W::new().array(1_000_000).raw(&[0; 8]).build();
     let e = decode_err::<MetadataResponse>(bytes, 1);
     assert_eq!(e.what, "MetadataResponse.Brokers");
     assert_eq!(
         e.kind,
         DecodeErrorKind::Truncated {
-            needed: 1_000_000,
+            needed: 12_000_000,
             remaining: 8
         }
     );
@@ -56,16 +57,30 @@ fn huge_array_length_is_refused_before_allocating() {
         .i32(0)
         .i32(1)
         .array(1_000_000) // ReplicaNodes
+        .raw(&[0; 16]) // room for the rest of the topic and partition at their smallest
         .build();
     let e = decode_err::<MetadataResponse>(bytes, 1);
     assert_eq!(e.what, "MetadataResponsePartition.ReplicaNodes");
     assert!(matches!(
         e.kind,
         DecodeErrorKind::Truncated {
-            needed: 1_000_000,
+            needed: 4_000_000,
             ..
         }
     ));
+
+    // A length that fits the bytes left at one byte per element but not at the element's
+    // smallest encoding is refused at the array, not after a million failed elements.
+    let bytes = W::new().array(1_000).raw(&[0; 1_000]).build();
+    let e = decode_err::<MetadataResponse>(bytes, 1);
+    assert_eq!(e.what, "MetadataResponse.Brokers");
+    assert_eq!(
+        e.kind,
+        DecodeErrorKind::Truncated {
+            needed: 12_000,
+            remaining: 1_000
+        }
+    );
 
     for len in [i32::MAX as u64, u32::MAX as u64 - 1] {
         let bytes = W::new().i32(0).carray(len).build();
@@ -79,7 +94,15 @@ fn huge_array_length_is_refused_before_allocating() {
 fn negative_lengths_other_than_null_are_invalid() {
     let e = decode_err::<MetadataResponse>(W::new().array(-2).build(), 1);
     assert_eq!(e.kind, DecodeErrorKind::InvalidLength(-2));
-    let bytes = W::new().array(0).i32(1).array(1).i16(0).i16(-5).build();
+    // Padding: the topic array's length is checked against its element's smallest size first.
+    let bytes = W::new()
+        .array(0)
+        .i32(1)
+        .array(1)
+        .i16(0)
+        .i16(-5)
+        .raw(&[0; 8])
+        .build();
     let e = decode_err::<MetadataResponse>(bytes, 1);
     assert_eq!(e.what, "MetadataResponseTopic.Name");
     assert_eq!(e.kind, DecodeErrorKind::InvalidLength(-5));
@@ -119,6 +142,7 @@ fn invalid_utf8_names_the_field_and_offset() {
         .uvarint(3)
         .raw(&[b'o', 0xc3])
         .uuid([0; 16])
+        .raw(&[0; 8]) // the smallest topic is 26 bytes
         .build();
     let e = decode_err::<MetadataResponse>(bytes, 12);
     assert_eq!(e.what, "MetadataResponseTopic.Name");

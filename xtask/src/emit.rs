@@ -225,10 +225,51 @@ fn decode_value(f: &Field, r: &str, what: &str, valid: &Versions) -> String {
         null_err
     };
     let some = if opt { "Some(v)" } else { "v" };
+    // The length is checked against the element's smallest encoding before anything is
+    // reserved, and the vector grows with the elements actually read (`decode_array`).
     format!(
-        "match {r}.array_len({c}, {what})? {{ None => {none}, Some(n) => {{ let mut v = Vec::with_capacity(n); for _ in 0..n {{ v.push({elem}); }} {some} }} }}",
-        c = compact(f)
+        "match {r}.array_len_min({c}, {min}, {what})? {{ None => {none}, Some(n) => {{ let v = decode_array({r}, n, |{r}| Ok({elem}))?; {some} }} }}",
+        c = compact(f),
+        min = scalar_min_size(f),
     )
+}
+
+/// Rust expression: the fewest bytes one value of `f`'s scalar type (an array element) takes on
+/// the wire in `version` (`flexible` in scope).
+fn scalar_min_size(f: &Field) -> String {
+    let prefix = |wide: &str| {
+        if f.compact_allowed {
+            format!("if flexible {{ 1 }} else {{ {wide} }}")
+        } else {
+            wide.to_string()
+        }
+    };
+    match f.ty.as_str() {
+        "bool" | "int8" => "1".into(),
+        "int16" | "uint16" => "2".into(),
+        "int32" | "uint32" => "4".into(),
+        "int64" | "float64" => "8".into(),
+        "uuid" => "16".into(),
+        "string" => prefix("2"),
+        "bytes" | "records" => prefix("4"),
+        ty => format!("{ty}::min_encoded_size(version)"),
+    }
+}
+
+/// Rust expression: the fewest bytes field `f` (as a whole) takes on the wire in `version`.
+fn value_min_size(f: &Field) -> String {
+    if f.array {
+        if f.compact_allowed {
+            "if flexible { 1 } else { 4 }".into()
+        } else {
+            "4".into()
+        }
+    } else if f.is_struct() && is_option(f) {
+        // int8 presence marker; -1 is null.
+        "1".into()
+    } else {
+        scalar_min_size(f)
+    }
 }
 
 /// Statements encoding one element of `f`'s scalar type held in `x` (a reference for heap types,
@@ -443,6 +484,24 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
     }
     o.push_str("            unknown_tagged_fields: Vec::new(),\n        }\n    }\n}\n\n");
 
+    // Smallest encoding: bounds array lengths against the bytes left when decoding.
+    let _ = writeln!(
+        o,
+        "impl {sname} {{\n    /// The fewest bytes a `{sname}` takes on the wire in `version` (every array and string\n    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in\n    /// the bytes left.\n    pub fn min_encoded_size(version: i16) -> usize {{\n        let flexible = {flex};\n        let mut n = 0usize;"
+    );
+    for f in fields.iter().filter(|f| f.tag.is_none()) {
+        let min = value_min_size(f);
+        match f.versions.cond(&valid) {
+            None => {
+                let _ = writeln!(o, "        n += {min};");
+            }
+            Some(cond) => {
+                let _ = writeln!(o, "        if {cond} {{ n += {min}; }}");
+            }
+        }
+    }
+    o.push_str("        if flexible {\n            n += 1;\n        }\n        n\n    }\n}\n\n");
+
     // Encode
     let _ = writeln!(
         o,
@@ -598,7 +657,13 @@ fn emit_struct(ctx: &mut Ctx, sname: &str, fields: &[Field], top: bool) {
             sample_value(f, ctx)
         );
     }
-    o.push_str("        if flexible && g.bool() { this.unknown_tagged_fields.push(RawTaggedField { tag: 10_000 + (g.u64() % 100) as u32, data: g.bytes() }); }\n        this\n    }\n}\n\n");
+    o.push_str("        if flexible && g.bool() { this.unknown_tagged_fields.push(RawTaggedField { tag: 10_000 + (g.u64() % 100) as u32, data: g.bytes() }); }\n");
+    // Every sample checks that `min_encoded_size` is a lower bound of its encoding.
+    let _ = writeln!(
+        o,
+        "        let mut enc = BytesMut::new();\n        if this.encode(&mut enc, version).is_ok() {{ assert!(enc.len() >= Self::min_encoded_size(version), \"{sname} v{{version}}: {{}} bytes < min_encoded_size {{}}\", enc.len(), Self::min_encoded_size(version)); }}"
+    );
+    o.push_str("        this\n    }\n}\n\n");
     ctx.out.push_str(&o);
 }
 

@@ -33,6 +33,22 @@ impl Default for AddOffsetsToTxnResponse {
     }
 }
 
+impl AddOffsetsToTxnResponse {
+    /// The fewest bytes a `AddOffsetsToTxnResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AddOffsetsToTxnResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -98,6 +114,15 @@ impl Sample for AddOffsetsToTxnResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AddOffsetsToTxnResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

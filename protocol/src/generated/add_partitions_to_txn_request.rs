@@ -42,6 +42,35 @@ impl Default for AddPartitionsToTxnRequest {
     }
 }
 
+impl AddPartitionsToTxnRequest {
+    /// The fewest bytes a `AddPartitionsToTxnRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 4 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version <= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version <= 3 {
+            n += 8;
+        }
+        if version <= 3 {
+            n += 2;
+        }
+        if version <= 3 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AddPartitionsToTxnRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -145,22 +174,24 @@ impl AddPartitionsToTxnRequest {
         let flexible = version >= 3;
         let mut this = Self::default();
         if version >= 4 {
-            this.transactions =
-                match r.array_len(flexible, "AddPartitionsToTxnRequest.Transactions")? {
-                    None => {
-                        return Err(r.error(
-                            "AddPartitionsToTxnRequest.Transactions",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(AddPartitionsToTxnTransaction::decode(r, version)?);
-                        }
-                        v
-                    }
-                };
+            this.transactions = match r.array_len_min(
+                flexible,
+                AddPartitionsToTxnTransaction::min_encoded_size(version),
+                "AddPartitionsToTxnRequest.Transactions",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "AddPartitionsToTxnRequest.Transactions",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v = decode_array(r, n, |r| {
+                        Ok(AddPartitionsToTxnTransaction::decode(r, version)?)
+                    })?;
+                    v
+                }
+            };
         }
         if version <= 3 {
             this.v3_and_below_transactional_id = r.string(
@@ -177,22 +208,23 @@ impl AddPartitionsToTxnRequest {
                 r.i16("AddPartitionsToTxnRequest.V3AndBelowProducerEpoch")?;
         }
         if version <= 3 {
-            this.v3_and_below_topics =
-                match r.array_len(flexible, "AddPartitionsToTxnRequest.V3AndBelowTopics")? {
-                    None => {
-                        return Err(r.error(
-                            "AddPartitionsToTxnRequest.V3AndBelowTopics",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(AddPartitionsToTxnTopic::decode(r, version)?);
-                        }
-                        v
-                    }
-                };
+            this.v3_and_below_topics = match r.array_len_min(
+                flexible,
+                AddPartitionsToTxnTopic::min_encoded_size(version),
+                "AddPartitionsToTxnRequest.V3AndBelowTopics",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "AddPartitionsToTxnRequest.V3AndBelowTopics",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v =
+                        decode_array(r, n, |r| Ok(AddPartitionsToTxnTopic::decode(r, version)?))?;
+                    v
+                }
+            };
         }
         if flexible {
             let mut unknown = Vec::new();
@@ -231,6 +263,15 @@ impl Sample for AddPartitionsToTxnRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AddPartitionsToTxnRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -262,6 +303,35 @@ impl Default for AddPartitionsToTxnTransaction {
             topics: Vec::<AddPartitionsToTxnTopic>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AddPartitionsToTxnTransaction {
+    /// The fewest bytes a `AddPartitionsToTxnTransaction` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 4 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 4 {
+            n += 8;
+        }
+        if version >= 4 {
+            n += 2;
+        }
+        if version >= 4 {
+            n += 1;
+        }
+        if version >= 4 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -353,7 +423,11 @@ impl Decodable for AddPartitionsToTxnTransaction {
             this.verify_only = r.bool("AddPartitionsToTxnTransaction.VerifyOnly")?;
         }
         if version >= 4 {
-            this.topics = match r.array_len(flexible, "AddPartitionsToTxnTransaction.Topics")? {
+            this.topics = match r.array_len_min(
+                flexible,
+                AddPartitionsToTxnTopic::min_encoded_size(version),
+                "AddPartitionsToTxnTransaction.Topics",
+            )? {
                 None => {
                     return Err(r.error(
                         "AddPartitionsToTxnTransaction.Topics",
@@ -361,10 +435,8 @@ impl Decodable for AddPartitionsToTxnTransaction {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(AddPartitionsToTxnTopic::decode(r, version)?);
-                    }
+                    let v =
+                        decode_array(r, n, |r| Ok(AddPartitionsToTxnTopic::decode(r, version)?))?;
                     v
                 }
             };
@@ -406,6 +478,15 @@ impl Sample for AddPartitionsToTxnTransaction {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AddPartitionsToTxnTransaction v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -428,6 +509,22 @@ impl Default for AddPartitionsToTxnTopic {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AddPartitionsToTxnTopic {
+    /// The fewest bytes a `AddPartitionsToTxnTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -463,21 +560,20 @@ impl Decodable for AddPartitionsToTxnTopic {
         let flexible = version >= 3;
         let mut this = Self::default();
         this.name = r.string(flexible, "AddPartitionsToTxnTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "AddPartitionsToTxnTopic.Partitions")? {
-            None => {
-                return Err(r.error(
-                    "AddPartitionsToTxnTopic.Partitions",
-                    DecodeErrorKind::UnexpectedNull,
-                ));
-            }
-            Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("AddPartitionsToTxnTopic.Partitions")?);
+        this.partitions =
+            match r.array_len_min(flexible, 4, "AddPartitionsToTxnTopic.Partitions")? {
+                None => {
+                    return Err(r.error(
+                        "AddPartitionsToTxnTopic.Partitions",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
                 }
-                v
-            }
-        };
+                Some(n) => {
+                    let v =
+                        decode_array(r, n, |r| Ok(r.i32("AddPartitionsToTxnTopic.Partitions")?))?;
+                    v
+                }
+            };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -505,6 +601,15 @@ impl Sample for AddPartitionsToTxnTopic {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AddPartitionsToTxnTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

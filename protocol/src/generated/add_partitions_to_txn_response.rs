@@ -39,6 +39,30 @@ impl Default for AddPartitionsToTxnResponse {
     }
 }
 
+impl AddPartitionsToTxnResponse {
+    /// The fewest bytes a `AddPartitionsToTxnResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += 4;
+        if version >= 4 {
+            n += 2;
+        }
+        if version >= 4 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version <= 3 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AddPartitionsToTxnResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -119,26 +143,28 @@ impl AddPartitionsToTxnResponse {
             this.error_code = r.i16("AddPartitionsToTxnResponse.ErrorCode")?;
         }
         if version >= 4 {
-            this.results_by_transaction =
-                match r.array_len(flexible, "AddPartitionsToTxnResponse.ResultsByTransaction")? {
-                    None => {
-                        return Err(r.error(
-                            "AddPartitionsToTxnResponse.ResultsByTransaction",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(AddPartitionsToTxnResult::decode(r, version)?);
-                        }
-                        v
-                    }
-                };
+            this.results_by_transaction = match r.array_len_min(
+                flexible,
+                AddPartitionsToTxnResult::min_encoded_size(version),
+                "AddPartitionsToTxnResponse.ResultsByTransaction",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "AddPartitionsToTxnResponse.ResultsByTransaction",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v =
+                        decode_array(r, n, |r| Ok(AddPartitionsToTxnResult::decode(r, version)?))?;
+                    v
+                }
+            };
         }
         if version <= 3 {
-            this.results_by_topic_v3_and_below = match r.array_len(
+            this.results_by_topic_v3_and_below = match r.array_len_min(
                 flexible,
+                AddPartitionsToTxnTopicResult::min_encoded_size(version),
                 "AddPartitionsToTxnResponse.ResultsByTopicV3AndBelow",
             )? {
                 None => {
@@ -148,10 +174,9 @@ impl AddPartitionsToTxnResponse {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(AddPartitionsToTxnTopicResult::decode(r, version)?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(AddPartitionsToTxnTopicResult::decode(r, version)?)
+                    })?;
                     v
                 }
             };
@@ -191,6 +216,15 @@ impl Sample for AddPartitionsToTxnResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AddPartitionsToTxnResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -213,6 +247,26 @@ impl Default for AddPartitionsToTxnResult {
             topic_results: Vec::<AddPartitionsToTxnTopicResult>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AddPartitionsToTxnResult {
+    /// The fewest bytes a `AddPartitionsToTxnResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 4 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 4 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -268,22 +322,24 @@ impl Decodable for AddPartitionsToTxnResult {
                 r.string(flexible, "AddPartitionsToTxnResult.TransactionalId")?;
         }
         if version >= 4 {
-            this.topic_results =
-                match r.array_len(flexible, "AddPartitionsToTxnResult.TopicResults")? {
-                    None => {
-                        return Err(r.error(
-                            "AddPartitionsToTxnResult.TopicResults",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(AddPartitionsToTxnTopicResult::decode(r, version)?);
-                        }
-                        v
-                    }
-                };
+            this.topic_results = match r.array_len_min(
+                flexible,
+                AddPartitionsToTxnTopicResult::min_encoded_size(version),
+                "AddPartitionsToTxnResult.TopicResults",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "AddPartitionsToTxnResult.TopicResults",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v = decode_array(r, n, |r| {
+                        Ok(AddPartitionsToTxnTopicResult::decode(r, version)?)
+                    })?;
+                    v
+                }
+            };
         }
         if flexible {
             let mut unknown = Vec::new();
@@ -313,6 +369,15 @@ impl Sample for AddPartitionsToTxnResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AddPartitionsToTxnResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -335,6 +400,22 @@ impl Default for AddPartitionsToTxnTopicResult {
             results_by_partition: Vec::<AddPartitionsToTxnPartitionResult>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AddPartitionsToTxnTopicResult {
+    /// The fewest bytes a `AddPartitionsToTxnTopicResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -370,22 +451,24 @@ impl Decodable for AddPartitionsToTxnTopicResult {
         let flexible = version >= 3;
         let mut this = Self::default();
         this.name = r.string(flexible, "AddPartitionsToTxnTopicResult.Name")?;
-        this.results_by_partition =
-            match r.array_len(flexible, "AddPartitionsToTxnTopicResult.ResultsByPartition")? {
-                None => {
-                    return Err(r.error(
-                        "AddPartitionsToTxnTopicResult.ResultsByPartition",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(AddPartitionsToTxnPartitionResult::decode(r, version)?);
-                    }
-                    v
-                }
-            };
+        this.results_by_partition = match r.array_len_min(
+            flexible,
+            AddPartitionsToTxnPartitionResult::min_encoded_size(version),
+            "AddPartitionsToTxnTopicResult.ResultsByPartition",
+        )? {
+            None => {
+                return Err(r.error(
+                    "AddPartitionsToTxnTopicResult.ResultsByPartition",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| {
+                    Ok(AddPartitionsToTxnPartitionResult::decode(r, version)?)
+                })?;
+                v
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -415,6 +498,15 @@ impl Sample for AddPartitionsToTxnTopicResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AddPartitionsToTxnTopicResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -437,6 +529,22 @@ impl Default for AddPartitionsToTxnPartitionResult {
             partition_error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AddPartitionsToTxnPartitionResult {
+    /// The fewest bytes a `AddPartitionsToTxnPartitionResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -487,6 +595,15 @@ impl Sample for AddPartitionsToTxnPartitionResult {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AddPartitionsToTxnPartitionResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

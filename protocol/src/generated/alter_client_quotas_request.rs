@@ -33,6 +33,22 @@ impl Default for AlterClientQuotasRequest {
     }
 }
 
+impl AlterClientQuotasRequest {
+    /// The fewest bytes a `AlterClientQuotasRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AlterClientQuotasRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -78,7 +94,11 @@ impl AlterClientQuotasRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let mut this = Self::default();
-        this.entries = match r.array_len(flexible, "AlterClientQuotasRequest.Entries")? {
+        this.entries = match r.array_len_min(
+            flexible,
+            EntryData::min_encoded_size(version),
+            "AlterClientQuotasRequest.Entries",
+        )? {
             None => {
                 return Err(r.error(
                     "AlterClientQuotasRequest.Entries",
@@ -86,10 +106,7 @@ impl AlterClientQuotasRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(EntryData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(EntryData::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for AlterClientQuotasRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterClientQuotasRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -144,6 +170,22 @@ impl Default for EntryData {
             ops: Vec::<OpData>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl EntryData {
+    /// The fewest bytes a `EntryData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -176,26 +218,25 @@ impl Decodable for EntryData {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let mut this = Self::default();
-        this.entity = match r.array_len(flexible, "EntryData.Entity")? {
+        this.entity = match r.array_len_min(
+            flexible,
+            EntityData::min_encoded_size(version),
+            "EntryData.Entity",
+        )? {
             None => return Err(r.error("EntryData.Entity", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(EntityData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(EntityData::decode(r, version)?))?;
                 v
             }
         };
-        this.ops = match r.array_len(flexible, "EntryData.Ops")? {
-            None => return Err(r.error("EntryData.Ops", DecodeErrorKind::UnexpectedNull)),
-            Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OpData::decode(r, version)?);
+        this.ops =
+            match r.array_len_min(flexible, OpData::min_encoded_size(version), "EntryData.Ops")? {
+                None => return Err(r.error("EntryData.Ops", DecodeErrorKind::UnexpectedNull)),
+                Some(n) => {
+                    let v = decode_array(r, n, |r| Ok(OpData::decode(r, version)?))?;
+                    v
                 }
-                v
-            }
-        };
+            };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -224,6 +265,15 @@ impl Sample for EntryData {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "EntryData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -246,6 +296,22 @@ impl Default for EntityData {
             entity_name: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl EntityData {
+    /// The fewest bytes a `EntityData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -310,6 +376,15 @@ impl Sample for EntityData {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "EntityData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -335,6 +410,23 @@ impl Default for OpData {
             remove: false,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OpData {
+    /// The fewest bytes a `OpData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 8;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -389,6 +481,15 @@ impl Sample for OpData {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OpData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

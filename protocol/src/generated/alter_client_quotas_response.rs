@@ -33,6 +33,22 @@ impl Default for AlterClientQuotasResponse {
     }
 }
 
+impl AlterClientQuotasResponse {
+    /// The fewest bytes a `AlterClientQuotasResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AlterClientQuotasResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -79,7 +95,11 @@ impl AlterClientQuotasResponse {
         let flexible = version >= 1;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("AlterClientQuotasResponse.ThrottleTimeMs")?;
-        this.entries = match r.array_len(flexible, "AlterClientQuotasResponse.Entries")? {
+        this.entries = match r.array_len_min(
+            flexible,
+            EntryData::min_encoded_size(version),
+            "AlterClientQuotasResponse.Entries",
+        )? {
             None => {
                 return Err(r.error(
                     "AlterClientQuotasResponse.Entries",
@@ -87,10 +107,7 @@ impl AlterClientQuotasResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(EntryData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(EntryData::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for AlterClientQuotasResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterClientQuotasResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -147,6 +173,23 @@ impl Default for EntryData {
             entity: Vec::<EntityData>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl EntryData {
+    /// The fewest bytes a `EntryData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -184,13 +227,14 @@ impl Decodable for EntryData {
         let mut this = Self::default();
         this.error_code = r.i16("EntryData.ErrorCode")?;
         this.error_message = r.nullable_string(flexible, "EntryData.ErrorMessage")?;
-        this.entity = match r.array_len(flexible, "EntryData.Entity")? {
+        this.entity = match r.array_len_min(
+            flexible,
+            EntityData::min_encoded_size(version),
+            "EntryData.Entity",
+        )? {
             None => return Err(r.error("EntryData.Entity", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(EntityData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(EntityData::decode(r, version)?))?;
                 v
             }
         };
@@ -229,6 +273,15 @@ impl Sample for EntryData {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "EntryData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -251,6 +304,22 @@ impl Default for EntityData {
             entity_name: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl EntityData {
+    /// The fewest bytes a `EntityData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -314,6 +383,15 @@ impl Sample for EntityData {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "EntityData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

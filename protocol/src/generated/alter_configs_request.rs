@@ -33,6 +33,22 @@ impl Default for AlterConfigsRequest {
     }
 }
 
+impl AlterConfigsRequest {
+    /// The fewest bytes a `AlterConfigsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AlterConfigsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=2).contains(&version) {
@@ -78,7 +94,11 @@ impl AlterConfigsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let mut this = Self::default();
-        this.resources = match r.array_len(flexible, "AlterConfigsRequest.Resources")? {
+        this.resources = match r.array_len_min(
+            flexible,
+            AlterConfigsResource::min_encoded_size(version),
+            "AlterConfigsRequest.Resources",
+        )? {
             None => {
                 return Err(r.error(
                     "AlterConfigsRequest.Resources",
@@ -86,10 +106,7 @@ impl AlterConfigsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(AlterConfigsResource::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(AlterConfigsResource::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for AlterConfigsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterConfigsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -147,6 +173,23 @@ impl Default for AlterConfigsResource {
             configs: Vec::<AlterableConfig>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AlterConfigsResource {
+    /// The fewest bytes a `AlterConfigsResource` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -184,7 +227,11 @@ impl Decodable for AlterConfigsResource {
         let mut this = Self::default();
         this.resource_type = r.i8("AlterConfigsResource.ResourceType")?;
         this.resource_name = r.string(flexible, "AlterConfigsResource.ResourceName")?;
-        this.configs = match r.array_len(flexible, "AlterConfigsResource.Configs")? {
+        this.configs = match r.array_len_min(
+            flexible,
+            AlterableConfig::min_encoded_size(version),
+            "AlterConfigsResource.Configs",
+        )? {
             None => {
                 return Err(r.error(
                     "AlterConfigsResource.Configs",
@@ -192,10 +239,7 @@ impl Decodable for AlterConfigsResource {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(AlterableConfig::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(AlterableConfig::decode(r, version)?))?;
                 v
             }
         };
@@ -230,6 +274,15 @@ impl Sample for AlterConfigsResource {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterConfigsResource v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -252,6 +305,22 @@ impl Default for AlterableConfig {
             value: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AlterableConfig {
+    /// The fewest bytes a `AlterableConfig` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -310,6 +379,15 @@ impl Sample for AlterableConfig {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterableConfig v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

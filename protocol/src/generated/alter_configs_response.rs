@@ -33,6 +33,22 @@ impl Default for AlterConfigsResponse {
     }
 }
 
+impl AlterConfigsResponse {
+    /// The fewest bytes a `AlterConfigsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AlterConfigsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=2).contains(&version) {
@@ -79,7 +95,11 @@ impl AlterConfigsResponse {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("AlterConfigsResponse.ThrottleTimeMs")?;
-        this.responses = match r.array_len(flexible, "AlterConfigsResponse.Responses")? {
+        this.responses = match r.array_len_min(
+            flexible,
+            AlterConfigsResourceResponse::min_encoded_size(version),
+            "AlterConfigsResponse.Responses",
+        )? {
             None => {
                 return Err(r.error(
                     "AlterConfigsResponse.Responses",
@@ -87,10 +107,9 @@ impl AlterConfigsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(AlterConfigsResourceResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(AlterConfigsResourceResponse::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -122,6 +141,15 @@ impl Sample for AlterConfigsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterConfigsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -150,6 +178,24 @@ impl Default for AlterConfigsResourceResponse {
             resource_name: String::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AlterConfigsResourceResponse {
+    /// The fewest bytes a `AlterConfigsResourceResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -224,6 +270,15 @@ impl Sample for AlterConfigsResourceResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterConfigsResourceResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for AlterPartitionReassignmentsRequest {
     }
 }
 
+impl AlterPartitionReassignmentsRequest {
+    /// The fewest bytes a `AlterPartitionReassignmentsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AlterPartitionReassignmentsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -79,7 +95,11 @@ impl AlterPartitionReassignmentsRequest {
         let flexible = true;
         let mut this = Self::default();
         this.timeout_ms = r.i32("AlterPartitionReassignmentsRequest.TimeoutMs")?;
-        this.topics = match r.array_len(flexible, "AlterPartitionReassignmentsRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            ReassignableTopic::min_encoded_size(version),
+            "AlterPartitionReassignmentsRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "AlterPartitionReassignmentsRequest.Topics",
@@ -87,10 +107,7 @@ impl AlterPartitionReassignmentsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ReassignableTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ReassignableTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for AlterPartitionReassignmentsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterPartitionReassignmentsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -144,6 +170,22 @@ impl Default for ReassignableTopic {
             partitions: Vec::<ReassignablePartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ReassignableTopic {
+    /// The fewest bytes a `ReassignableTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -174,7 +216,11 @@ impl Decodable for ReassignableTopic {
         let flexible = true;
         let mut this = Self::default();
         this.name = r.string(flexible, "ReassignableTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "ReassignableTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            ReassignablePartition::min_encoded_size(version),
+            "ReassignableTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "ReassignableTopic.Partitions",
@@ -182,10 +228,7 @@ impl Decodable for ReassignableTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ReassignablePartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ReassignablePartition::decode(r, version)?))?;
                 v
             }
         };
@@ -217,6 +260,15 @@ impl Sample for ReassignableTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ReassignableTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -239,6 +291,22 @@ impl Default for ReassignablePartition {
             replicas: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ReassignablePartition {
+    /// The fewest bytes a `ReassignablePartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -276,7 +344,7 @@ impl Decodable for ReassignablePartition {
         let flexible = true;
         let mut this = Self::default();
         this.partition_index = r.i32("ReassignablePartition.PartitionIndex")?;
-        this.replicas = match r.array_len(flexible, "ReassignablePartition.Replicas")? {
+        this.replicas = match r.array_len_min(flexible, 4, "ReassignablePartition.Replicas")? {
             None => {
                 if !(true) {
                     return Err(r.error(
@@ -287,10 +355,7 @@ impl Decodable for ReassignablePartition {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("ReassignablePartition.Replicas")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("ReassignablePartition.Replicas")?))?;
                 Some(v)
             }
         };
@@ -325,6 +390,15 @@ impl Sample for ReassignablePartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ReassignablePartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

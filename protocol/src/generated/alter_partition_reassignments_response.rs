@@ -39,6 +39,24 @@ impl Default for AlterPartitionReassignmentsResponse {
     }
 }
 
+impl AlterPartitionReassignmentsResponse {
+    /// The fewest bytes a `AlterPartitionReassignmentsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for AlterPartitionReassignmentsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -95,22 +113,22 @@ impl AlterPartitionReassignmentsResponse {
         this.error_code = r.i16("AlterPartitionReassignmentsResponse.ErrorCode")?;
         this.error_message =
             r.nullable_string(flexible, "AlterPartitionReassignmentsResponse.ErrorMessage")?;
-        this.responses =
-            match r.array_len(flexible, "AlterPartitionReassignmentsResponse.Responses")? {
-                None => {
-                    return Err(r.error(
-                        "AlterPartitionReassignmentsResponse.Responses",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(ReassignableTopicResponse::decode(r, version)?);
-                    }
-                    v
-                }
-            };
+        this.responses = match r.array_len_min(
+            flexible,
+            ReassignableTopicResponse::min_encoded_size(version),
+            "AlterPartitionReassignmentsResponse.Responses",
+        )? {
+            None => {
+                return Err(r.error(
+                    "AlterPartitionReassignmentsResponse.Responses",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(ReassignableTopicResponse::decode(r, version)?))?;
+                v
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -149,6 +167,15 @@ impl Sample for AlterPartitionReassignmentsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterPartitionReassignmentsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -171,6 +198,22 @@ impl Default for ReassignableTopicResponse {
             partitions: Vec::<ReassignablePartitionResponse>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ReassignableTopicResponse {
+    /// The fewest bytes a `ReassignableTopicResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -206,7 +249,11 @@ impl Decodable for ReassignableTopicResponse {
         let flexible = true;
         let mut this = Self::default();
         this.name = r.string(flexible, "ReassignableTopicResponse.Name")?;
-        this.partitions = match r.array_len(flexible, "ReassignableTopicResponse.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            ReassignablePartitionResponse::min_encoded_size(version),
+            "ReassignableTopicResponse.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "ReassignableTopicResponse.Partitions",
@@ -214,10 +261,9 @@ impl Decodable for ReassignableTopicResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ReassignablePartitionResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(ReassignablePartitionResponse::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -249,6 +295,15 @@ impl Sample for ReassignableTopicResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ReassignableTopicResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -274,6 +329,23 @@ impl Default for ReassignablePartitionResponse {
             error_message: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ReassignablePartitionResponse {
+    /// The fewest bytes a `ReassignablePartitionResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -338,6 +410,15 @@ impl Sample for ReassignablePartitionResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ReassignablePartitionResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -48,6 +48,25 @@ impl Default for ApiVersionsResponse {
     }
 }
 
+impl ApiVersionsResponse {
+    /// The fewest bytes a `ApiVersionsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 4 };
+        if version >= 1 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ApiVersionsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -147,7 +166,11 @@ impl ApiVersionsResponse {
         let flexible = version >= 3;
         let mut this = Self::default();
         this.error_code = r.i16("ApiVersionsResponse.ErrorCode")?;
-        this.api_keys = match r.array_len(flexible, "ApiVersionsResponse.ApiKeys")? {
+        this.api_keys = match r.array_len_min(
+            flexible,
+            ApiVersion::min_encoded_size(version),
+            "ApiVersionsResponse.ApiKeys",
+        )? {
             None => {
                 return Err(r.error(
                     "ApiVersionsResponse.ApiKeys",
@@ -155,10 +178,7 @@ impl ApiVersionsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ApiVersion::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ApiVersion::decode(r, version)?))?;
                 v
             }
         };
@@ -169,22 +189,24 @@ impl ApiVersionsResponse {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
                 0 if version >= 3 => {
-                    this.supported_features =
-                        match r.array_len(flexible, "ApiVersionsResponse.SupportedFeatures")? {
-                            None => {
-                                return Err(r.error(
-                                    "ApiVersionsResponse.SupportedFeatures",
-                                    DecodeErrorKind::UnexpectedNull,
-                                ));
-                            }
-                            Some(n) => {
-                                let mut v = Vec::with_capacity(n);
-                                for _ in 0..n {
-                                    v.push(SupportedFeatureKey::decode(r, version)?);
-                                }
-                                v
-                            }
-                        };
+                    this.supported_features = match r.array_len_min(
+                        flexible,
+                        SupportedFeatureKey::min_encoded_size(version),
+                        "ApiVersionsResponse.SupportedFeatures",
+                    )? {
+                        None => {
+                            return Err(r.error(
+                                "ApiVersionsResponse.SupportedFeatures",
+                                DecodeErrorKind::UnexpectedNull,
+                            ));
+                        }
+                        Some(n) => {
+                            let v = decode_array(r, n, |r| {
+                                Ok(SupportedFeatureKey::decode(r, version)?)
+                            })?;
+                            v
+                        }
+                    };
                     Ok(true)
                 }
                 1 if version >= 3 => {
@@ -193,22 +215,24 @@ impl ApiVersionsResponse {
                     Ok(true)
                 }
                 2 if version >= 3 => {
-                    this.finalized_features =
-                        match r.array_len(flexible, "ApiVersionsResponse.FinalizedFeatures")? {
-                            None => {
-                                return Err(r.error(
-                                    "ApiVersionsResponse.FinalizedFeatures",
-                                    DecodeErrorKind::UnexpectedNull,
-                                ));
-                            }
-                            Some(n) => {
-                                let mut v = Vec::with_capacity(n);
-                                for _ in 0..n {
-                                    v.push(FinalizedFeatureKey::decode(r, version)?);
-                                }
-                                v
-                            }
-                        };
+                    this.finalized_features = match r.array_len_min(
+                        flexible,
+                        FinalizedFeatureKey::min_encoded_size(version),
+                        "ApiVersionsResponse.FinalizedFeatures",
+                    )? {
+                        None => {
+                            return Err(r.error(
+                                "ApiVersionsResponse.FinalizedFeatures",
+                                DecodeErrorKind::UnexpectedNull,
+                            ));
+                        }
+                        Some(n) => {
+                            let v = decode_array(r, n, |r| {
+                                Ok(FinalizedFeatureKey::decode(r, version)?)
+                            })?;
+                            v
+                        }
+                    };
                     Ok(true)
                 }
                 3 if version >= 3 => {
@@ -255,6 +279,15 @@ impl Sample for ApiVersionsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ApiVersionsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -280,6 +313,23 @@ impl Default for ApiVersion {
             max_version: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ApiVersion {
+    /// The fewest bytes a `ApiVersion` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += 2;
+        n += 2;
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -335,6 +385,15 @@ impl Sample for ApiVersion {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ApiVersion v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -360,6 +419,29 @@ impl Default for SupportedFeatureKey {
             max_version: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl SupportedFeatureKey {
+    /// The fewest bytes a `SupportedFeatureKey` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 3 {
+            n += 2;
+        }
+        if version >= 3 {
+            n += 2;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -445,6 +527,15 @@ impl Sample for SupportedFeatureKey {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "SupportedFeatureKey v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -470,6 +561,29 @@ impl Default for FinalizedFeatureKey {
             min_version_level: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl FinalizedFeatureKey {
+    /// The fewest bytes a `FinalizedFeatureKey` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 3 {
+            n += 2;
+        }
+        if version >= 3 {
+            n += 2;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -554,6 +668,15 @@ impl Sample for FinalizedFeatureKey {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "FinalizedFeatureKey v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for ConsumerGroupDescribeRequest {
     }
 }
 
+impl ConsumerGroupDescribeRequest {
+    /// The fewest bytes a `ConsumerGroupDescribeRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ConsumerGroupDescribeRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -83,7 +99,11 @@ impl ConsumerGroupDescribeRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = true;
         let mut this = Self::default();
-        this.group_ids = match r.array_len(flexible, "ConsumerGroupDescribeRequest.GroupIds")? {
+        this.group_ids = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "ConsumerGroupDescribeRequest.GroupIds",
+        )? {
             None => {
                 return Err(r.error(
                     "ConsumerGroupDescribeRequest.GroupIds",
@@ -91,10 +111,9 @@ impl ConsumerGroupDescribeRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.string(flexible, "ConsumerGroupDescribeRequest.GroupIds")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "ConsumerGroupDescribeRequest.GroupIds")?)
+                })?;
                 v
             }
         };
@@ -127,6 +146,15 @@ impl Sample for ConsumerGroupDescribeRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ConsumerGroupDescribeRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for ConsumerGroupDescribeResponse {
     }
 }
 
+impl ConsumerGroupDescribeResponse {
+    /// The fewest bytes a `ConsumerGroupDescribeResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ConsumerGroupDescribeResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -79,7 +95,11 @@ impl ConsumerGroupDescribeResponse {
         let flexible = true;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("ConsumerGroupDescribeResponse.ThrottleTimeMs")?;
-        this.groups = match r.array_len(flexible, "ConsumerGroupDescribeResponse.Groups")? {
+        this.groups = match r.array_len_min(
+            flexible,
+            DescribedGroup::min_encoded_size(version),
+            "ConsumerGroupDescribeResponse.Groups",
+        )? {
             None => {
                 return Err(r.error(
                     "ConsumerGroupDescribeResponse.Groups",
@@ -87,10 +107,7 @@ impl ConsumerGroupDescribeResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribedGroup::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribedGroup::decode(r, version)?))?;
                 v
             }
         };
@@ -121,6 +138,15 @@ impl Sample for ConsumerGroupDescribeResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ConsumerGroupDescribeResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -165,6 +191,29 @@ impl Default for DescribedGroup {
             authorized_operations: -2147483648,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribedGroup {
+    /// The fewest bytes a `DescribedGroup` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += 4;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -228,13 +277,14 @@ impl Decodable for DescribedGroup {
         this.group_epoch = r.i32("DescribedGroup.GroupEpoch")?;
         this.assignment_epoch = r.i32("DescribedGroup.AssignmentEpoch")?;
         this.assignor_name = r.string(flexible, "DescribedGroup.AssignorName")?;
-        this.members = match r.array_len(flexible, "DescribedGroup.Members")? {
+        this.members = match r.array_len_min(
+            flexible,
+            Member::min_encoded_size(version),
+            "DescribedGroup.Members",
+        )? {
             None => return Err(r.error("DescribedGroup.Members", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(Member::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(Member::decode(r, version)?))?;
                 v
             }
         };
@@ -292,6 +342,15 @@ impl Sample for DescribedGroup {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribedGroup v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -338,6 +397,30 @@ impl Default for Member {
             target_assignment: Default::default(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl Member {
+    /// The fewest bytes a `Member` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 2 };
+        n += Assignment::min_encoded_size(version);
+        n += Assignment::min_encoded_size(version);
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -391,7 +474,11 @@ impl Decodable for Member {
         this.member_epoch = r.i32("Member.MemberEpoch")?;
         this.client_id = r.string(flexible, "Member.ClientId")?;
         this.client_host = r.string(flexible, "Member.ClientHost")?;
-        this.subscribed_topic_names = match r.array_len(flexible, "Member.SubscribedTopicNames")? {
+        this.subscribed_topic_names = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "Member.SubscribedTopicNames",
+        )? {
             None => {
                 return Err(r.error(
                     "Member.SubscribedTopicNames",
@@ -399,10 +486,9 @@ impl Decodable for Member {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.string(flexible, "Member.SubscribedTopicNames")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "Member.SubscribedTopicNames")?)
+                })?;
                 v
             }
         };
@@ -473,6 +559,15 @@ impl Sample for Member {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "Member v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -498,6 +593,23 @@ impl Default for TopicPartitions {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicPartitions {
+    /// The fewest bytes a `TopicPartitions` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 16;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -535,7 +647,7 @@ impl Decodable for TopicPartitions {
         let mut this = Self::default();
         this.topic_id = r.uuid("TopicPartitions.TopicId")?;
         this.topic_name = r.string(flexible, "TopicPartitions.TopicName")?;
-        this.partitions = match r.array_len(flexible, "TopicPartitions.Partitions")? {
+        this.partitions = match r.array_len_min(flexible, 4, "TopicPartitions.Partitions")? {
             None => {
                 return Err(r.error(
                     "TopicPartitions.Partitions",
@@ -543,10 +655,7 @@ impl Decodable for TopicPartitions {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("TopicPartitions.Partitions")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("TopicPartitions.Partitions")?))?;
                 v
             }
         };
@@ -581,6 +690,15 @@ impl Sample for TopicPartitions {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicPartitions v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -600,6 +718,21 @@ impl Default for Assignment {
             topic_partitions: Vec::<TopicPartitions>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl Assignment {
+    /// The fewest bytes a `Assignment` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -628,7 +761,11 @@ impl Decodable for Assignment {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = true;
         let mut this = Self::default();
-        this.topic_partitions = match r.array_len(flexible, "Assignment.TopicPartitions")? {
+        this.topic_partitions = match r.array_len_min(
+            flexible,
+            TopicPartitions::min_encoded_size(version),
+            "Assignment.TopicPartitions",
+        )? {
             None => {
                 return Err(r.error(
                     "Assignment.TopicPartitions",
@@ -636,10 +773,7 @@ impl Decodable for Assignment {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TopicPartitions::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(TopicPartitions::decode(r, version)?))?;
                 v
             }
         };
@@ -667,6 +801,15 @@ impl Sample for Assignment {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "Assignment v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

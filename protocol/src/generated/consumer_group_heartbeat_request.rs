@@ -57,6 +57,32 @@ impl Default for ConsumerGroupHeartbeatRequest {
     }
 }
 
+impl ConsumerGroupHeartbeatRequest {
+    /// The fewest bytes a `ConsumerGroupHeartbeatRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if version >= 1 {
+            n += if flexible { 1 } else { 2 };
+        }
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ConsumerGroupHeartbeatRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -204,8 +230,9 @@ impl ConsumerGroupHeartbeatRequest {
             r.nullable_string(flexible, "ConsumerGroupHeartbeatRequest.InstanceId")?;
         this.rack_id = r.nullable_string(flexible, "ConsumerGroupHeartbeatRequest.RackId")?;
         this.rebalance_timeout_ms = r.i32("ConsumerGroupHeartbeatRequest.RebalanceTimeoutMs")?;
-        this.subscribed_topic_names = match r.array_len(
+        this.subscribed_topic_names = match r.array_len_min(
             flexible,
+            if flexible { 1 } else { 2 },
             "ConsumerGroupHeartbeatRequest.SubscribedTopicNames",
         )? {
             None => {
@@ -218,13 +245,12 @@ impl ConsumerGroupHeartbeatRequest {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.string(
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(
                         flexible,
                         "ConsumerGroupHeartbeatRequest.SubscribedTopicNames",
-                    )?);
-                }
+                    )?)
+                })?;
                 Some(v)
             }
         };
@@ -243,25 +269,25 @@ impl ConsumerGroupHeartbeatRequest {
         }
         this.server_assignor =
             r.nullable_string(flexible, "ConsumerGroupHeartbeatRequest.ServerAssignor")?;
-        this.topic_partitions =
-            match r.array_len(flexible, "ConsumerGroupHeartbeatRequest.TopicPartitions")? {
-                None => {
-                    if !(true) {
-                        return Err(r.error(
-                            "ConsumerGroupHeartbeatRequest.TopicPartitions",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    None
+        this.topic_partitions = match r.array_len_min(
+            flexible,
+            TopicPartitions::min_encoded_size(version),
+            "ConsumerGroupHeartbeatRequest.TopicPartitions",
+        )? {
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "ConsumerGroupHeartbeatRequest.TopicPartitions",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
                 }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(TopicPartitions::decode(r, version)?);
-                    }
-                    Some(v)
-                }
-            };
+                None
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(TopicPartitions::decode(r, version)?))?;
+                Some(v)
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -338,6 +364,15 @@ impl Sample for ConsumerGroupHeartbeatRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ConsumerGroupHeartbeatRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -360,6 +395,22 @@ impl Default for TopicPartitions {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicPartitions {
+    /// The fewest bytes a `TopicPartitions` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 16;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -390,7 +441,7 @@ impl Decodable for TopicPartitions {
         let flexible = true;
         let mut this = Self::default();
         this.topic_id = r.uuid("TopicPartitions.TopicId")?;
-        this.partitions = match r.array_len(flexible, "TopicPartitions.Partitions")? {
+        this.partitions = match r.array_len_min(flexible, 4, "TopicPartitions.Partitions")? {
             None => {
                 return Err(r.error(
                     "TopicPartitions.Partitions",
@@ -398,10 +449,7 @@ impl Decodable for TopicPartitions {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("TopicPartitions.Partitions")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("TopicPartitions.Partitions")?))?;
                 v
             }
         };
@@ -432,6 +480,15 @@ impl Sample for TopicPartitions {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicPartitions v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

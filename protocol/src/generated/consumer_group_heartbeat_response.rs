@@ -48,6 +48,27 @@ impl Default for ConsumerGroupHeartbeatResponse {
     }
 }
 
+impl ConsumerGroupHeartbeatResponse {
+    /// The fewest bytes a `ConsumerGroupHeartbeatResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += 4;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ConsumerGroupHeartbeatResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -180,6 +201,15 @@ impl Sample for ConsumerGroupHeartbeatResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ConsumerGroupHeartbeatResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -199,6 +229,21 @@ impl Default for Assignment {
             topic_partitions: Vec::<TopicPartitions>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl Assignment {
+    /// The fewest bytes a `Assignment` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -227,7 +272,11 @@ impl Decodable for Assignment {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = true;
         let mut this = Self::default();
-        this.topic_partitions = match r.array_len(flexible, "Assignment.TopicPartitions")? {
+        this.topic_partitions = match r.array_len_min(
+            flexible,
+            TopicPartitions::min_encoded_size(version),
+            "Assignment.TopicPartitions",
+        )? {
             None => {
                 return Err(r.error(
                     "Assignment.TopicPartitions",
@@ -235,10 +284,7 @@ impl Decodable for Assignment {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TopicPartitions::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(TopicPartitions::decode(r, version)?))?;
                 v
             }
         };
@@ -267,6 +313,15 @@ impl Sample for Assignment {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "Assignment v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -289,6 +344,22 @@ impl Default for TopicPartitions {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicPartitions {
+    /// The fewest bytes a `TopicPartitions` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 16;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -319,7 +390,7 @@ impl Decodable for TopicPartitions {
         let flexible = true;
         let mut this = Self::default();
         this.topic_id = r.uuid("TopicPartitions.TopicId")?;
-        this.partitions = match r.array_len(flexible, "TopicPartitions.Partitions")? {
+        this.partitions = match r.array_len_min(flexible, 4, "TopicPartitions.Partitions")? {
             None => {
                 return Err(r.error(
                     "TopicPartitions.Partitions",
@@ -327,10 +398,7 @@ impl Decodable for TopicPartitions {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("TopicPartitions.Partitions")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("TopicPartitions.Partitions")?))?;
                 v
             }
         };
@@ -361,6 +429,15 @@ impl Sample for TopicPartitions {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicPartitions v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for ConsumerProtocolAssignment {
     }
 }
 
+impl ConsumerProtocolAssignment {
+    /// The fewest bytes a `ConsumerProtocolAssignment` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ConsumerProtocolAssignment {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -83,22 +99,22 @@ impl ConsumerProtocolAssignment {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = false;
         let mut this = Self::default();
-        this.assigned_partitions =
-            match r.array_len(flexible, "ConsumerProtocolAssignment.AssignedPartitions")? {
-                None => {
-                    return Err(r.error(
-                        "ConsumerProtocolAssignment.AssignedPartitions",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(TopicPartition::decode(r, version)?);
-                    }
-                    v
-                }
-            };
+        this.assigned_partitions = match r.array_len_min(
+            flexible,
+            TopicPartition::min_encoded_size(version),
+            "ConsumerProtocolAssignment.AssignedPartitions",
+        )? {
+            None => {
+                return Err(r.error(
+                    "ConsumerProtocolAssignment.AssignedPartitions",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(TopicPartition::decode(r, version)?))?;
+                v
+            }
+        };
         this.user_data = r.nullable_bytes(flexible, "ConsumerProtocolAssignment.UserData")?;
         if flexible {
             let mut unknown = Vec::new();
@@ -132,6 +148,15 @@ impl Sample for ConsumerProtocolAssignment {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ConsumerProtocolAssignment v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -154,6 +179,22 @@ impl Default for TopicPartition {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicPartition {
+    /// The fewest bytes a `TopicPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -184,15 +225,12 @@ impl Decodable for TopicPartition {
         let flexible = false;
         let mut this = Self::default();
         this.topic = r.string(flexible, "TopicPartition.Topic")?;
-        this.partitions = match r.array_len(flexible, "TopicPartition.Partitions")? {
+        this.partitions = match r.array_len_min(flexible, 4, "TopicPartition.Partitions")? {
             None => {
                 return Err(r.error("TopicPartition.Partitions", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("TopicPartition.Partitions")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("TopicPartition.Partitions")?))?;
                 v
             }
         };
@@ -223,6 +261,15 @@ impl Sample for TopicPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

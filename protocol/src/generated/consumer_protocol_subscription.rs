@@ -42,6 +42,31 @@ impl Default for ConsumerProtocolSubscription {
     }
 }
 
+impl ConsumerProtocolSubscription {
+    /// The fewest bytes a `ConsumerProtocolSubscription` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if version >= 1 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 2 {
+            n += 4;
+        }
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ConsumerProtocolSubscription {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -129,7 +154,11 @@ impl ConsumerProtocolSubscription {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = false;
         let mut this = Self::default();
-        this.topics = match r.array_len(flexible, "ConsumerProtocolSubscription.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "ConsumerProtocolSubscription.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "ConsumerProtocolSubscription.Topics",
@@ -137,31 +166,30 @@ impl ConsumerProtocolSubscription {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.string(flexible, "ConsumerProtocolSubscription.Topics")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "ConsumerProtocolSubscription.Topics")?)
+                })?;
                 v
             }
         };
         this.user_data = r.nullable_bytes(flexible, "ConsumerProtocolSubscription.UserData")?;
         if version >= 1 {
-            this.owned_partitions =
-                match r.array_len(flexible, "ConsumerProtocolSubscription.OwnedPartitions")? {
-                    None => {
-                        return Err(r.error(
-                            "ConsumerProtocolSubscription.OwnedPartitions",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(TopicPartition::decode(r, version)?);
-                        }
-                        v
-                    }
-                };
+            this.owned_partitions = match r.array_len_min(
+                flexible,
+                TopicPartition::min_encoded_size(version),
+                "ConsumerProtocolSubscription.OwnedPartitions",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "ConsumerProtocolSubscription.OwnedPartitions",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v = decode_array(r, n, |r| Ok(TopicPartition::decode(r, version)?))?;
+                    v
+                }
+            };
         }
         if version >= 2 {
             this.generation_id = r.i32("ConsumerProtocolSubscription.GenerationId")?;
@@ -218,6 +246,15 @@ impl Sample for ConsumerProtocolSubscription {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ConsumerProtocolSubscription v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -240,6 +277,26 @@ impl Default for TopicPartition {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicPartition {
+    /// The fewest bytes a `TopicPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 1 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -289,17 +346,14 @@ impl Decodable for TopicPartition {
             this.topic = r.string(flexible, "TopicPartition.Topic")?;
         }
         if version >= 1 {
-            this.partitions = match r.array_len(flexible, "TopicPartition.Partitions")? {
+            this.partitions = match r.array_len_min(flexible, 4, "TopicPartition.Partitions")? {
                 None => {
                     return Err(
                         r.error("TopicPartition.Partitions", DecodeErrorKind::UnexpectedNull)
                     );
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.i32("TopicPartition.Partitions")?);
-                    }
+                    let v = decode_array(r, n, |r| Ok(r.i32("TopicPartition.Partitions")?))?;
                     v
                 }
             };
@@ -331,6 +385,15 @@ impl Sample for TopicPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -30,6 +30,21 @@ impl Default for CreateAclsRequest {
     }
 }
 
+impl CreateAclsRequest {
+    /// The fewest bytes a `CreateAclsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for CreateAclsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -74,7 +89,11 @@ impl CreateAclsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let mut this = Self::default();
-        this.creations = match r.array_len(flexible, "CreateAclsRequest.Creations")? {
+        this.creations = match r.array_len_min(
+            flexible,
+            AclCreation::min_encoded_size(version),
+            "CreateAclsRequest.Creations",
+        )? {
             None => {
                 return Err(r.error(
                     "CreateAclsRequest.Creations",
@@ -82,10 +101,7 @@ impl CreateAclsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(AclCreation::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(AclCreation::decode(r, version)?))?;
                 v
             }
         };
@@ -113,6 +129,15 @@ impl Sample for CreateAclsRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreateAclsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -151,6 +176,29 @@ impl Default for AclCreation {
             permission_type: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AclCreation {
+    /// The fewest bytes a `AclCreation` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        if version >= 1 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -245,6 +293,15 @@ impl Sample for AclCreation {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AclCreation v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

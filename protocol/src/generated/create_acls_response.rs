@@ -33,6 +33,22 @@ impl Default for CreateAclsResponse {
     }
 }
 
+impl CreateAclsResponse {
+    /// The fewest bytes a `CreateAclsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for CreateAclsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -79,7 +95,11 @@ impl CreateAclsResponse {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("CreateAclsResponse.ThrottleTimeMs")?;
-        this.results = match r.array_len(flexible, "CreateAclsResponse.Results")? {
+        this.results = match r.array_len_min(
+            flexible,
+            AclCreationResult::min_encoded_size(version),
+            "CreateAclsResponse.Results",
+        )? {
             None => {
                 return Err(r.error(
                     "CreateAclsResponse.Results",
@@ -87,10 +107,7 @@ impl CreateAclsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(AclCreationResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(AclCreationResult::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for CreateAclsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreateAclsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -144,6 +170,22 @@ impl Default for AclCreationResult {
             error_message: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AclCreationResult {
+    /// The fewest bytes a `AclCreationResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -202,6 +244,15 @@ impl Sample for AclCreationResult {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AclCreationResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

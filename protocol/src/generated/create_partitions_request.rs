@@ -36,6 +36,23 @@ impl Default for CreatePartitionsRequest {
     }
 }
 
+impl CreatePartitionsRequest {
+    /// The fewest bytes a `CreatePartitionsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += 4;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for CreatePartitionsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -82,7 +99,11 @@ impl CreatePartitionsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let mut this = Self::default();
-        this.topics = match r.array_len(flexible, "CreatePartitionsRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            CreatePartitionsTopic::min_encoded_size(version),
+            "CreatePartitionsRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "CreatePartitionsRequest.Topics",
@@ -90,10 +111,7 @@ impl CreatePartitionsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(CreatePartitionsTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(CreatePartitionsTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -130,6 +148,15 @@ impl Sample for CreatePartitionsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatePartitionsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -155,6 +182,23 @@ impl Default for CreatePartitionsTopic {
             assignments: Some(Vec::<CreatePartitionsAssignment>::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl CreatePartitionsTopic {
+    /// The fewest bytes a `CreatePartitionsTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -205,7 +249,11 @@ impl Decodable for CreatePartitionsTopic {
         let mut this = Self::default();
         this.name = r.string(flexible, "CreatePartitionsTopic.Name")?;
         this.count = r.i32("CreatePartitionsTopic.Count")?;
-        this.assignments = match r.array_len(flexible, "CreatePartitionsTopic.Assignments")? {
+        this.assignments = match r.array_len_min(
+            flexible,
+            CreatePartitionsAssignment::min_encoded_size(version),
+            "CreatePartitionsTopic.Assignments",
+        )? {
             None => {
                 if !(true) {
                     return Err(r.error(
@@ -216,10 +264,9 @@ impl Decodable for CreatePartitionsTopic {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(CreatePartitionsAssignment::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(CreatePartitionsAssignment::decode(r, version)?)
+                })?;
                 Some(v)
             }
         };
@@ -258,6 +305,15 @@ impl Sample for CreatePartitionsTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatePartitionsTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -277,6 +333,21 @@ impl Default for CreatePartitionsAssignment {
             broker_ids: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl CreatePartitionsAssignment {
+    /// The fewest bytes a `CreatePartitionsAssignment` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -305,21 +376,20 @@ impl Decodable for CreatePartitionsAssignment {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let mut this = Self::default();
-        this.broker_ids = match r.array_len(flexible, "CreatePartitionsAssignment.BrokerIds")? {
-            None => {
-                return Err(r.error(
-                    "CreatePartitionsAssignment.BrokerIds",
-                    DecodeErrorKind::UnexpectedNull,
-                ));
-            }
-            Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("CreatePartitionsAssignment.BrokerIds")?);
+        this.broker_ids =
+            match r.array_len_min(flexible, 4, "CreatePartitionsAssignment.BrokerIds")? {
+                None => {
+                    return Err(r.error(
+                        "CreatePartitionsAssignment.BrokerIds",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
                 }
-                v
-            }
-        };
+                Some(n) => {
+                    let v =
+                        decode_array(r, n, |r| Ok(r.i32("CreatePartitionsAssignment.BrokerIds")?))?;
+                    v
+                }
+            };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -344,6 +414,15 @@ impl Sample for CreatePartitionsAssignment {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatePartitionsAssignment v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for CreatePartitionsResponse {
     }
 }
 
+impl CreatePartitionsResponse {
+    /// The fewest bytes a `CreatePartitionsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for CreatePartitionsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -79,7 +95,11 @@ impl CreatePartitionsResponse {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("CreatePartitionsResponse.ThrottleTimeMs")?;
-        this.results = match r.array_len(flexible, "CreatePartitionsResponse.Results")? {
+        this.results = match r.array_len_min(
+            flexible,
+            CreatePartitionsTopicResult::min_encoded_size(version),
+            "CreatePartitionsResponse.Results",
+        )? {
             None => {
                 return Err(r.error(
                     "CreatePartitionsResponse.Results",
@@ -87,10 +107,9 @@ impl CreatePartitionsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(CreatePartitionsTopicResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(CreatePartitionsTopicResult::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -122,6 +141,15 @@ impl Sample for CreatePartitionsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatePartitionsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -147,6 +175,23 @@ impl Default for CreatePartitionsTopicResult {
             error_message: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl CreatePartitionsTopicResult {
+    /// The fewest bytes a `CreatePartitionsTopicResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -216,6 +261,15 @@ impl Sample for CreatePartitionsTopicResult {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatePartitionsTopicResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,25 @@ impl Default for CreateTopicsRequest {
     }
 }
 
+impl CreateTopicsRequest {
+    /// The fewest bytes a `CreateTopicsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += 4;
+        if version >= 1 {
+            n += 1;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for CreateTopicsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=7).contains(&version) {
@@ -90,7 +109,11 @@ impl CreateTopicsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let mut this = Self::default();
-        this.topics = match r.array_len(flexible, "CreateTopicsRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            CreatableTopic::min_encoded_size(version),
+            "CreateTopicsRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "CreateTopicsRequest.Topics",
@@ -98,10 +121,7 @@ impl CreateTopicsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(CreatableTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(CreatableTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -140,6 +160,15 @@ impl Sample for CreateTopicsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreateTopicsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -171,6 +200,25 @@ impl Default for CreatableTopic {
             configs: Vec::<CreatableTopicConfig>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl CreatableTopic {
+    /// The fewest bytes a `CreatableTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -215,7 +263,11 @@ impl Decodable for CreatableTopic {
         this.name = r.string(flexible, "CreatableTopic.Name")?;
         this.num_partitions = r.i32("CreatableTopic.NumPartitions")?;
         this.replication_factor = r.i16("CreatableTopic.ReplicationFactor")?;
-        this.assignments = match r.array_len(flexible, "CreatableTopic.Assignments")? {
+        this.assignments = match r.array_len_min(
+            flexible,
+            CreatableReplicaAssignment::min_encoded_size(version),
+            "CreatableTopic.Assignments",
+        )? {
             None => {
                 return Err(r.error(
                     "CreatableTopic.Assignments",
@@ -223,20 +275,20 @@ impl Decodable for CreatableTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(CreatableReplicaAssignment::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(CreatableReplicaAssignment::decode(r, version)?)
+                })?;
                 v
             }
         };
-        this.configs = match r.array_len(flexible, "CreatableTopic.Configs")? {
+        this.configs = match r.array_len_min(
+            flexible,
+            CreatableTopicConfig::min_encoded_size(version),
+            "CreatableTopic.Configs",
+        )? {
             None => return Err(r.error("CreatableTopic.Configs", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(CreatableTopicConfig::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(CreatableTopicConfig::decode(r, version)?))?;
                 v
             }
         };
@@ -277,6 +329,15 @@ impl Sample for CreatableTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatableTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -299,6 +360,22 @@ impl Default for CreatableReplicaAssignment {
             broker_ids: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl CreatableReplicaAssignment {
+    /// The fewest bytes a `CreatableReplicaAssignment` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -329,21 +406,20 @@ impl Decodable for CreatableReplicaAssignment {
         let flexible = version >= 5;
         let mut this = Self::default();
         this.partition_index = r.i32("CreatableReplicaAssignment.PartitionIndex")?;
-        this.broker_ids = match r.array_len(flexible, "CreatableReplicaAssignment.BrokerIds")? {
-            None => {
-                return Err(r.error(
-                    "CreatableReplicaAssignment.BrokerIds",
-                    DecodeErrorKind::UnexpectedNull,
-                ));
-            }
-            Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("CreatableReplicaAssignment.BrokerIds")?);
+        this.broker_ids =
+            match r.array_len_min(flexible, 4, "CreatableReplicaAssignment.BrokerIds")? {
+                None => {
+                    return Err(r.error(
+                        "CreatableReplicaAssignment.BrokerIds",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
                 }
-                v
-            }
-        };
+                Some(n) => {
+                    let v =
+                        decode_array(r, n, |r| Ok(r.i32("CreatableReplicaAssignment.BrokerIds")?))?;
+                    v
+                }
+            };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -372,6 +448,15 @@ impl Sample for CreatableReplicaAssignment {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatableReplicaAssignment v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -394,6 +479,22 @@ impl Default for CreatableTopicConfig {
             value: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl CreatableTopicConfig {
+    /// The fewest bytes a `CreatableTopicConfig` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -452,6 +553,15 @@ impl Sample for CreatableTopicConfig {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatableTopicConfig v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

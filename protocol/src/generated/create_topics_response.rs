@@ -33,6 +33,24 @@ impl Default for CreateTopicsResponse {
     }
 }
 
+impl CreateTopicsResponse {
+    /// The fewest bytes a `CreateTopicsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        if version >= 2 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for CreateTopicsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=7).contains(&version) {
@@ -83,7 +101,11 @@ impl CreateTopicsResponse {
         if version >= 2 {
             this.throttle_time_ms = r.i32("CreateTopicsResponse.ThrottleTimeMs")?;
         }
-        this.topics = match r.array_len(flexible, "CreateTopicsResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            CreatableTopicResult::min_encoded_size(version),
+            "CreateTopicsResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "CreateTopicsResponse.Topics",
@@ -91,10 +113,7 @@ impl CreateTopicsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(CreatableTopicResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(CreatableTopicResult::decode(r, version)?))?;
                 v
             }
         };
@@ -125,6 +144,15 @@ impl Sample for CreateTopicsResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreateTopicsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -166,6 +194,37 @@ impl Default for CreatableTopicResult {
             configs: Some(Vec::<CreatableTopicConfigs>::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl CreatableTopicResult {
+    /// The fewest bytes a `CreatableTopicResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        if version >= 7 {
+            n += 16;
+        }
+        n += 2;
+        if version >= 1 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 5 {
+            n += 4;
+        }
+        if version >= 5 {
+            n += 2;
+        }
+        if version >= 5 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -253,7 +312,11 @@ impl Decodable for CreatableTopicResult {
             this.replication_factor = r.i16("CreatableTopicResult.ReplicationFactor")?;
         }
         if version >= 5 {
-            this.configs = match r.array_len(flexible, "CreatableTopicResult.Configs")? {
+            this.configs = match r.array_len_min(
+                flexible,
+                CreatableTopicConfigs::min_encoded_size(version),
+                "CreatableTopicResult.Configs",
+            )? {
                 None => {
                     if !(version >= 5) {
                         return Err(r.error(
@@ -264,10 +327,7 @@ impl Decodable for CreatableTopicResult {
                     None
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(CreatableTopicConfigs::decode(r, version)?);
-                    }
+                    let v = decode_array(r, n, |r| Ok(CreatableTopicConfigs::decode(r, version)?))?;
                     Some(v)
                 }
             };
@@ -331,6 +391,15 @@ impl Sample for CreatableTopicResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatableTopicResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -362,6 +431,35 @@ impl Default for CreatableTopicConfigs {
             is_sensitive: false,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl CreatableTopicConfigs {
+    /// The fewest bytes a `CreatableTopicConfigs` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 5 {
+            n += 1;
+        }
+        if version >= 5 {
+            n += 1;
+        }
+        if version >= 5 {
+            n += 1;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -497,6 +595,15 @@ impl Sample for CreatableTopicConfigs {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "CreatableTopicConfigs v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

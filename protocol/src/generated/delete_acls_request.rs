@@ -30,6 +30,21 @@ impl Default for DeleteAclsRequest {
     }
 }
 
+impl DeleteAclsRequest {
+    /// The fewest bytes a `DeleteAclsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DeleteAclsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -74,15 +89,16 @@ impl DeleteAclsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let mut this = Self::default();
-        this.filters = match r.array_len(flexible, "DeleteAclsRequest.Filters")? {
+        this.filters = match r.array_len_min(
+            flexible,
+            DeleteAclsFilter::min_encoded_size(version),
+            "DeleteAclsRequest.Filters",
+        )? {
             None => {
                 return Err(r.error("DeleteAclsRequest.Filters", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeleteAclsFilter::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DeleteAclsFilter::decode(r, version)?))?;
                 v
             }
         };
@@ -110,6 +126,15 @@ impl Sample for DeleteAclsRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteAclsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -148,6 +173,29 @@ impl Default for DeleteAclsFilter {
             permission_type: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeleteAclsFilter {
+    /// The fewest bytes a `DeleteAclsFilter` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        if version >= 1 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -260,6 +308,15 @@ impl Sample for DeleteAclsFilter {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteAclsFilter v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

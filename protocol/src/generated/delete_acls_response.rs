@@ -33,6 +33,22 @@ impl Default for DeleteAclsResponse {
     }
 }
 
+impl DeleteAclsResponse {
+    /// The fewest bytes a `DeleteAclsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DeleteAclsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -79,7 +95,11 @@ impl DeleteAclsResponse {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("DeleteAclsResponse.ThrottleTimeMs")?;
-        this.filter_results = match r.array_len(flexible, "DeleteAclsResponse.FilterResults")? {
+        this.filter_results = match r.array_len_min(
+            flexible,
+            DeleteAclsFilterResult::min_encoded_size(version),
+            "DeleteAclsResponse.FilterResults",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteAclsResponse.FilterResults",
@@ -87,10 +107,7 @@ impl DeleteAclsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeleteAclsFilterResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DeleteAclsFilterResult::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for DeleteAclsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteAclsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -147,6 +173,23 @@ impl Default for DeleteAclsFilterResult {
             matching_acls: Vec::<DeleteAclsMatchingAcl>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeleteAclsFilterResult {
+    /// The fewest bytes a `DeleteAclsFilterResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -184,7 +227,11 @@ impl Decodable for DeleteAclsFilterResult {
         let mut this = Self::default();
         this.error_code = r.i16("DeleteAclsFilterResult.ErrorCode")?;
         this.error_message = r.nullable_string(flexible, "DeleteAclsFilterResult.ErrorMessage")?;
-        this.matching_acls = match r.array_len(flexible, "DeleteAclsFilterResult.MatchingAcls")? {
+        this.matching_acls = match r.array_len_min(
+            flexible,
+            DeleteAclsMatchingAcl::min_encoded_size(version),
+            "DeleteAclsFilterResult.MatchingAcls",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteAclsFilterResult.MatchingAcls",
@@ -192,10 +239,7 @@ impl Decodable for DeleteAclsFilterResult {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeleteAclsMatchingAcl::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DeleteAclsMatchingAcl::decode(r, version)?))?;
                 v
             }
         };
@@ -233,6 +277,15 @@ impl Sample for DeleteAclsFilterResult {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteAclsFilterResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -277,6 +330,31 @@ impl Default for DeleteAclsMatchingAcl {
             permission_type: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeleteAclsMatchingAcl {
+    /// The fewest bytes a `DeleteAclsMatchingAcl` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        if version >= 1 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -395,6 +473,15 @@ impl Sample for DeleteAclsMatchingAcl {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteAclsMatchingAcl v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -30,6 +30,21 @@ impl Default for DeleteGroupsRequest {
     }
 }
 
+impl DeleteGroupsRequest {
+    /// The fewest bytes a `DeleteGroupsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DeleteGroupsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=2).contains(&version) {
@@ -74,7 +89,11 @@ impl DeleteGroupsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let mut this = Self::default();
-        this.groups_names = match r.array_len(flexible, "DeleteGroupsRequest.GroupsNames")? {
+        this.groups_names = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "DeleteGroupsRequest.GroupsNames",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteGroupsRequest.GroupsNames",
@@ -82,10 +101,9 @@ impl DeleteGroupsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.string(flexible, "DeleteGroupsRequest.GroupsNames")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "DeleteGroupsRequest.GroupsNames")?)
+                })?;
                 v
             }
         };
@@ -113,6 +131,15 @@ impl Sample for DeleteGroupsRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteGroupsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

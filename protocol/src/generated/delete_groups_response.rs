@@ -33,6 +33,22 @@ impl Default for DeleteGroupsResponse {
     }
 }
 
+impl DeleteGroupsResponse {
+    /// The fewest bytes a `DeleteGroupsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DeleteGroupsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=2).contains(&version) {
@@ -79,7 +95,11 @@ impl DeleteGroupsResponse {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("DeleteGroupsResponse.ThrottleTimeMs")?;
-        this.results = match r.array_len(flexible, "DeleteGroupsResponse.Results")? {
+        this.results = match r.array_len_min(
+            flexible,
+            DeletableGroupResult::min_encoded_size(version),
+            "DeleteGroupsResponse.Results",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteGroupsResponse.Results",
@@ -87,10 +107,7 @@ impl DeleteGroupsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeletableGroupResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DeletableGroupResult::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for DeleteGroupsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteGroupsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -144,6 +170,22 @@ impl Default for DeletableGroupResult {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeletableGroupResult {
+    /// The fewest bytes a `DeletableGroupResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -198,6 +240,15 @@ impl Sample for DeletableGroupResult {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeletableGroupResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

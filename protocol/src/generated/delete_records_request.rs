@@ -33,6 +33,22 @@ impl Default for DeleteRecordsRequest {
     }
 }
 
+impl DeleteRecordsRequest {
+    /// The fewest bytes a `DeleteRecordsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DeleteRecordsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=2).contains(&version) {
@@ -78,7 +94,11 @@ impl DeleteRecordsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let mut this = Self::default();
-        this.topics = match r.array_len(flexible, "DeleteRecordsRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            DeleteRecordsTopic::min_encoded_size(version),
+            "DeleteRecordsRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteRecordsRequest.Topics",
@@ -86,10 +106,7 @@ impl DeleteRecordsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeleteRecordsTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DeleteRecordsTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for DeleteRecordsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteRecordsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -144,6 +170,22 @@ impl Default for DeleteRecordsTopic {
             partitions: Vec::<DeleteRecordsPartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeleteRecordsTopic {
+    /// The fewest bytes a `DeleteRecordsTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -174,7 +216,11 @@ impl Decodable for DeleteRecordsTopic {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.name = r.string(flexible, "DeleteRecordsTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "DeleteRecordsTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            DeleteRecordsPartition::min_encoded_size(version),
+            "DeleteRecordsTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteRecordsTopic.Partitions",
@@ -182,10 +228,7 @@ impl Decodable for DeleteRecordsTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeleteRecordsPartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DeleteRecordsPartition::decode(r, version)?))?;
                 v
             }
         };
@@ -217,6 +260,15 @@ impl Sample for DeleteRecordsTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteRecordsTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -239,6 +291,22 @@ impl Default for DeleteRecordsPartition {
             offset: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeleteRecordsPartition {
+    /// The fewest bytes a `DeleteRecordsPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += 8;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -288,6 +356,15 @@ impl Sample for DeleteRecordsPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteRecordsPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for DeleteRecordsResponse {
     }
 }
 
+impl DeleteRecordsResponse {
+    /// The fewest bytes a `DeleteRecordsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DeleteRecordsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=2).contains(&version) {
@@ -79,7 +95,11 @@ impl DeleteRecordsResponse {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("DeleteRecordsResponse.ThrottleTimeMs")?;
-        this.topics = match r.array_len(flexible, "DeleteRecordsResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            DeleteRecordsTopicResult::min_encoded_size(version),
+            "DeleteRecordsResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteRecordsResponse.Topics",
@@ -87,10 +107,7 @@ impl DeleteRecordsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeleteRecordsTopicResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DeleteRecordsTopicResult::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for DeleteRecordsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteRecordsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -144,6 +170,22 @@ impl Default for DeleteRecordsTopicResult {
             partitions: Vec::<DeleteRecordsPartitionResult>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeleteRecordsTopicResult {
+    /// The fewest bytes a `DeleteRecordsTopicResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -179,7 +221,11 @@ impl Decodable for DeleteRecordsTopicResult {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.name = r.string(flexible, "DeleteRecordsTopicResult.Name")?;
-        this.partitions = match r.array_len(flexible, "DeleteRecordsTopicResult.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            DeleteRecordsPartitionResult::min_encoded_size(version),
+            "DeleteRecordsTopicResult.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteRecordsTopicResult.Partitions",
@@ -187,10 +233,9 @@ impl Decodable for DeleteRecordsTopicResult {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeleteRecordsPartitionResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(DeleteRecordsPartitionResult::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -222,6 +267,15 @@ impl Sample for DeleteRecordsTopicResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteRecordsTopicResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -247,6 +301,23 @@ impl Default for DeleteRecordsPartitionResult {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeleteRecordsPartitionResult {
+    /// The fewest bytes a `DeleteRecordsPartitionResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += 8;
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -301,6 +372,15 @@ impl Sample for DeleteRecordsPartitionResult {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteRecordsPartitionResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

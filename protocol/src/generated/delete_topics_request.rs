@@ -36,6 +36,27 @@ impl Default for DeleteTopicsRequest {
     }
 }
 
+impl DeleteTopicsRequest {
+    /// The fewest bytes a `DeleteTopicsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 6 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version <= 5 {
+            n += if flexible { 1 } else { 4 };
+        }
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DeleteTopicsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=6).contains(&version) {
@@ -102,7 +123,11 @@ impl DeleteTopicsRequest {
         let flexible = version >= 4;
         let mut this = Self::default();
         if version >= 6 {
-            this.topics = match r.array_len(flexible, "DeleteTopicsRequest.Topics")? {
+            this.topics = match r.array_len_min(
+                flexible,
+                DeleteTopicState::min_encoded_size(version),
+                "DeleteTopicsRequest.Topics",
+            )? {
                 None => {
                     return Err(r.error(
                         "DeleteTopicsRequest.Topics",
@@ -110,16 +135,17 @@ impl DeleteTopicsRequest {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(DeleteTopicState::decode(r, version)?);
-                    }
+                    let v = decode_array(r, n, |r| Ok(DeleteTopicState::decode(r, version)?))?;
                     v
                 }
             };
         }
         if version <= 5 {
-            this.topic_names = match r.array_len(flexible, "DeleteTopicsRequest.TopicNames")? {
+            this.topic_names = match r.array_len_min(
+                flexible,
+                if flexible { 1 } else { 2 },
+                "DeleteTopicsRequest.TopicNames",
+            )? {
                 None => {
                     return Err(r.error(
                         "DeleteTopicsRequest.TopicNames",
@@ -127,10 +153,9 @@ impl DeleteTopicsRequest {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.string(flexible, "DeleteTopicsRequest.TopicNames")?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.string(flexible, "DeleteTopicsRequest.TopicNames")?)
+                    })?;
                     v
                 }
             };
@@ -167,6 +192,15 @@ impl Sample for DeleteTopicsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteTopicsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -189,6 +223,26 @@ impl Default for DeleteTopicState {
             topic_id: Uuid::ZERO,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeleteTopicState {
+    /// The fewest bytes a `DeleteTopicState` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 6 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 6 {
+            n += 16;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -275,6 +329,15 @@ impl Sample for DeleteTopicState {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteTopicState v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

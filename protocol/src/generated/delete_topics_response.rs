@@ -33,6 +33,24 @@ impl Default for DeleteTopicsResponse {
     }
 }
 
+impl DeleteTopicsResponse {
+    /// The fewest bytes a `DeleteTopicsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DeleteTopicsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=6).contains(&version) {
@@ -83,7 +101,11 @@ impl DeleteTopicsResponse {
         if version >= 1 {
             this.throttle_time_ms = r.i32("DeleteTopicsResponse.ThrottleTimeMs")?;
         }
-        this.responses = match r.array_len(flexible, "DeleteTopicsResponse.Responses")? {
+        this.responses = match r.array_len_min(
+            flexible,
+            DeletableTopicResult::min_encoded_size(version),
+            "DeleteTopicsResponse.Responses",
+        )? {
             None => {
                 return Err(r.error(
                     "DeleteTopicsResponse.Responses",
@@ -91,10 +113,7 @@ impl DeleteTopicsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DeletableTopicResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DeletableTopicResult::decode(r, version)?))?;
                 v
             }
         };
@@ -126,6 +145,15 @@ impl Sample for DeleteTopicsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeleteTopicsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -154,6 +182,28 @@ impl Default for DeletableTopicResult {
             error_message: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DeletableTopicResult {
+    /// The fewest bytes a `DeletableTopicResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        if version >= 6 {
+            n += 16;
+        }
+        n += 2;
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -265,6 +315,15 @@ impl Sample for DeletableTopicResult {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DeletableTopicResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

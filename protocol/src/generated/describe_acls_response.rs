@@ -39,6 +39,24 @@ impl Default for DescribeAclsResponse {
     }
 }
 
+impl DescribeAclsResponse {
+    /// The fewest bytes a `DescribeAclsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeAclsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=3).contains(&version) {
@@ -94,7 +112,11 @@ impl DescribeAclsResponse {
         this.throttle_time_ms = r.i32("DescribeAclsResponse.ThrottleTimeMs")?;
         this.error_code = r.i16("DescribeAclsResponse.ErrorCode")?;
         this.error_message = r.nullable_string(flexible, "DescribeAclsResponse.ErrorMessage")?;
-        this.resources = match r.array_len(flexible, "DescribeAclsResponse.Resources")? {
+        this.resources = match r.array_len_min(
+            flexible,
+            DescribeAclsResource::min_encoded_size(version),
+            "DescribeAclsResponse.Resources",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeAclsResponse.Resources",
@@ -102,10 +124,7 @@ impl DescribeAclsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeAclsResource::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribeAclsResource::decode(r, version)?))?;
                 v
             }
         };
@@ -147,6 +166,15 @@ impl Sample for DescribeAclsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeAclsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -175,6 +203,26 @@ impl Default for DescribeAclsResource {
             acls: Vec::<AclDescription>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeAclsResource {
+    /// The fewest bytes a `DescribeAclsResource` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        if version >= 1 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -224,15 +272,16 @@ impl Decodable for DescribeAclsResource {
         if version >= 1 {
             this.pattern_type = r.i8("DescribeAclsResource.PatternType")?;
         }
-        this.acls = match r.array_len(flexible, "DescribeAclsResource.Acls")? {
+        this.acls = match r.array_len_min(
+            flexible,
+            AclDescription::min_encoded_size(version),
+            "DescribeAclsResource.Acls",
+        )? {
             None => {
                 return Err(r.error("DescribeAclsResource.Acls", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(AclDescription::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(AclDescription::decode(r, version)?))?;
                 v
             }
         };
@@ -270,6 +319,15 @@ impl Sample for DescribeAclsResource {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeAclsResource v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -298,6 +356,24 @@ impl Default for AclDescription {
             permission_type: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AclDescription {
+    /// The fewest bytes a `AclDescription` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -362,6 +438,15 @@ impl Sample for AclDescription {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AclDescription v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

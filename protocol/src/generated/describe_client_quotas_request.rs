@@ -33,6 +33,22 @@ impl Default for DescribeClientQuotasRequest {
     }
 }
 
+impl DescribeClientQuotasRequest {
+    /// The fewest bytes a `DescribeClientQuotasRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeClientQuotasRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -78,7 +94,11 @@ impl DescribeClientQuotasRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let mut this = Self::default();
-        this.components = match r.array_len(flexible, "DescribeClientQuotasRequest.Components")? {
+        this.components = match r.array_len_min(
+            flexible,
+            ComponentData::min_encoded_size(version),
+            "DescribeClientQuotasRequest.Components",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeClientQuotasRequest.Components",
@@ -86,10 +106,7 @@ impl DescribeClientQuotasRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ComponentData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ComponentData::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for DescribeClientQuotasRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeClientQuotasRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -147,6 +173,23 @@ impl Default for ComponentData {
             r#match: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ComponentData {
+    /// The fewest bytes a `ComponentData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -215,6 +258,15 @@ impl Sample for ComponentData {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ComponentData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -39,6 +39,24 @@ impl Default for DescribeClientQuotasResponse {
     }
 }
 
+impl DescribeClientQuotasResponse {
+    /// The fewest bytes a `DescribeClientQuotasResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeClientQuotasResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -108,7 +126,11 @@ impl DescribeClientQuotasResponse {
         this.error_code = r.i16("DescribeClientQuotasResponse.ErrorCode")?;
         this.error_message =
             r.nullable_string(flexible, "DescribeClientQuotasResponse.ErrorMessage")?;
-        this.entries = match r.array_len(flexible, "DescribeClientQuotasResponse.Entries")? {
+        this.entries = match r.array_len_min(
+            flexible,
+            EntryData::min_encoded_size(version),
+            "DescribeClientQuotasResponse.Entries",
+        )? {
             None => {
                 if !(true) {
                     return Err(r.error(
@@ -119,10 +141,7 @@ impl DescribeClientQuotasResponse {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(EntryData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(EntryData::decode(r, version)?))?;
                 Some(v)
             }
         };
@@ -168,6 +187,15 @@ impl Sample for DescribeClientQuotasResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeClientQuotasResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -190,6 +218,22 @@ impl Default for EntryData {
             values: Vec::<ValueData>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl EntryData {
+    /// The fewest bytes a `EntryData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -228,23 +272,25 @@ impl Decodable for EntryData {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 1;
         let mut this = Self::default();
-        this.entity = match r.array_len(flexible, "EntryData.Entity")? {
+        this.entity = match r.array_len_min(
+            flexible,
+            EntityData::min_encoded_size(version),
+            "EntryData.Entity",
+        )? {
             None => return Err(r.error("EntryData.Entity", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(EntityData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(EntityData::decode(r, version)?))?;
                 v
             }
         };
-        this.values = match r.array_len(flexible, "EntryData.Values")? {
+        this.values = match r.array_len_min(
+            flexible,
+            ValueData::min_encoded_size(version),
+            "EntryData.Values",
+        )? {
             None => return Err(r.error("EntryData.Values", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ValueData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ValueData::decode(r, version)?))?;
                 v
             }
         };
@@ -276,6 +322,15 @@ impl Sample for EntryData {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "EntryData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -298,6 +353,22 @@ impl Default for EntityData {
             entity_name: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl EntityData {
+    /// The fewest bytes a `EntityData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -362,6 +433,15 @@ impl Sample for EntityData {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "EntityData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -384,6 +464,22 @@ impl Default for ValueData {
             value: 0.0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ValueData {
+    /// The fewest bytes a `ValueData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 8;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -433,6 +529,15 @@ impl Sample for ValueData {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ValueData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

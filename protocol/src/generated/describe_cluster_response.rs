@@ -51,6 +51,30 @@ impl Default for DescribeClusterResponse {
     }
 }
 
+impl DescribeClusterResponse {
+    /// The fewest bytes a `DescribeClusterResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        if version >= 1 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeClusterResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -128,7 +152,11 @@ impl DescribeClusterResponse {
         }
         this.cluster_id = r.string(flexible, "DescribeClusterResponse.ClusterId")?;
         this.controller_id = r.i32("DescribeClusterResponse.ControllerId")?;
-        this.brokers = match r.array_len(flexible, "DescribeClusterResponse.Brokers")? {
+        this.brokers = match r.array_len_min(
+            flexible,
+            DescribeClusterBroker::min_encoded_size(version),
+            "DescribeClusterResponse.Brokers",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeClusterResponse.Brokers",
@@ -136,10 +164,7 @@ impl DescribeClusterResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeClusterBroker::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribeClusterBroker::decode(r, version)?))?;
                 v
             }
         };
@@ -195,6 +220,15 @@ impl Sample for DescribeClusterResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeClusterResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -223,6 +257,24 @@ impl Default for DescribeClusterBroker {
             rack: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeClusterBroker {
+    /// The fewest bytes a `DescribeClusterBroker` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -296,6 +348,15 @@ impl Sample for DescribeClusterBroker {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeClusterBroker v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

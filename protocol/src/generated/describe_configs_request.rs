@@ -36,6 +36,27 @@ impl Default for DescribeConfigsRequest {
     }
 }
 
+impl DescribeConfigsRequest {
+    /// The fewest bytes a `DescribeConfigsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if version >= 1 {
+            n += 1;
+        }
+        if version >= 3 {
+            n += 1;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeConfigsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -98,7 +119,11 @@ impl DescribeConfigsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 4;
         let mut this = Self::default();
-        this.resources = match r.array_len(flexible, "DescribeConfigsRequest.Resources")? {
+        this.resources = match r.array_len_min(
+            flexible,
+            DescribeConfigsResource::min_encoded_size(version),
+            "DescribeConfigsRequest.Resources",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeConfigsRequest.Resources",
@@ -106,10 +131,7 @@ impl DescribeConfigsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeConfigsResource::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribeConfigsResource::decode(r, version)?))?;
                 v
             }
         };
@@ -150,6 +172,15 @@ impl Sample for DescribeConfigsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeConfigsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -175,6 +206,23 @@ impl Default for DescribeConfigsResource {
             configuration_keys: Some(Vec::<String>::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeConfigsResource {
+    /// The fewest bytes a `DescribeConfigsResource` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -230,25 +278,27 @@ impl Decodable for DescribeConfigsResource {
         let mut this = Self::default();
         this.resource_type = r.i8("DescribeConfigsResource.ResourceType")?;
         this.resource_name = r.string(flexible, "DescribeConfigsResource.ResourceName")?;
-        this.configuration_keys =
-            match r.array_len(flexible, "DescribeConfigsResource.ConfigurationKeys")? {
-                None => {
-                    if !(true) {
-                        return Err(r.error(
-                            "DescribeConfigsResource.ConfigurationKeys",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    None
+        this.configuration_keys = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "DescribeConfigsResource.ConfigurationKeys",
+        )? {
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "DescribeConfigsResource.ConfigurationKeys",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
                 }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.string(flexible, "DescribeConfigsResource.ConfigurationKeys")?);
-                    }
-                    Some(v)
-                }
-            };
+                None
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "DescribeConfigsResource.ConfigurationKeys")?)
+                })?;
+                Some(v)
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -283,6 +333,15 @@ impl Sample for DescribeConfigsResource {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeConfigsResource v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for DescribeConfigsResponse {
     }
 }
 
+impl DescribeConfigsResponse {
+    /// The fewest bytes a `DescribeConfigsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeConfigsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -79,7 +95,11 @@ impl DescribeConfigsResponse {
         let flexible = version >= 4;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("DescribeConfigsResponse.ThrottleTimeMs")?;
-        this.results = match r.array_len(flexible, "DescribeConfigsResponse.Results")? {
+        this.results = match r.array_len_min(
+            flexible,
+            DescribeConfigsResult::min_encoded_size(version),
+            "DescribeConfigsResponse.Results",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeConfigsResponse.Results",
@@ -87,10 +107,7 @@ impl DescribeConfigsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeConfigsResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribeConfigsResult::decode(r, version)?))?;
                 v
             }
         };
@@ -121,6 +138,15 @@ impl Sample for DescribeConfigsResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeConfigsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -153,6 +179,25 @@ impl Default for DescribeConfigsResult {
             configs: Vec::<DescribeConfigsResourceResult>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeConfigsResult {
+    /// The fewest bytes a `DescribeConfigsResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -199,7 +244,11 @@ impl Decodable for DescribeConfigsResult {
         this.error_message = r.nullable_string(flexible, "DescribeConfigsResult.ErrorMessage")?;
         this.resource_type = r.i8("DescribeConfigsResult.ResourceType")?;
         this.resource_name = r.string(flexible, "DescribeConfigsResult.ResourceName")?;
-        this.configs = match r.array_len(flexible, "DescribeConfigsResult.Configs")? {
+        this.configs = match r.array_len_min(
+            flexible,
+            DescribeConfigsResourceResult::min_encoded_size(version),
+            "DescribeConfigsResult.Configs",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeConfigsResult.Configs",
@@ -207,10 +256,9 @@ impl Decodable for DescribeConfigsResult {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeConfigsResourceResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(DescribeConfigsResourceResult::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -255,6 +303,15 @@ impl Sample for DescribeConfigsResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeConfigsResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -298,6 +355,39 @@ impl Default for DescribeConfigsResourceResult {
             documentation: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeConfigsResourceResult {
+    /// The fewest bytes a `DescribeConfigsResourceResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        if version <= 0 {
+            n += 1;
+        }
+        if version >= 1 {
+            n += 1;
+        }
+        n += 1;
+        if version >= 1 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 3 {
+            n += 1;
+        }
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -376,7 +466,11 @@ impl Decodable for DescribeConfigsResourceResult {
         }
         this.is_sensitive = r.bool("DescribeConfigsResourceResult.IsSensitive")?;
         if version >= 1 {
-            this.synonyms = match r.array_len(flexible, "DescribeConfigsResourceResult.Synonyms")? {
+            this.synonyms = match r.array_len_min(
+                flexible,
+                DescribeConfigsSynonym::min_encoded_size(version),
+                "DescribeConfigsResourceResult.Synonyms",
+            )? {
                 None => {
                     return Err(r.error(
                         "DescribeConfigsResourceResult.Synonyms",
@@ -384,10 +478,8 @@ impl Decodable for DescribeConfigsResourceResult {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(DescribeConfigsSynonym::decode(r, version)?);
-                    }
+                    let v =
+                        decode_array(r, n, |r| Ok(DescribeConfigsSynonym::decode(r, version)?))?;
                     v
                 }
             };
@@ -456,6 +548,15 @@ impl Sample for DescribeConfigsResourceResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeConfigsResourceResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -481,6 +582,29 @@ impl Default for DescribeConfigsSynonym {
             source: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeConfigsSynonym {
+    /// The fewest bytes a `DescribeConfigsSynonym` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 1 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 1 {
+            n += 1;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -579,6 +703,15 @@ impl Sample for DescribeConfigsSynonym {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeConfigsSynonym v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,24 @@ impl Default for DescribeGroupsRequest {
     }
 }
 
+impl DescribeGroupsRequest {
+    /// The fewest bytes a `DescribeGroupsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if version >= 3 {
+            n += 1;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeGroupsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -86,7 +104,11 @@ impl DescribeGroupsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 5;
         let mut this = Self::default();
-        this.groups = match r.array_len(flexible, "DescribeGroupsRequest.Groups")? {
+        this.groups = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "DescribeGroupsRequest.Groups",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeGroupsRequest.Groups",
@@ -94,10 +116,9 @@ impl DescribeGroupsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.string(flexible, "DescribeGroupsRequest.Groups")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "DescribeGroupsRequest.Groups")?)
+                })?;
                 v
             }
         };
@@ -132,6 +153,15 @@ impl Sample for DescribeGroupsRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeGroupsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

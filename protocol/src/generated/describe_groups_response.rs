@@ -33,6 +33,24 @@ impl Default for DescribeGroupsResponse {
     }
 }
 
+impl DescribeGroupsResponse {
+    /// The fewest bytes a `DescribeGroupsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeGroupsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -83,7 +101,11 @@ impl DescribeGroupsResponse {
         if version >= 1 {
             this.throttle_time_ms = r.i32("DescribeGroupsResponse.ThrottleTimeMs")?;
         }
-        this.groups = match r.array_len(flexible, "DescribeGroupsResponse.Groups")? {
+        this.groups = match r.array_len_min(
+            flexible,
+            DescribedGroup::min_encoded_size(version),
+            "DescribeGroupsResponse.Groups",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeGroupsResponse.Groups",
@@ -91,10 +113,7 @@ impl DescribeGroupsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribedGroup::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribedGroup::decode(r, version)?))?;
                 v
             }
         };
@@ -125,6 +144,15 @@ impl Sample for DescribeGroupsResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeGroupsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -163,6 +191,29 @@ impl Default for DescribedGroup {
             authorized_operations: -2147483648,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribedGroup {
+    /// The fewest bytes a `DescribedGroup` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if version >= 3 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -230,13 +281,14 @@ impl Decodable for DescribedGroup {
         this.group_state = r.string(flexible, "DescribedGroup.GroupState")?;
         this.protocol_type = r.string(flexible, "DescribedGroup.ProtocolType")?;
         this.protocol_data = r.string(flexible, "DescribedGroup.ProtocolData")?;
-        this.members = match r.array_len(flexible, "DescribedGroup.Members")? {
+        this.members = match r.array_len_min(
+            flexible,
+            DescribedGroupMember::min_encoded_size(version),
+            "DescribedGroup.Members",
+        )? {
             None => return Err(r.error("DescribedGroup.Members", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribedGroupMember::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribedGroupMember::decode(r, version)?))?;
                 v
             }
         };
@@ -286,6 +338,15 @@ impl Sample for DescribedGroup {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribedGroup v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -320,6 +381,28 @@ impl Default for DescribedGroupMember {
             member_assignment: Bytes::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribedGroupMember {
+    /// The fewest bytes a `DescribedGroupMember` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 5;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        if version >= 4 {
+            n += if flexible { 1 } else { 2 };
+        }
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -440,6 +523,15 @@ impl Sample for DescribedGroupMember {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribedGroupMember v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -30,6 +30,21 @@ impl Default for DescribeLogDirsRequest {
     }
 }
 
+impl DescribeLogDirsRequest {
+    /// The fewest bytes a `DescribeLogDirsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeLogDirsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -81,7 +96,11 @@ impl DescribeLogDirsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 2;
         let mut this = Self::default();
-        this.topics = match r.array_len(flexible, "DescribeLogDirsRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            DescribableLogDirTopic::min_encoded_size(version),
+            "DescribeLogDirsRequest.Topics",
+        )? {
             None => {
                 if !(true) {
                     return Err(r.error(
@@ -92,10 +111,7 @@ impl DescribeLogDirsRequest {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribableLogDirTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribableLogDirTopic::decode(r, version)?))?;
                 Some(v)
             }
         };
@@ -128,6 +144,15 @@ impl Sample for DescribeLogDirsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeLogDirsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -150,6 +175,22 @@ impl Default for DescribableLogDirTopic {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribableLogDirTopic {
+    /// The fewest bytes a `DescribableLogDirTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -185,7 +226,7 @@ impl Decodable for DescribableLogDirTopic {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.topic = r.string(flexible, "DescribableLogDirTopic.Topic")?;
-        this.partitions = match r.array_len(flexible, "DescribableLogDirTopic.Partitions")? {
+        this.partitions = match r.array_len_min(flexible, 4, "DescribableLogDirTopic.Partitions")? {
             None => {
                 return Err(r.error(
                     "DescribableLogDirTopic.Partitions",
@@ -193,10 +234,7 @@ impl Decodable for DescribableLogDirTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("DescribableLogDirTopic.Partitions")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("DescribableLogDirTopic.Partitions")?))?;
                 v
             }
         };
@@ -227,6 +265,15 @@ impl Sample for DescribableLogDirTopic {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribableLogDirTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,25 @@ impl Default for DescribeLogDirsResponse {
     }
 }
 
+impl DescribeLogDirsResponse {
+    /// The fewest bytes a `DescribeLogDirsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        if version >= 3 {
+            n += 2;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeLogDirsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -88,7 +107,11 @@ impl DescribeLogDirsResponse {
         if version >= 3 {
             this.error_code = r.i16("DescribeLogDirsResponse.ErrorCode")?;
         }
-        this.results = match r.array_len(flexible, "DescribeLogDirsResponse.Results")? {
+        this.results = match r.array_len_min(
+            flexible,
+            DescribeLogDirsResult::min_encoded_size(version),
+            "DescribeLogDirsResponse.Results",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeLogDirsResponse.Results",
@@ -96,10 +119,7 @@ impl DescribeLogDirsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeLogDirsResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribeLogDirsResult::decode(r, version)?))?;
                 v
             }
         };
@@ -134,6 +154,15 @@ impl Sample for DescribeLogDirsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeLogDirsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -165,6 +194,29 @@ impl Default for DescribeLogDirsResult {
             usable_bytes: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeLogDirsResult {
+    /// The fewest bytes a `DescribeLogDirsResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if version >= 4 {
+            n += 8;
+        }
+        if version >= 4 {
+            n += 8;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -208,7 +260,11 @@ impl Decodable for DescribeLogDirsResult {
         let mut this = Self::default();
         this.error_code = r.i16("DescribeLogDirsResult.ErrorCode")?;
         this.log_dir = r.string(flexible, "DescribeLogDirsResult.LogDir")?;
-        this.topics = match r.array_len(flexible, "DescribeLogDirsResult.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            DescribeLogDirsTopic::min_encoded_size(version),
+            "DescribeLogDirsResult.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeLogDirsResult.Topics",
@@ -216,10 +272,7 @@ impl Decodable for DescribeLogDirsResult {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeLogDirsTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribeLogDirsTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -266,6 +319,15 @@ impl Sample for DescribeLogDirsResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeLogDirsResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -288,6 +350,22 @@ impl Default for DescribeLogDirsTopic {
             partitions: Vec::<DescribeLogDirsPartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeLogDirsTopic {
+    /// The fewest bytes a `DescribeLogDirsTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -318,7 +396,11 @@ impl Decodable for DescribeLogDirsTopic {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.name = r.string(flexible, "DescribeLogDirsTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "DescribeLogDirsTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            DescribeLogDirsPartition::min_encoded_size(version),
+            "DescribeLogDirsTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeLogDirsTopic.Partitions",
@@ -326,10 +408,7 @@ impl Decodable for DescribeLogDirsTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeLogDirsPartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(DescribeLogDirsPartition::decode(r, version)?))?;
                 v
             }
         };
@@ -361,6 +440,15 @@ impl Sample for DescribeLogDirsTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeLogDirsTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -389,6 +477,24 @@ impl Default for DescribeLogDirsPartition {
             is_future_key: false,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeLogDirsPartition {
+    /// The fewest bytes a `DescribeLogDirsPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += 8;
+        n += 8;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -448,6 +554,15 @@ impl Sample for DescribeLogDirsPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeLogDirsPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

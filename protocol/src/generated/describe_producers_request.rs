@@ -30,6 +30,21 @@ impl Default for DescribeProducersRequest {
     }
 }
 
+impl DescribeProducersRequest {
+    /// The fewest bytes a `DescribeProducersRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeProducersRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -74,7 +89,11 @@ impl DescribeProducersRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = true;
         let mut this = Self::default();
-        this.topics = match r.array_len(flexible, "DescribeProducersRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            TopicRequest::min_encoded_size(version),
+            "DescribeProducersRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeProducersRequest.Topics",
@@ -82,10 +101,7 @@ impl DescribeProducersRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TopicRequest::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(TopicRequest::decode(r, version)?))?;
                 v
             }
         };
@@ -114,6 +130,15 @@ impl Sample for DescribeProducersRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeProducersRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -136,6 +161,22 @@ impl Default for TopicRequest {
             partition_indexes: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicRequest {
+    /// The fewest bytes a `TopicRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -166,21 +207,19 @@ impl Decodable for TopicRequest {
         let flexible = true;
         let mut this = Self::default();
         this.name = r.string(flexible, "TopicRequest.Name")?;
-        this.partition_indexes = match r.array_len(flexible, "TopicRequest.PartitionIndexes")? {
-            None => {
-                return Err(r.error(
-                    "TopicRequest.PartitionIndexes",
-                    DecodeErrorKind::UnexpectedNull,
-                ));
-            }
-            Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("TopicRequest.PartitionIndexes")?);
+        this.partition_indexes =
+            match r.array_len_min(flexible, 4, "TopicRequest.PartitionIndexes")? {
+                None => {
+                    return Err(r.error(
+                        "TopicRequest.PartitionIndexes",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
                 }
-                v
-            }
-        };
+                Some(n) => {
+                    let v = decode_array(r, n, |r| Ok(r.i32("TopicRequest.PartitionIndexes")?))?;
+                    v
+                }
+            };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -208,6 +247,15 @@ impl Sample for TopicRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for DescribeProducersResponse {
     }
 }
 
+impl DescribeProducersResponse {
+    /// The fewest bytes a `DescribeProducersResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeProducersResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -79,7 +95,11 @@ impl DescribeProducersResponse {
         let flexible = true;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("DescribeProducersResponse.ThrottleTimeMs")?;
-        this.topics = match r.array_len(flexible, "DescribeProducersResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            TopicResponse::min_encoded_size(version),
+            "DescribeProducersResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeProducersResponse.Topics",
@@ -87,10 +107,7 @@ impl DescribeProducersResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TopicResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(TopicResponse::decode(r, version)?))?;
                 v
             }
         };
@@ -122,6 +139,15 @@ impl Sample for DescribeProducersResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeProducersResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -144,6 +170,22 @@ impl Default for TopicResponse {
             partitions: Vec::<PartitionResponse>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicResponse {
+    /// The fewest bytes a `TopicResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -174,15 +216,16 @@ impl Decodable for TopicResponse {
         let flexible = true;
         let mut this = Self::default();
         this.name = r.string(flexible, "TopicResponse.Name")?;
-        this.partitions = match r.array_len(flexible, "TopicResponse.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            PartitionResponse::min_encoded_size(version),
+            "TopicResponse.Partitions",
+        )? {
             None => {
                 return Err(r.error("TopicResponse.Partitions", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(PartitionResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(PartitionResponse::decode(r, version)?))?;
                 v
             }
         };
@@ -214,6 +257,15 @@ impl Sample for TopicResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -242,6 +294,24 @@ impl Default for PartitionResponse {
             active_producers: Vec::<ProducerState>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl PartitionResponse {
+    /// The fewest bytes a `PartitionResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -281,7 +351,11 @@ impl Decodable for PartitionResponse {
         this.partition_index = r.i32("PartitionResponse.PartitionIndex")?;
         this.error_code = r.i16("PartitionResponse.ErrorCode")?;
         this.error_message = r.nullable_string(flexible, "PartitionResponse.ErrorMessage")?;
-        this.active_producers = match r.array_len(flexible, "PartitionResponse.ActiveProducers")? {
+        this.active_producers = match r.array_len_min(
+            flexible,
+            ProducerState::min_encoded_size(version),
+            "PartitionResponse.ActiveProducers",
+        )? {
             None => {
                 return Err(r.error(
                     "PartitionResponse.ActiveProducers",
@@ -289,10 +363,7 @@ impl Decodable for PartitionResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ProducerState::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ProducerState::decode(r, version)?))?;
                 v
             }
         };
@@ -334,6 +405,15 @@ impl Sample for PartitionResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "PartitionResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -368,6 +448,26 @@ impl Default for ProducerState {
             current_txn_start_offset: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ProducerState {
+    /// The fewest bytes a `ProducerState` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 8;
+        n += 4;
+        n += 4;
+        n += 8;
+        n += 4;
+        n += 8;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -437,6 +537,15 @@ impl Sample for ProducerState {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ProducerState v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,23 @@ impl Default for DescribeTopicPartitionsRequest {
     }
 }
 
+impl DescribeTopicPartitionsRequest {
+    /// The fewest bytes a `DescribeTopicPartitionsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += 4;
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeTopicPartitionsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -90,7 +107,11 @@ impl DescribeTopicPartitionsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = true;
         let mut this = Self::default();
-        this.topics = match r.array_len(flexible, "DescribeTopicPartitionsRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            TopicRequest::min_encoded_size(version),
+            "DescribeTopicPartitionsRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeTopicPartitionsRequest.Topics",
@@ -98,10 +119,7 @@ impl DescribeTopicPartitionsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TopicRequest::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(TopicRequest::decode(r, version)?))?;
                 v
             }
         };
@@ -153,6 +171,15 @@ impl Sample for DescribeTopicPartitionsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeTopicPartitionsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -172,6 +199,21 @@ impl Default for TopicRequest {
             name: String::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicRequest {
+    /// The fewest bytes a `TopicRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -217,6 +259,15 @@ impl Sample for TopicRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -239,6 +290,22 @@ impl Default for Cursor {
             partition_index: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl Cursor {
+    /// The fewest bytes a `Cursor` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -288,6 +355,15 @@ impl Sample for Cursor {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "Cursor v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,23 @@ impl Default for DescribeTopicPartitionsResponse {
     }
 }
 
+impl DescribeTopicPartitionsResponse {
+    /// The fewest bytes a `DescribeTopicPartitionsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        n += 1;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeTopicPartitionsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -91,7 +108,11 @@ impl DescribeTopicPartitionsResponse {
         let flexible = true;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("DescribeTopicPartitionsResponse.ThrottleTimeMs")?;
-        this.topics = match r.array_len(flexible, "DescribeTopicPartitionsResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            DescribeTopicPartitionsResponseTopic::min_encoded_size(version),
+            "DescribeTopicPartitionsResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "DescribeTopicPartitionsResponse.Topics",
@@ -99,10 +120,9 @@ impl DescribeTopicPartitionsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(DescribeTopicPartitionsResponseTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(DescribeTopicPartitionsResponseTopic::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -152,6 +172,15 @@ impl Sample for DescribeTopicPartitionsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeTopicPartitionsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -186,6 +215,26 @@ impl Default for DescribeTopicPartitionsResponseTopic {
             topic_authorized_operations: -2147483648,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeTopicPartitionsResponseTopic {
+    /// The fewest bytes a `DescribeTopicPartitionsResponseTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += 16;
+        n += 1;
+        n += if flexible { 1 } else { 4 };
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -228,24 +277,26 @@ impl Decodable for DescribeTopicPartitionsResponseTopic {
         this.name = r.nullable_string(flexible, "DescribeTopicPartitionsResponseTopic.Name")?;
         this.topic_id = r.uuid("DescribeTopicPartitionsResponseTopic.TopicId")?;
         this.is_internal = r.bool("DescribeTopicPartitionsResponseTopic.IsInternal")?;
-        this.partitions =
-            match r.array_len(flexible, "DescribeTopicPartitionsResponseTopic.Partitions")? {
-                None => {
-                    return Err(r.error(
-                        "DescribeTopicPartitionsResponseTopic.Partitions",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(DescribeTopicPartitionsResponsePartition::decode(
-                            r, version,
-                        )?);
-                    }
-                    v
-                }
-            };
+        this.partitions = match r.array_len_min(
+            flexible,
+            DescribeTopicPartitionsResponsePartition::min_encoded_size(version),
+            "DescribeTopicPartitionsResponseTopic.Partitions",
+        )? {
+            None => {
+                return Err(r.error(
+                    "DescribeTopicPartitionsResponseTopic.Partitions",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| {
+                    Ok(DescribeTopicPartitionsResponsePartition::decode(
+                        r, version,
+                    )?)
+                })?;
+                v
+            }
+        };
         this.topic_authorized_operations =
             r.i32("DescribeTopicPartitionsResponseTopic.TopicAuthorizedOperations")?;
         if flexible {
@@ -293,6 +344,15 @@ impl Sample for DescribeTopicPartitionsResponseTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeTopicPartitionsResponseTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -336,6 +396,29 @@ impl Default for DescribeTopicPartitionsResponsePartition {
             offline_replicas: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl DescribeTopicPartitionsResponsePartition {
+    /// The fewest bytes a `DescribeTopicPartitionsResponsePartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 2;
+        n += 4;
+        n += 4;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -438,8 +521,9 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
         this.partition_index = r.i32("DescribeTopicPartitionsResponsePartition.PartitionIndex")?;
         this.leader_id = r.i32("DescribeTopicPartitionsResponsePartition.LeaderId")?;
         this.leader_epoch = r.i32("DescribeTopicPartitionsResponsePartition.LeaderEpoch")?;
-        this.replica_nodes = match r.array_len(
+        this.replica_nodes = match r.array_len_min(
             flexible,
+            4,
             "DescribeTopicPartitionsResponsePartition.ReplicaNodes",
         )? {
             None => {
@@ -449,15 +533,15 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("DescribeTopicPartitionsResponsePartition.ReplicaNodes")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.i32("DescribeTopicPartitionsResponsePartition.ReplicaNodes")?)
+                })?;
                 v
             }
         };
-        this.isr_nodes = match r.array_len(
+        this.isr_nodes = match r.array_len_min(
             flexible,
+            4,
             "DescribeTopicPartitionsResponsePartition.IsrNodes",
         )? {
             None => {
@@ -467,15 +551,15 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("DescribeTopicPartitionsResponsePartition.IsrNodes")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.i32("DescribeTopicPartitionsResponsePartition.IsrNodes")?)
+                })?;
                 v
             }
         };
-        this.eligible_leader_replicas = match r.array_len(
+        this.eligible_leader_replicas = match r.array_len_min(
             flexible,
+            4,
             "DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas",
         )? {
             None => {
@@ -488,17 +572,15 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(
-                        r.i32("DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas")?,
-                    );
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.i32("DescribeTopicPartitionsResponsePartition.EligibleLeaderReplicas")?)
+                })?;
                 Some(v)
             }
         };
-        this.last_known_elr = match r.array_len(
+        this.last_known_elr = match r.array_len_min(
             flexible,
+            4,
             "DescribeTopicPartitionsResponsePartition.LastKnownElr",
         )? {
             None => {
@@ -511,15 +593,15 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("DescribeTopicPartitionsResponsePartition.LastKnownElr")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.i32("DescribeTopicPartitionsResponsePartition.LastKnownElr")?)
+                })?;
                 Some(v)
             }
         };
-        this.offline_replicas = match r.array_len(
+        this.offline_replicas = match r.array_len_min(
             flexible,
+            4,
             "DescribeTopicPartitionsResponsePartition.OfflineReplicas",
         )? {
             None => {
@@ -529,10 +611,9 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("DescribeTopicPartitionsResponsePartition.OfflineReplicas")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.i32("DescribeTopicPartitionsResponsePartition.OfflineReplicas")?)
+                })?;
                 v
             }
         };
@@ -593,6 +674,15 @@ impl Sample for DescribeTopicPartitionsResponsePartition {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeTopicPartitionsResponsePartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -615,6 +705,22 @@ impl Default for Cursor {
             partition_index: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl Cursor {
+    /// The fewest bytes a `Cursor` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -664,6 +770,15 @@ impl Sample for Cursor {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "Cursor v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -30,6 +30,21 @@ impl Default for DescribeTransactionsRequest {
     }
 }
 
+impl DescribeTransactionsRequest {
+    /// The fewest bytes a `DescribeTransactionsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeTransactionsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -79,22 +94,24 @@ impl DescribeTransactionsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = true;
         let mut this = Self::default();
-        this.transactional_ids =
-            match r.array_len(flexible, "DescribeTransactionsRequest.TransactionalIds")? {
-                None => {
-                    return Err(r.error(
-                        "DescribeTransactionsRequest.TransactionalIds",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.string(flexible, "DescribeTransactionsRequest.TransactionalIds")?);
-                    }
-                    v
-                }
-            };
+        this.transactional_ids = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "DescribeTransactionsRequest.TransactionalIds",
+        )? {
+            None => {
+                return Err(r.error(
+                    "DescribeTransactionsRequest.TransactionalIds",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "DescribeTransactionsRequest.TransactionalIds")?)
+                })?;
+                v
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -119,6 +136,15 @@ impl Sample for DescribeTransactionsRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeTransactionsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for DescribeTransactionsResponse {
     }
 }
 
+impl DescribeTransactionsResponse {
+    /// The fewest bytes a `DescribeTransactionsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for DescribeTransactionsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -79,22 +95,22 @@ impl DescribeTransactionsResponse {
         let flexible = true;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("DescribeTransactionsResponse.ThrottleTimeMs")?;
-        this.transaction_states =
-            match r.array_len(flexible, "DescribeTransactionsResponse.TransactionStates")? {
-                None => {
-                    return Err(r.error(
-                        "DescribeTransactionsResponse.TransactionStates",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(TransactionState::decode(r, version)?);
-                    }
-                    v
-                }
-            };
+        this.transaction_states = match r.array_len_min(
+            flexible,
+            TransactionState::min_encoded_size(version),
+            "DescribeTransactionsResponse.TransactionStates",
+        )? {
+            None => {
+                return Err(r.error(
+                    "DescribeTransactionsResponse.TransactionStates",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(TransactionState::decode(r, version)?))?;
+                v
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -122,6 +138,15 @@ impl Sample for DescribeTransactionsResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "DescribeTransactionsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -163,6 +188,28 @@ impl Default for TransactionState {
             topics: Vec::<TopicData>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TransactionState {
+    /// The fewest bytes a `TransactionState` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += 8;
+        n += 8;
+        n += 2;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -215,13 +262,14 @@ impl Decodable for TransactionState {
         this.transaction_start_time_ms = r.i64("TransactionState.TransactionStartTimeMs")?;
         this.producer_id = r.i64("TransactionState.ProducerId")?;
         this.producer_epoch = r.i16("TransactionState.ProducerEpoch")?;
-        this.topics = match r.array_len(flexible, "TransactionState.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            TopicData::min_encoded_size(version),
+            "TransactionState.Topics",
+        )? {
             None => return Err(r.error("TransactionState.Topics", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TopicData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(TopicData::decode(r, version)?))?;
                 v
             }
         };
@@ -271,6 +319,15 @@ impl Sample for TransactionState {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TransactionState v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -293,6 +350,22 @@ impl Default for TopicData {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicData {
+    /// The fewest bytes a `TopicData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -323,13 +396,10 @@ impl Decodable for TopicData {
         let flexible = true;
         let mut this = Self::default();
         this.topic = r.string(flexible, "TopicData.Topic")?;
-        this.partitions = match r.array_len(flexible, "TopicData.Partitions")? {
+        this.partitions = match r.array_len_min(flexible, 4, "TopicData.Partitions")? {
             None => return Err(r.error("TopicData.Partitions", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("TopicData.Partitions")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("TopicData.Partitions")?))?;
                 v
             }
         };
@@ -360,6 +430,15 @@ impl Sample for TopicData {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,25 @@ impl Default for ElectLeadersRequest {
     }
 }
 
+impl ElectLeadersRequest {
+    /// The fewest bytes a `ElectLeadersRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 4 };
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ElectLeadersRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=2).contains(&version) {
@@ -106,25 +125,25 @@ impl ElectLeadersRequest {
         if version >= 1 {
             this.election_type = r.i8("ElectLeadersRequest.ElectionType")?;
         }
-        this.topic_partitions =
-            match r.array_len(flexible, "ElectLeadersRequest.TopicPartitions")? {
-                None => {
-                    if !(true) {
-                        return Err(r.error(
-                            "ElectLeadersRequest.TopicPartitions",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    None
+        this.topic_partitions = match r.array_len_min(
+            flexible,
+            TopicPartitions::min_encoded_size(version),
+            "ElectLeadersRequest.TopicPartitions",
+        )? {
+            None => {
+                if !(true) {
+                    return Err(r.error(
+                        "ElectLeadersRequest.TopicPartitions",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
                 }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(TopicPartitions::decode(r, version)?);
-                    }
-                    Some(v)
-                }
-            };
+                None
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(TopicPartitions::decode(r, version)?))?;
+                Some(v)
+            }
+        };
         this.timeout_ms = r.i32("ElectLeadersRequest.TimeoutMs")?;
         if flexible {
             let mut unknown = Vec::new();
@@ -161,6 +180,15 @@ impl Sample for ElectLeadersRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ElectLeadersRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -183,6 +211,22 @@ impl Default for TopicPartitions {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicPartitions {
+    /// The fewest bytes a `TopicPartitions` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -213,7 +257,7 @@ impl Decodable for TopicPartitions {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.topic = r.string(flexible, "TopicPartitions.Topic")?;
-        this.partitions = match r.array_len(flexible, "TopicPartitions.Partitions")? {
+        this.partitions = match r.array_len_min(flexible, 4, "TopicPartitions.Partitions")? {
             None => {
                 return Err(r.error(
                     "TopicPartitions.Partitions",
@@ -221,10 +265,7 @@ impl Decodable for TopicPartitions {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("TopicPartitions.Partitions")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("TopicPartitions.Partitions")?))?;
                 v
             }
         };
@@ -255,6 +296,15 @@ impl Sample for TopicPartitions {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicPartitions v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,25 @@ impl Default for ElectLeadersResponse {
     }
 }
 
+impl ElectLeadersResponse {
+    /// The fewest bytes a `ElectLeadersResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        if version >= 1 {
+            n += 2;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ElectLeadersResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=2).contains(&version) {
@@ -94,22 +113,22 @@ impl ElectLeadersResponse {
         if version >= 1 {
             this.error_code = r.i16("ElectLeadersResponse.ErrorCode")?;
         }
-        this.replica_election_results =
-            match r.array_len(flexible, "ElectLeadersResponse.ReplicaElectionResults")? {
-                None => {
-                    return Err(r.error(
-                        "ElectLeadersResponse.ReplicaElectionResults",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(ReplicaElectionResult::decode(r, version)?);
-                    }
-                    v
-                }
-            };
+        this.replica_election_results = match r.array_len_min(
+            flexible,
+            ReplicaElectionResult::min_encoded_size(version),
+            "ElectLeadersResponse.ReplicaElectionResults",
+        )? {
+            None => {
+                return Err(r.error(
+                    "ElectLeadersResponse.ReplicaElectionResults",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(ReplicaElectionResult::decode(r, version)?))?;
+                v
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -141,6 +160,15 @@ impl Sample for ElectLeadersResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ElectLeadersResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -163,6 +191,22 @@ impl Default for ReplicaElectionResult {
             partition_result: Vec::<PartitionResult>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ReplicaElectionResult {
+    /// The fewest bytes a `ReplicaElectionResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -198,22 +242,22 @@ impl Decodable for ReplicaElectionResult {
         let flexible = version >= 2;
         let mut this = Self::default();
         this.topic = r.string(flexible, "ReplicaElectionResult.Topic")?;
-        this.partition_result =
-            match r.array_len(flexible, "ReplicaElectionResult.PartitionResult")? {
-                None => {
-                    return Err(r.error(
-                        "ReplicaElectionResult.PartitionResult",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(PartitionResult::decode(r, version)?);
-                    }
-                    v
-                }
-            };
+        this.partition_result = match r.array_len_min(
+            flexible,
+            PartitionResult::min_encoded_size(version),
+            "ReplicaElectionResult.PartitionResult",
+        )? {
+            None => {
+                return Err(r.error(
+                    "ReplicaElectionResult.PartitionResult",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(PartitionResult::decode(r, version)?))?;
+                v
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -242,6 +286,15 @@ impl Sample for ReplicaElectionResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ReplicaElectionResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -267,6 +320,23 @@ impl Default for PartitionResult {
             error_message: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl PartitionResult {
+    /// The fewest bytes a `PartitionResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -330,6 +400,15 @@ impl Sample for PartitionResult {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "PartitionResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -63,6 +63,44 @@ impl Default for FetchRequest {
     }
 }
 
+impl FetchRequest {
+    /// The fewest bytes a `FetchRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version <= 14 {
+            n += 4;
+        }
+        n += 4;
+        n += 4;
+        if version >= 3 {
+            n += 4;
+        }
+        if version >= 4 {
+            n += 1;
+        }
+        if version >= 7 {
+            n += 4;
+        }
+        if version >= 7 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if version >= 7 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 11 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for FetchRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=17).contains(&version) {
@@ -202,33 +240,34 @@ impl FetchRequest {
         if version >= 7 {
             this.session_epoch = r.i32("FetchRequest.SessionEpoch")?;
         }
-        this.topics = match r.array_len(flexible, "FetchRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            FetchTopic::min_encoded_size(version),
+            "FetchRequest.Topics",
+        )? {
             None => return Err(r.error("FetchRequest.Topics", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(FetchTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(FetchTopic::decode(r, version)?))?;
                 v
             }
         };
         if version >= 7 {
-            this.forgotten_topics_data =
-                match r.array_len(flexible, "FetchRequest.ForgottenTopicsData")? {
-                    None => {
-                        return Err(r.error(
-                            "FetchRequest.ForgottenTopicsData",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(ForgottenTopic::decode(r, version)?);
-                        }
-                        v
-                    }
-                };
+            this.forgotten_topics_data = match r.array_len_min(
+                flexible,
+                ForgottenTopic::min_encoded_size(version),
+                "FetchRequest.ForgottenTopicsData",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "FetchRequest.ForgottenTopicsData",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v = decode_array(r, n, |r| Ok(ForgottenTopic::decode(r, version)?))?;
+                    v
+                }
+            };
         }
         if version >= 11 {
             this.rack_id = r.string(flexible, "FetchRequest.RackId")?;
@@ -307,6 +346,15 @@ impl Sample for FetchRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "FetchRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -329,6 +377,26 @@ impl Default for ReplicaState {
             replica_epoch: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ReplicaState {
+    /// The fewest bytes a `ReplicaState` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version >= 15 {
+            n += 4;
+        }
+        if version >= 15 {
+            n += 8;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -399,6 +467,15 @@ impl Sample for ReplicaState {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ReplicaState v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -424,6 +501,27 @@ impl Default for FetchTopic {
             partitions: Vec::<FetchPartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl FetchTopic {
+    /// The fewest bytes a `FetchTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version <= 12 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 13 {
+            n += 16;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -464,13 +562,14 @@ impl Decodable for FetchTopic {
         if version >= 13 {
             this.topic_id = r.uuid("FetchTopic.TopicId")?;
         }
-        this.partitions = match r.array_len(flexible, "FetchTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            FetchPartition::min_encoded_size(version),
+            "FetchTopic.Partitions",
+        )? {
             None => return Err(r.error("FetchTopic.Partitions", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(FetchPartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(FetchPartition::decode(r, version)?))?;
                 v
             }
         };
@@ -504,6 +603,15 @@ impl Sample for FetchTopic {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "FetchTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -542,6 +650,32 @@ impl Default for FetchPartition {
             replica_directory_id: Uuid::ZERO,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl FetchPartition {
+    /// The fewest bytes a `FetchPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        n += 4;
+        if version >= 9 {
+            n += 4;
+        }
+        n += 8;
+        if version >= 12 {
+            n += 4;
+        }
+        if version >= 5 {
+            n += 8;
+        }
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -645,6 +779,15 @@ impl Sample for FetchPartition {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "FetchPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -670,6 +813,29 @@ impl Default for ForgottenTopic {
             partitions: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ForgottenTopic {
+    /// The fewest bytes a `ForgottenTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if (7..=12).contains(&version) {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 13 {
+            n += 16;
+        }
+        if version >= 7 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -719,17 +885,14 @@ impl Decodable for ForgottenTopic {
             this.topic_id = r.uuid("ForgottenTopic.TopicId")?;
         }
         if version >= 7 {
-            this.partitions = match r.array_len(flexible, "ForgottenTopic.Partitions")? {
+            this.partitions = match r.array_len_min(flexible, 4, "ForgottenTopic.Partitions")? {
                 None => {
                     return Err(
                         r.error("ForgottenTopic.Partitions", DecodeErrorKind::UnexpectedNull)
                     );
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.i32("ForgottenTopic.Partitions")?);
-                    }
+                    let v = decode_array(r, n, |r| Ok(r.i32("ForgottenTopic.Partitions")?))?;
                     v
                 }
             };
@@ -764,6 +927,15 @@ impl Sample for ForgottenTopic {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ForgottenTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -42,6 +42,30 @@ impl Default for FetchResponse {
     }
 }
 
+impl FetchResponse {
+    /// The fewest bytes a `FetchResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += 4;
+        }
+        if version >= 7 {
+            n += 2;
+        }
+        if version >= 7 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for FetchResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=17).contains(&version) {
@@ -134,13 +158,14 @@ impl FetchResponse {
         if version >= 7 {
             this.session_id = r.i32("FetchResponse.SessionId")?;
         }
-        this.responses = match r.array_len(flexible, "FetchResponse.Responses")? {
+        this.responses = match r.array_len_min(
+            flexible,
+            FetchableTopicResponse::min_encoded_size(version),
+            "FetchResponse.Responses",
+        )? {
             None => return Err(r.error("FetchResponse.Responses", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(FetchableTopicResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(FetchableTopicResponse::decode(r, version)?))?;
                 v
             }
         };
@@ -148,22 +173,22 @@ impl FetchResponse {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
                 0 if version >= 16 => {
-                    this.node_endpoints =
-                        match r.array_len(flexible, "FetchResponse.NodeEndpoints")? {
-                            None => {
-                                return Err(r.error(
-                                    "FetchResponse.NodeEndpoints",
-                                    DecodeErrorKind::UnexpectedNull,
-                                ));
-                            }
-                            Some(n) => {
-                                let mut v = Vec::with_capacity(n);
-                                for _ in 0..n {
-                                    v.push(NodeEndpoint::decode(r, version)?);
-                                }
-                                v
-                            }
-                        };
+                    this.node_endpoints = match r.array_len_min(
+                        flexible,
+                        NodeEndpoint::min_encoded_size(version),
+                        "FetchResponse.NodeEndpoints",
+                    )? {
+                        None => {
+                            return Err(r.error(
+                                "FetchResponse.NodeEndpoints",
+                                DecodeErrorKind::UnexpectedNull,
+                            ));
+                        }
+                        Some(n) => {
+                            let v = decode_array(r, n, |r| Ok(NodeEndpoint::decode(r, version)?))?;
+                            v
+                        }
+                    };
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -200,6 +225,15 @@ impl Sample for FetchResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "FetchResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -225,6 +259,27 @@ impl Default for FetchableTopicResponse {
             partitions: Vec::<PartitionData>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl FetchableTopicResponse {
+    /// The fewest bytes a `FetchableTopicResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version <= 12 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 13 {
+            n += 16;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -270,7 +325,11 @@ impl Decodable for FetchableTopicResponse {
         if version >= 13 {
             this.topic_id = r.uuid("FetchableTopicResponse.TopicId")?;
         }
-        this.partitions = match r.array_len(flexible, "FetchableTopicResponse.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            PartitionData::min_encoded_size(version),
+            "FetchableTopicResponse.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "FetchableTopicResponse.Partitions",
@@ -278,10 +337,7 @@ impl Decodable for FetchableTopicResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(PartitionData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(PartitionData::decode(r, version)?))?;
                 v
             }
         };
@@ -315,6 +371,15 @@ impl Sample for FetchableTopicResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "FetchableTopicResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -365,6 +430,36 @@ impl Default for PartitionData {
             records: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl PartitionData {
+    /// The fewest bytes a `PartitionData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += 8;
+        if version >= 4 {
+            n += 8;
+        }
+        if version >= 5 {
+            n += 8;
+        }
+        if version >= 4 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 11 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -494,25 +589,25 @@ impl Decodable for PartitionData {
             this.log_start_offset = r.i64("PartitionData.LogStartOffset")?;
         }
         if version >= 4 {
-            this.aborted_transactions =
-                match r.array_len(flexible, "PartitionData.AbortedTransactions")? {
-                    None => {
-                        if !(version >= 4) {
-                            return Err(r.error(
-                                "PartitionData.AbortedTransactions",
-                                DecodeErrorKind::UnexpectedNull,
-                            ));
-                        }
-                        None
+            this.aborted_transactions = match r.array_len_min(
+                flexible,
+                AbortedTransaction::min_encoded_size(version),
+                "PartitionData.AbortedTransactions",
+            )? {
+                None => {
+                    if !(version >= 4) {
+                        return Err(r.error(
+                            "PartitionData.AbortedTransactions",
+                            DecodeErrorKind::UnexpectedNull,
+                        ));
                     }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(AbortedTransaction::decode(r, version)?);
-                        }
-                        Some(v)
-                    }
-                };
+                    None
+                }
+                Some(n) => {
+                    let v = decode_array(r, n, |r| Ok(AbortedTransaction::decode(r, version)?))?;
+                    Some(v)
+                }
+            };
         }
         if version >= 11 {
             this.preferred_read_replica = r.i32("PartitionData.PreferredReadReplica")?;
@@ -589,6 +684,15 @@ impl Sample for PartitionData {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "PartitionData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -611,6 +715,26 @@ impl Default for EpochEndOffset {
             end_offset: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl EpochEndOffset {
+    /// The fewest bytes a `EpochEndOffset` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version >= 12 {
+            n += 4;
+        }
+        if version >= 12 {
+            n += 8;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -681,6 +805,15 @@ impl Sample for EpochEndOffset {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "EpochEndOffset v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -703,6 +836,26 @@ impl Default for LeaderIdAndEpoch {
             leader_epoch: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl LeaderIdAndEpoch {
+    /// The fewest bytes a `LeaderIdAndEpoch` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version >= 12 {
+            n += 4;
+        }
+        if version >= 12 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -773,6 +926,15 @@ impl Sample for LeaderIdAndEpoch {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "LeaderIdAndEpoch v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -795,6 +957,22 @@ impl Default for SnapshotId {
             epoch: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl SnapshotId {
+    /// The fewest bytes a `SnapshotId` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        n += 8;
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -845,6 +1023,15 @@ impl Sample for SnapshotId {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "SnapshotId v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -867,6 +1054,26 @@ impl Default for AbortedTransaction {
             first_offset: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AbortedTransaction {
+    /// The fewest bytes a `AbortedTransaction` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version >= 4 {
+            n += 8;
+        }
+        if version >= 4 {
+            n += 8;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -937,6 +1144,15 @@ impl Sample for AbortedTransaction {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AbortedTransaction v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -965,6 +1181,32 @@ impl Default for NodeEndpoint {
             rack: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl NodeEndpoint {
+    /// The fewest bytes a `NodeEndpoint` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 12;
+        let mut n = 0usize;
+        if version >= 16 {
+            n += 4;
+        }
+        if version >= 16 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 16 {
+            n += 4;
+        }
+        if version >= 16 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -1081,6 +1323,15 @@ impl Sample for NodeEndpoint {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "NodeEndpoint v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,29 @@ impl Default for FindCoordinatorRequest {
     }
 }
 
+impl FindCoordinatorRequest {
+    /// The fewest bytes a `FindCoordinatorRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version <= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 1 {
+            n += 1;
+        }
+        if version >= 4 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for FindCoordinatorRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=6).contains(&version) {
@@ -118,22 +141,24 @@ impl FindCoordinatorRequest {
             this.key_type = r.i8("FindCoordinatorRequest.KeyType")?;
         }
         if version >= 4 {
-            this.coordinator_keys =
-                match r.array_len(flexible, "FindCoordinatorRequest.CoordinatorKeys")? {
-                    None => {
-                        return Err(r.error(
-                            "FindCoordinatorRequest.CoordinatorKeys",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(r.string(flexible, "FindCoordinatorRequest.CoordinatorKeys")?);
-                        }
-                        v
-                    }
-                };
+            this.coordinator_keys = match r.array_len_min(
+                flexible,
+                if flexible { 1 } else { 2 },
+                "FindCoordinatorRequest.CoordinatorKeys",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "FindCoordinatorRequest.CoordinatorKeys",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.string(flexible, "FindCoordinatorRequest.CoordinatorKeys")?)
+                    })?;
+                    v
+                }
+            };
         }
         if flexible {
             let mut unknown = Vec::new();
@@ -165,6 +190,15 @@ impl Sample for FindCoordinatorRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "FindCoordinatorRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

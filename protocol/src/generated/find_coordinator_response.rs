@@ -48,6 +48,41 @@ impl Default for FindCoordinatorResponse {
     }
 }
 
+impl FindCoordinatorResponse {
+    /// The fewest bytes a `FindCoordinatorResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += 4;
+        }
+        if version <= 3 {
+            n += 2;
+        }
+        if (1..=3).contains(&version) {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version <= 3 {
+            n += 4;
+        }
+        if version <= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version <= 3 {
+            n += 4;
+        }
+        if version >= 4 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for FindCoordinatorResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=6).contains(&version) {
@@ -184,22 +219,22 @@ impl FindCoordinatorResponse {
             this.port = r.i32("FindCoordinatorResponse.Port")?;
         }
         if version >= 4 {
-            this.coordinators =
-                match r.array_len(flexible, "FindCoordinatorResponse.Coordinators")? {
-                    None => {
-                        return Err(r.error(
-                            "FindCoordinatorResponse.Coordinators",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(Coordinator::decode(r, version)?);
-                        }
-                        v
-                    }
-                };
+            this.coordinators = match r.array_len_min(
+                flexible,
+                Coordinator::min_encoded_size(version),
+                "FindCoordinatorResponse.Coordinators",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "FindCoordinatorResponse.Coordinators",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v = decode_array(r, n, |r| Ok(Coordinator::decode(r, version)?))?;
+                    v
+                }
+            };
         }
         if flexible {
             let mut unknown = Vec::new();
@@ -248,6 +283,15 @@ impl Sample for FindCoordinatorResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "FindCoordinatorResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -282,6 +326,38 @@ impl Default for Coordinator {
             error_message: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl Coordinator {
+    /// The fewest bytes a `Coordinator` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 4 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 4 {
+            n += 4;
+        }
+        if version >= 4 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 4 {
+            n += 4;
+        }
+        if version >= 4 {
+            n += 2;
+        }
+        if version >= 4 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -427,6 +503,15 @@ impl Sample for Coordinator {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "Coordinator v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -39,6 +39,26 @@ impl Default for HeartbeatRequest {
     }
 }
 
+impl HeartbeatRequest {
+    /// The fewest bytes a `HeartbeatRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += if flexible { 1 } else { 2 };
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for HeartbeatRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -156,6 +176,15 @@ impl Sample for HeartbeatRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "HeartbeatRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

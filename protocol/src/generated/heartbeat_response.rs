@@ -33,6 +33,24 @@ impl Default for HeartbeatResponse {
     }
 }
 
+impl HeartbeatResponse {
+    /// The fewest bytes a `HeartbeatResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += 4;
+        }
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for HeartbeatResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -102,6 +120,15 @@ impl Sample for HeartbeatResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "HeartbeatResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

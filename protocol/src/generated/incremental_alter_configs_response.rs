@@ -33,6 +33,22 @@ impl Default for IncrementalAlterConfigsResponse {
     }
 }
 
+impl IncrementalAlterConfigsResponse {
+    /// The fewest bytes a `IncrementalAlterConfigsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for IncrementalAlterConfigsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -79,7 +95,11 @@ impl IncrementalAlterConfigsResponse {
         let flexible = version >= 1;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("IncrementalAlterConfigsResponse.ThrottleTimeMs")?;
-        this.responses = match r.array_len(flexible, "IncrementalAlterConfigsResponse.Responses")? {
+        this.responses = match r.array_len_min(
+            flexible,
+            AlterConfigsResourceResponse::min_encoded_size(version),
+            "IncrementalAlterConfigsResponse.Responses",
+        )? {
             None => {
                 return Err(r.error(
                     "IncrementalAlterConfigsResponse.Responses",
@@ -87,10 +107,9 @@ impl IncrementalAlterConfigsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(AlterConfigsResourceResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(AlterConfigsResourceResponse::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -122,6 +141,15 @@ impl Sample for IncrementalAlterConfigsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "IncrementalAlterConfigsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -150,6 +178,24 @@ impl Default for AlterConfigsResourceResponse {
             resource_name: String::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl AlterConfigsResourceResponse {
+    /// The fewest bytes a `AlterConfigsResourceResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += 1;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -224,6 +270,15 @@ impl Sample for AlterConfigsResourceResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "AlterConfigsResourceResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -39,6 +39,28 @@ impl Default for InitProducerIdRequest {
     }
 }
 
+impl InitProducerIdRequest {
+    /// The fewest bytes a `InitProducerIdRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 2;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        if version >= 3 {
+            n += 8;
+        }
+        if version >= 3 {
+            n += 2;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for InitProducerIdRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -144,6 +166,15 @@ impl Sample for InitProducerIdRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "InitProducerIdRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -51,6 +51,34 @@ impl Default for JoinGroupRequest {
     }
 }
 
+impl JoinGroupRequest {
+    /// The fewest bytes a `JoinGroupRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        if version >= 1 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 2 };
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if version >= 8 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for JoinGroupRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=9).contains(&version) {
@@ -171,7 +199,11 @@ impl JoinGroupRequest {
             };
         }
         this.protocol_type = r.string(flexible, "JoinGroupRequest.ProtocolType")?;
-        this.protocols = match r.array_len(flexible, "JoinGroupRequest.Protocols")? {
+        this.protocols = match r.array_len_min(
+            flexible,
+            JoinGroupRequestProtocol::min_encoded_size(version),
+            "JoinGroupRequest.Protocols",
+        )? {
             None => {
                 return Err(r.error(
                     "JoinGroupRequest.Protocols",
@@ -179,10 +211,7 @@ impl JoinGroupRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(JoinGroupRequestProtocol::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(JoinGroupRequestProtocol::decode(r, version)?))?;
                 v
             }
         };
@@ -247,6 +276,15 @@ impl Sample for JoinGroupRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "JoinGroupRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -269,6 +307,22 @@ impl Default for JoinGroupRequestProtocol {
             metadata: Bytes::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl JoinGroupRequestProtocol {
+    /// The fewest bytes a `JoinGroupRequestProtocol` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -328,6 +382,15 @@ impl Sample for JoinGroupRequestProtocol {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "JoinGroupRequestProtocol v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -54,6 +54,35 @@ impl Default for JoinGroupResponse {
     }
 }
 
+impl JoinGroupResponse {
+    /// The fewest bytes a `JoinGroupResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version >= 2 {
+            n += 4;
+        }
+        n += 2;
+        n += 4;
+        if version >= 7 {
+            n += if flexible { 1 } else { 2 };
+        }
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        if version >= 9 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for JoinGroupResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=9).contains(&version) {
@@ -178,15 +207,16 @@ impl JoinGroupResponse {
             this.skip_assignment = r.bool("JoinGroupResponse.SkipAssignment")?;
         }
         this.member_id = r.string(flexible, "JoinGroupResponse.MemberId")?;
-        this.members = match r.array_len(flexible, "JoinGroupResponse.Members")? {
+        this.members = match r.array_len_min(
+            flexible,
+            JoinGroupResponseMember::min_encoded_size(version),
+            "JoinGroupResponse.Members",
+        )? {
             None => {
                 return Err(r.error("JoinGroupResponse.Members", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(JoinGroupResponseMember::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(JoinGroupResponseMember::decode(r, version)?))?;
                 v
             }
         };
@@ -247,6 +277,15 @@ impl Sample for JoinGroupResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "JoinGroupResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -272,6 +311,25 @@ impl Default for JoinGroupResponseMember {
             metadata: Bytes::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl JoinGroupResponseMember {
+    /// The fewest bytes a `JoinGroupResponseMember` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -362,6 +420,15 @@ impl Sample for JoinGroupResponseMember {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "JoinGroupResponseMember v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,27 @@ impl Default for LeaveGroupRequest {
     }
 }
 
+impl LeaveGroupRequest {
+    /// The fewest bytes a `LeaveGroupRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        if version <= 2 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 3 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for LeaveGroupRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -113,17 +134,18 @@ impl LeaveGroupRequest {
             this.member_id = r.string(flexible, "LeaveGroupRequest.MemberId")?;
         }
         if version >= 3 {
-            this.members = match r.array_len(flexible, "LeaveGroupRequest.Members")? {
+            this.members = match r.array_len_min(
+                flexible,
+                MemberIdentity::min_encoded_size(version),
+                "LeaveGroupRequest.Members",
+            )? {
                 None => {
                     return Err(
                         r.error("LeaveGroupRequest.Members", DecodeErrorKind::UnexpectedNull)
                     );
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(MemberIdentity::decode(r, version)?);
-                    }
+                    let v = decode_array(r, n, |r| Ok(MemberIdentity::decode(r, version)?))?;
                     v
                 }
             };
@@ -159,6 +181,15 @@ impl Sample for LeaveGroupRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "LeaveGroupRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -184,6 +215,29 @@ impl Default for MemberIdentity {
             reason: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl MemberIdentity {
+    /// The fewest bytes a `MemberIdentity` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -311,6 +365,15 @@ impl Sample for MemberIdentity {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "MemberIdentity v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

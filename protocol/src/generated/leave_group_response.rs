@@ -36,6 +36,27 @@ impl Default for LeaveGroupResponse {
     }
 }
 
+impl LeaveGroupResponse {
+    /// The fewest bytes a `LeaveGroupResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += 4;
+        }
+        n += 2;
+        if version >= 3 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for LeaveGroupResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -97,7 +118,11 @@ impl LeaveGroupResponse {
         }
         this.error_code = r.i16("LeaveGroupResponse.ErrorCode")?;
         if version >= 3 {
-            this.members = match r.array_len(flexible, "LeaveGroupResponse.Members")? {
+            this.members = match r.array_len_min(
+                flexible,
+                MemberResponse::min_encoded_size(version),
+                "LeaveGroupResponse.Members",
+            )? {
                 None => {
                     return Err(r.error(
                         "LeaveGroupResponse.Members",
@@ -105,10 +130,7 @@ impl LeaveGroupResponse {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(MemberResponse::decode(r, version)?);
-                    }
+                    let v = decode_array(r, n, |r| Ok(MemberResponse::decode(r, version)?))?;
                     v
                 }
             };
@@ -144,6 +166,15 @@ impl Sample for LeaveGroupResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "LeaveGroupResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -169,6 +200,29 @@ impl Default for MemberResponse {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl MemberResponse {
+    /// The fewest bytes a `MemberResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 3 {
+            n += 2;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -280,6 +334,15 @@ impl Sample for MemberResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "MemberResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

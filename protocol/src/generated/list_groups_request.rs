@@ -33,6 +33,26 @@ impl Default for ListGroupsRequest {
     }
 }
 
+impl ListGroupsRequest {
+    /// The fewest bytes a `ListGroupsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 4 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 5 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ListGroupsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -104,7 +124,11 @@ impl ListGroupsRequest {
         let flexible = version >= 3;
         let mut this = Self::default();
         if version >= 4 {
-            this.states_filter = match r.array_len(flexible, "ListGroupsRequest.StatesFilter")? {
+            this.states_filter = match r.array_len_min(
+                flexible,
+                if flexible { 1 } else { 2 },
+                "ListGroupsRequest.StatesFilter",
+            )? {
                 None => {
                     return Err(r.error(
                         "ListGroupsRequest.StatesFilter",
@@ -112,16 +136,19 @@ impl ListGroupsRequest {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.string(flexible, "ListGroupsRequest.StatesFilter")?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.string(flexible, "ListGroupsRequest.StatesFilter")?)
+                    })?;
                     v
                 }
             };
         }
         if version >= 5 {
-            this.types_filter = match r.array_len(flexible, "ListGroupsRequest.TypesFilter")? {
+            this.types_filter = match r.array_len_min(
+                flexible,
+                if flexible { 1 } else { 2 },
+                "ListGroupsRequest.TypesFilter",
+            )? {
                 None => {
                     return Err(r.error(
                         "ListGroupsRequest.TypesFilter",
@@ -129,10 +156,9 @@ impl ListGroupsRequest {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.string(flexible, "ListGroupsRequest.TypesFilter")?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.string(flexible, "ListGroupsRequest.TypesFilter")?)
+                    })?;
                     v
                 }
             };
@@ -164,6 +190,15 @@ impl Sample for ListGroupsRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListGroupsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,25 @@ impl Default for ListGroupsResponse {
     }
 }
 
+impl ListGroupsResponse {
+    /// The fewest bytes a `ListGroupsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        if version >= 1 {
+            n += 4;
+        }
+        n += 2;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ListGroupsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -88,15 +107,16 @@ impl ListGroupsResponse {
             this.throttle_time_ms = r.i32("ListGroupsResponse.ThrottleTimeMs")?;
         }
         this.error_code = r.i16("ListGroupsResponse.ErrorCode")?;
-        this.groups = match r.array_len(flexible, "ListGroupsResponse.Groups")? {
+        this.groups = match r.array_len_min(
+            flexible,
+            ListedGroup::min_encoded_size(version),
+            "ListGroupsResponse.Groups",
+        )? {
             None => {
                 return Err(r.error("ListGroupsResponse.Groups", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ListedGroup::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ListedGroup::decode(r, version)?))?;
                 v
             }
         };
@@ -131,6 +151,15 @@ impl Sample for ListGroupsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListGroupsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -159,6 +188,28 @@ impl Default for ListedGroup {
             group_type: String::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ListedGroup {
+    /// The fewest bytes a `ListedGroup` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        if version >= 4 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -241,6 +292,15 @@ impl Sample for ListedGroup {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListedGroup v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -39,6 +39,28 @@ impl Default for ListOffsetsRequest {
     }
 }
 
+impl ListOffsetsRequest {
+    /// The fewest bytes a `ListOffsetsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        n += 4;
+        if version >= 2 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 4 };
+        if version >= 10 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ListOffsetsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=10).contains(&version) {
@@ -100,15 +122,16 @@ impl ListOffsetsRequest {
         if version >= 2 {
             this.isolation_level = r.i8("ListOffsetsRequest.IsolationLevel")?;
         }
-        this.topics = match r.array_len(flexible, "ListOffsetsRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            ListOffsetsTopic::min_encoded_size(version),
+            "ListOffsetsRequest.Topics",
+        )? {
             None => {
                 return Err(r.error("ListOffsetsRequest.Topics", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ListOffsetsTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ListOffsetsTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -149,6 +172,15 @@ impl Sample for ListOffsetsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListOffsetsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -171,6 +203,22 @@ impl Default for ListOffsetsTopic {
             partitions: Vec::<ListOffsetsPartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ListOffsetsTopic {
+    /// The fewest bytes a `ListOffsetsTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -201,7 +249,11 @@ impl Decodable for ListOffsetsTopic {
         let flexible = version >= 6;
         let mut this = Self::default();
         this.name = r.string(flexible, "ListOffsetsTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "ListOffsetsTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            ListOffsetsPartition::min_encoded_size(version),
+            "ListOffsetsTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "ListOffsetsTopic.Partitions",
@@ -209,10 +261,7 @@ impl Decodable for ListOffsetsTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ListOffsetsPartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ListOffsetsPartition::decode(r, version)?))?;
                 v
             }
         };
@@ -244,6 +293,15 @@ impl Sample for ListOffsetsTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListOffsetsTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -272,6 +330,28 @@ impl Default for ListOffsetsPartition {
             max_num_offsets: 1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ListOffsetsPartition {
+    /// The fewest bytes a `ListOffsetsPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        n += 4;
+        if version >= 4 {
+            n += 4;
+        }
+        n += 8;
+        if version <= 0 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -345,6 +425,15 @@ impl Sample for ListOffsetsPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListOffsetsPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,24 @@ impl Default for ListOffsetsResponse {
     }
 }
 
+impl ListOffsetsResponse {
+    /// The fewest bytes a `ListOffsetsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version >= 2 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ListOffsetsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=10).contains(&version) {
@@ -83,7 +101,11 @@ impl ListOffsetsResponse {
         if version >= 2 {
             this.throttle_time_ms = r.i32("ListOffsetsResponse.ThrottleTimeMs")?;
         }
-        this.topics = match r.array_len(flexible, "ListOffsetsResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            ListOffsetsTopicResponse::min_encoded_size(version),
+            "ListOffsetsResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "ListOffsetsResponse.Topics",
@@ -91,10 +113,7 @@ impl ListOffsetsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ListOffsetsTopicResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(ListOffsetsTopicResponse::decode(r, version)?))?;
                 v
             }
         };
@@ -126,6 +145,15 @@ impl Sample for ListOffsetsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListOffsetsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -148,6 +176,22 @@ impl Default for ListOffsetsTopicResponse {
             partitions: Vec::<ListOffsetsPartitionResponse>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ListOffsetsTopicResponse {
+    /// The fewest bytes a `ListOffsetsTopicResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -183,7 +227,11 @@ impl Decodable for ListOffsetsTopicResponse {
         let flexible = version >= 6;
         let mut this = Self::default();
         this.name = r.string(flexible, "ListOffsetsTopicResponse.Name")?;
-        this.partitions = match r.array_len(flexible, "ListOffsetsTopicResponse.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            ListOffsetsPartitionResponse::min_encoded_size(version),
+            "ListOffsetsTopicResponse.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "ListOffsetsTopicResponse.Partitions",
@@ -191,10 +239,9 @@ impl Decodable for ListOffsetsTopicResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ListOffsetsPartitionResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(ListOffsetsPartitionResponse::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -225,6 +272,15 @@ impl Sample for ListOffsetsTopicResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListOffsetsTopicResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -260,6 +316,34 @@ impl Default for ListOffsetsPartitionResponse {
             leader_epoch: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ListOffsetsPartitionResponse {
+    /// The fewest bytes a `ListOffsetsPartitionResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        if version <= 0 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 1 {
+            n += 8;
+        }
+        if version >= 1 {
+            n += 8;
+        }
+        if version >= 4 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -328,22 +412,24 @@ impl Decodable for ListOffsetsPartitionResponse {
         this.partition_index = r.i32("ListOffsetsPartitionResponse.PartitionIndex")?;
         this.error_code = r.i16("ListOffsetsPartitionResponse.ErrorCode")?;
         if version <= 0 {
-            this.old_style_offsets =
-                match r.array_len(flexible, "ListOffsetsPartitionResponse.OldStyleOffsets")? {
-                    None => {
-                        return Err(r.error(
-                            "ListOffsetsPartitionResponse.OldStyleOffsets",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(r.i64("ListOffsetsPartitionResponse.OldStyleOffsets")?);
-                        }
-                        v
-                    }
-                };
+            this.old_style_offsets = match r.array_len_min(
+                flexible,
+                8,
+                "ListOffsetsPartitionResponse.OldStyleOffsets",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "ListOffsetsPartitionResponse.OldStyleOffsets",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.i64("ListOffsetsPartitionResponse.OldStyleOffsets")?)
+                    })?;
+                    v
+                }
+            };
         }
         if version >= 1 {
             this.timestamp = r.i64("ListOffsetsPartitionResponse.Timestamp")?;
@@ -393,6 +479,15 @@ impl Sample for ListOffsetsPartitionResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListOffsetsPartitionResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for ListPartitionReassignmentsRequest {
     }
 }
 
+impl ListPartitionReassignmentsRequest {
+    /// The fewest bytes a `ListPartitionReassignmentsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ListPartitionReassignmentsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -92,7 +108,11 @@ impl ListPartitionReassignmentsRequest {
         let flexible = true;
         let mut this = Self::default();
         this.timeout_ms = r.i32("ListPartitionReassignmentsRequest.TimeoutMs")?;
-        this.topics = match r.array_len(flexible, "ListPartitionReassignmentsRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            ListPartitionReassignmentsTopics::min_encoded_size(version),
+            "ListPartitionReassignmentsRequest.Topics",
+        )? {
             None => {
                 if !(true) {
                     return Err(r.error(
@@ -103,10 +123,9 @@ impl ListPartitionReassignmentsRequest {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(ListPartitionReassignmentsTopics::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(ListPartitionReassignmentsTopics::decode(r, version)?)
+                })?;
                 Some(v)
             }
         };
@@ -142,6 +161,15 @@ impl Sample for ListPartitionReassignmentsRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListPartitionReassignmentsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -164,6 +192,22 @@ impl Default for ListPartitionReassignmentsTopics {
             partition_indexes: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl ListPartitionReassignmentsTopics {
+    /// The fewest bytes a `ListPartitionReassignmentsTopics` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -199,8 +243,9 @@ impl Decodable for ListPartitionReassignmentsTopics {
         let flexible = true;
         let mut this = Self::default();
         this.name = r.string(flexible, "ListPartitionReassignmentsTopics.Name")?;
-        this.partition_indexes = match r.array_len(
+        this.partition_indexes = match r.array_len_min(
             flexible,
+            4,
             "ListPartitionReassignmentsTopics.PartitionIndexes",
         )? {
             None => {
@@ -210,10 +255,9 @@ impl Decodable for ListPartitionReassignmentsTopics {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("ListPartitionReassignmentsTopics.PartitionIndexes")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.i32("ListPartitionReassignmentsTopics.PartitionIndexes")?)
+                })?;
                 v
             }
         };
@@ -244,6 +288,15 @@ impl Sample for ListPartitionReassignmentsTopics {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListPartitionReassignmentsTopics v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -39,6 +39,24 @@ impl Default for ListPartitionReassignmentsResponse {
     }
 }
 
+impl ListPartitionReassignmentsResponse {
+    /// The fewest bytes a `ListPartitionReassignmentsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ListPartitionReassignmentsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -95,7 +113,11 @@ impl ListPartitionReassignmentsResponse {
         this.error_code = r.i16("ListPartitionReassignmentsResponse.ErrorCode")?;
         this.error_message =
             r.nullable_string(flexible, "ListPartitionReassignmentsResponse.ErrorMessage")?;
-        this.topics = match r.array_len(flexible, "ListPartitionReassignmentsResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            OngoingTopicReassignment::min_encoded_size(version),
+            "ListPartitionReassignmentsResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "ListPartitionReassignmentsResponse.Topics",
@@ -103,10 +125,7 @@ impl ListPartitionReassignmentsResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OngoingTopicReassignment::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(OngoingTopicReassignment::decode(r, version)?))?;
                 v
             }
         };
@@ -148,6 +167,15 @@ impl Sample for ListPartitionReassignmentsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListPartitionReassignmentsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -170,6 +198,22 @@ impl Default for OngoingTopicReassignment {
             partitions: Vec::<OngoingPartitionReassignment>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OngoingTopicReassignment {
+    /// The fewest bytes a `OngoingTopicReassignment` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -205,7 +249,11 @@ impl Decodable for OngoingTopicReassignment {
         let flexible = true;
         let mut this = Self::default();
         this.name = r.string(flexible, "OngoingTopicReassignment.Name")?;
-        this.partitions = match r.array_len(flexible, "OngoingTopicReassignment.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            OngoingPartitionReassignment::min_encoded_size(version),
+            "OngoingTopicReassignment.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "OngoingTopicReassignment.Partitions",
@@ -213,10 +261,9 @@ impl Decodable for OngoingTopicReassignment {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OngoingPartitionReassignment::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(OngoingPartitionReassignment::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -248,6 +295,15 @@ impl Sample for OngoingTopicReassignment {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OngoingTopicReassignment v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -276,6 +332,24 @@ impl Default for OngoingPartitionReassignment {
             removing_replicas: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OngoingPartitionReassignment {
+    /// The fewest bytes a `OngoingPartitionReassignment` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -326,23 +400,26 @@ impl Decodable for OngoingPartitionReassignment {
         let flexible = true;
         let mut this = Self::default();
         this.partition_index = r.i32("OngoingPartitionReassignment.PartitionIndex")?;
-        this.replicas = match r.array_len(flexible, "OngoingPartitionReassignment.Replicas")? {
-            None => {
-                return Err(r.error(
-                    "OngoingPartitionReassignment.Replicas",
-                    DecodeErrorKind::UnexpectedNull,
-                ));
-            }
-            Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("OngoingPartitionReassignment.Replicas")?);
+        this.replicas =
+            match r.array_len_min(flexible, 4, "OngoingPartitionReassignment.Replicas")? {
+                None => {
+                    return Err(r.error(
+                        "OngoingPartitionReassignment.Replicas",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
                 }
-                v
-            }
-        };
+                Some(n) => {
+                    let v =
+                        decode_array(
+                            r,
+                            n,
+                            |r| Ok(r.i32("OngoingPartitionReassignment.Replicas")?),
+                        )?;
+                    v
+                }
+            };
         this.adding_replicas =
-            match r.array_len(flexible, "OngoingPartitionReassignment.AddingReplicas")? {
+            match r.array_len_min(flexible, 4, "OngoingPartitionReassignment.AddingReplicas")? {
                 None => {
                     return Err(r.error(
                         "OngoingPartitionReassignment.AddingReplicas",
@@ -350,15 +427,14 @@ impl Decodable for OngoingPartitionReassignment {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.i32("OngoingPartitionReassignment.AddingReplicas")?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.i32("OngoingPartitionReassignment.AddingReplicas")?)
+                    })?;
                     v
                 }
             };
         this.removing_replicas =
-            match r.array_len(flexible, "OngoingPartitionReassignment.RemovingReplicas")? {
+            match r.array_len_min(flexible, 4, "OngoingPartitionReassignment.RemovingReplicas")? {
                 None => {
                     return Err(r.error(
                         "OngoingPartitionReassignment.RemovingReplicas",
@@ -366,10 +442,9 @@ impl Decodable for OngoingPartitionReassignment {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.i32("OngoingPartitionReassignment.RemovingReplicas")?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.i32("OngoingPartitionReassignment.RemovingReplicas")?)
+                    })?;
                     v
                 }
             };
@@ -406,6 +481,15 @@ impl Sample for OngoingPartitionReassignment {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OngoingPartitionReassignment v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

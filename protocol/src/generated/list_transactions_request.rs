@@ -36,6 +36,25 @@ impl Default for ListTransactionsRequest {
     }
 }
 
+impl ListTransactionsRequest {
+    /// The fewest bytes a `ListTransactionsRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if version >= 1 {
+            n += 8;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ListTransactionsRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -104,7 +123,11 @@ impl ListTransactionsRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = true;
         let mut this = Self::default();
-        this.state_filters = match r.array_len(flexible, "ListTransactionsRequest.StateFilters")? {
+        this.state_filters = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "ListTransactionsRequest.StateFilters",
+        )? {
             None => {
                 return Err(r.error(
                     "ListTransactionsRequest.StateFilters",
@@ -112,15 +135,14 @@ impl ListTransactionsRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.string(flexible, "ListTransactionsRequest.StateFilters")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "ListTransactionsRequest.StateFilters")?)
+                })?;
                 v
             }
         };
         this.producer_id_filters =
-            match r.array_len(flexible, "ListTransactionsRequest.ProducerIdFilters")? {
+            match r.array_len_min(flexible, 8, "ListTransactionsRequest.ProducerIdFilters")? {
                 None => {
                     return Err(r.error(
                         "ListTransactionsRequest.ProducerIdFilters",
@@ -128,10 +150,9 @@ impl ListTransactionsRequest {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.i64("ListTransactionsRequest.ProducerIdFilters")?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.i64("ListTransactionsRequest.ProducerIdFilters")?)
+                    })?;
                     v
                 }
             };
@@ -168,6 +189,15 @@ impl Sample for ListTransactionsRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListTransactionsRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

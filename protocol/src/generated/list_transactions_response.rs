@@ -39,6 +39,24 @@ impl Default for ListTransactionsResponse {
     }
 }
 
+impl ListTransactionsResponse {
+    /// The fewest bytes a `ListTransactionsResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ListTransactionsResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -102,38 +120,40 @@ impl ListTransactionsResponse {
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("ListTransactionsResponse.ThrottleTimeMs")?;
         this.error_code = r.i16("ListTransactionsResponse.ErrorCode")?;
-        this.unknown_state_filters =
-            match r.array_len(flexible, "ListTransactionsResponse.UnknownStateFilters")? {
-                None => {
-                    return Err(r.error(
-                        "ListTransactionsResponse.UnknownStateFilters",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.string(flexible, "ListTransactionsResponse.UnknownStateFilters")?);
-                    }
-                    v
-                }
-            };
-        this.transaction_states =
-            match r.array_len(flexible, "ListTransactionsResponse.TransactionStates")? {
-                None => {
-                    return Err(r.error(
-                        "ListTransactionsResponse.TransactionStates",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(TransactionState::decode(r, version)?);
-                    }
-                    v
-                }
-            };
+        this.unknown_state_filters = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "ListTransactionsResponse.UnknownStateFilters",
+        )? {
+            None => {
+                return Err(r.error(
+                    "ListTransactionsResponse.UnknownStateFilters",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "ListTransactionsResponse.UnknownStateFilters")?)
+                })?;
+                v
+            }
+        };
+        this.transaction_states = match r.array_len_min(
+            flexible,
+            TransactionState::min_encoded_size(version),
+            "ListTransactionsResponse.TransactionStates",
+        )? {
+            None => {
+                return Err(r.error(
+                    "ListTransactionsResponse.TransactionStates",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(TransactionState::decode(r, version)?))?;
+                v
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -168,6 +188,15 @@ impl Sample for ListTransactionsResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ListTransactionsResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -193,6 +222,23 @@ impl Default for TransactionState {
             transaction_state: String::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TransactionState {
+    /// The fewest bytes a `TransactionState` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = true;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 8;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -257,6 +303,15 @@ impl Sample for TransactionState {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TransactionState v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -39,6 +39,30 @@ impl Default for MetadataRequest {
     }
 }
 
+impl MetadataRequest {
+    /// The fewest bytes a `MetadataRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if version >= 4 {
+            n += 1;
+        }
+        if (8..=10).contains(&version) {
+            n += 1;
+        }
+        if version >= 8 {
+            n += 1;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for MetadataRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=12).contains(&version) {
@@ -118,7 +142,11 @@ impl MetadataRequest {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let mut this = Self::default();
-        this.topics = match r.array_len(flexible, "MetadataRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            MetadataRequestTopic::min_encoded_size(version),
+            "MetadataRequest.Topics",
+        )? {
             None => {
                 if !(version >= 1) {
                     return Err(r.error("MetadataRequest.Topics", DecodeErrorKind::UnexpectedNull));
@@ -126,10 +154,7 @@ impl MetadataRequest {
                 None
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(MetadataRequestTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(MetadataRequestTopic::decode(r, version)?))?;
                 Some(v)
             }
         };
@@ -182,6 +207,15 @@ impl Sample for MetadataRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "MetadataRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -204,6 +238,24 @@ impl Default for MetadataRequestTopic {
             name: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl MetadataRequestTopic {
+    /// The fewest bytes a `MetadataRequestTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        if version >= 10 {
+            n += 16;
+        }
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -279,6 +331,15 @@ impl Sample for MetadataRequestTopic {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "MetadataRequestTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

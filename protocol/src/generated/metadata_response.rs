@@ -45,6 +45,34 @@ impl Default for MetadataResponse {
     }
 }
 
+impl MetadataResponse {
+    /// The fewest bytes a `MetadataResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if version >= 2 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 1 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if (8..=10).contains(&version) {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for MetadataResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=12).contains(&version) {
@@ -134,15 +162,16 @@ impl MetadataResponse {
         if version >= 3 {
             this.throttle_time_ms = r.i32("MetadataResponse.ThrottleTimeMs")?;
         }
-        this.brokers = match r.array_len(flexible, "MetadataResponse.Brokers")? {
+        this.brokers = match r.array_len_min(
+            flexible,
+            MetadataResponseBroker::min_encoded_size(version),
+            "MetadataResponse.Brokers",
+        )? {
             None => {
                 return Err(r.error("MetadataResponse.Brokers", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(MetadataResponseBroker::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(MetadataResponseBroker::decode(r, version)?))?;
                 v
             }
         };
@@ -156,13 +185,14 @@ impl MetadataResponse {
         if version >= 1 {
             this.controller_id = r.i32("MetadataResponse.ControllerId")?;
         }
-        this.topics = match r.array_len(flexible, "MetadataResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            MetadataResponseTopic::min_encoded_size(version),
+            "MetadataResponse.Topics",
+        )? {
             None => return Err(r.error("MetadataResponse.Topics", DecodeErrorKind::UnexpectedNull)),
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(MetadataResponseTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(MetadataResponseTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -214,6 +244,15 @@ impl Sample for MetadataResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "MetadataResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -242,6 +281,26 @@ impl Default for MetadataResponseBroker {
             rack: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl MetadataResponseBroker {
+    /// The fewest bytes a `MetadataResponseBroker` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        if version >= 1 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -333,6 +392,15 @@ impl Sample for MetadataResponseBroker {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "MetadataResponseBroker v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -367,6 +435,32 @@ impl Default for MetadataResponseTopic {
             topic_authorized_operations: -2147483648,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl MetadataResponseTopic {
+    /// The fewest bytes a `MetadataResponseTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 2 };
+        if version >= 10 {
+            n += 16;
+        }
+        if version >= 1 {
+            n += 1;
+        }
+        n += if flexible { 1 } else { 4 };
+        if version >= 8 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -438,7 +532,11 @@ impl Decodable for MetadataResponseTopic {
         if version >= 1 {
             this.is_internal = r.bool("MetadataResponseTopic.IsInternal")?;
         }
-        this.partitions = match r.array_len(flexible, "MetadataResponseTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            MetadataResponsePartition::min_encoded_size(version),
+            "MetadataResponseTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "MetadataResponseTopic.Partitions",
@@ -446,10 +544,7 @@ impl Decodable for MetadataResponseTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(MetadataResponsePartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(MetadataResponsePartition::decode(r, version)?))?;
                 v
             }
         };
@@ -501,6 +596,15 @@ impl Sample for MetadataResponseTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "MetadataResponseTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -538,6 +642,31 @@ impl Default for MetadataResponsePartition {
             offline_replicas: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl MetadataResponsePartition {
+    /// The fewest bytes a `MetadataResponsePartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += 2;
+        n += 4;
+        n += 4;
+        if version >= 7 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        n += if flexible { 1 } else { 4 };
+        if version >= 5 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -601,7 +730,7 @@ impl Decodable for MetadataResponsePartition {
             this.leader_epoch = r.i32("MetadataResponsePartition.LeaderEpoch")?;
         }
         this.replica_nodes =
-            match r.array_len(flexible, "MetadataResponsePartition.ReplicaNodes")? {
+            match r.array_len_min(flexible, 4, "MetadataResponsePartition.ReplicaNodes")? {
                 None => {
                     return Err(r.error(
                         "MetadataResponsePartition.ReplicaNodes",
@@ -609,14 +738,13 @@ impl Decodable for MetadataResponsePartition {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(r.i32("MetadataResponsePartition.ReplicaNodes")?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(r.i32("MetadataResponsePartition.ReplicaNodes")?)
+                    })?;
                     v
                 }
             };
-        this.isr_nodes = match r.array_len(flexible, "MetadataResponsePartition.IsrNodes")? {
+        this.isr_nodes = match r.array_len_min(flexible, 4, "MetadataResponsePartition.IsrNodes")? {
             None => {
                 return Err(r.error(
                     "MetadataResponsePartition.IsrNodes",
@@ -624,16 +752,13 @@ impl Decodable for MetadataResponsePartition {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.i32("MetadataResponsePartition.IsrNodes")?);
-                }
+                let v = decode_array(r, n, |r| Ok(r.i32("MetadataResponsePartition.IsrNodes")?))?;
                 v
             }
         };
         if version >= 5 {
             this.offline_replicas =
-                match r.array_len(flexible, "MetadataResponsePartition.OfflineReplicas")? {
+                match r.array_len_min(flexible, 4, "MetadataResponsePartition.OfflineReplicas")? {
                     None => {
                         return Err(r.error(
                             "MetadataResponsePartition.OfflineReplicas",
@@ -641,10 +766,9 @@ impl Decodable for MetadataResponsePartition {
                         ));
                     }
                     Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(r.i32("MetadataResponsePartition.OfflineReplicas")?);
-                        }
+                        let v = decode_array(r, n, |r| {
+                            Ok(r.i32("MetadataResponsePartition.OfflineReplicas")?)
+                        })?;
                         v
                     }
                 };
@@ -691,6 +815,15 @@ impl Sample for MetadataResponsePartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "MetadataResponsePartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -45,6 +45,34 @@ impl Default for OffsetCommitRequest {
     }
 }
 
+impl OffsetCommitRequest {
+    /// The fewest bytes a `OffsetCommitRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 8;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        if version >= 1 {
+            n += 4;
+        }
+        if version >= 1 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 7 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if (2..=4).contains(&version) {
+            n += 8;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for OffsetCommitRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=9).contains(&version) {
@@ -150,7 +178,11 @@ impl OffsetCommitRequest {
         if (2..=4).contains(&version) {
             this.retention_time_ms = r.i64("OffsetCommitRequest.RetentionTimeMs")?;
         }
-        this.topics = match r.array_len(flexible, "OffsetCommitRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            OffsetCommitRequestTopic::min_encoded_size(version),
+            "OffsetCommitRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetCommitRequest.Topics",
@@ -158,10 +190,7 @@ impl OffsetCommitRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetCommitRequestTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(OffsetCommitRequestTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -209,6 +238,15 @@ impl Sample for OffsetCommitRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetCommitRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -231,6 +269,22 @@ impl Default for OffsetCommitRequestTopic {
             partitions: Vec::<OffsetCommitRequestPartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetCommitRequestTopic {
+    /// The fewest bytes a `OffsetCommitRequestTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 8;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -266,7 +320,11 @@ impl Decodable for OffsetCommitRequestTopic {
         let flexible = version >= 8;
         let mut this = Self::default();
         this.name = r.string(flexible, "OffsetCommitRequestTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "OffsetCommitRequestTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            OffsetCommitRequestPartition::min_encoded_size(version),
+            "OffsetCommitRequestTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetCommitRequestTopic.Partitions",
@@ -274,10 +332,9 @@ impl Decodable for OffsetCommitRequestTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetCommitRequestPartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(OffsetCommitRequestPartition::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -308,6 +365,15 @@ impl Sample for OffsetCommitRequestTopic {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetCommitRequestTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -340,6 +406,29 @@ impl Default for OffsetCommitRequestPartition {
             committed_metadata: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetCommitRequestPartition {
+    /// The fewest bytes a `OffsetCommitRequestPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 8;
+        let mut n = 0usize;
+        n += 4;
+        n += 8;
+        if version >= 6 {
+            n += 4;
+        }
+        if version == 1 {
+            n += 8;
+        }
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -429,6 +518,15 @@ impl Sample for OffsetCommitRequestPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetCommitRequestPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,24 @@ impl Default for OffsetCommitResponse {
     }
 }
 
+impl OffsetCommitResponse {
+    /// The fewest bytes a `OffsetCommitResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 8;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for OffsetCommitResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=9).contains(&version) {
@@ -83,7 +101,11 @@ impl OffsetCommitResponse {
         if version >= 3 {
             this.throttle_time_ms = r.i32("OffsetCommitResponse.ThrottleTimeMs")?;
         }
-        this.topics = match r.array_len(flexible, "OffsetCommitResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            OffsetCommitResponseTopic::min_encoded_size(version),
+            "OffsetCommitResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetCommitResponse.Topics",
@@ -91,10 +113,7 @@ impl OffsetCommitResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetCommitResponseTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(OffsetCommitResponseTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -126,6 +145,15 @@ impl Sample for OffsetCommitResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetCommitResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -148,6 +176,22 @@ impl Default for OffsetCommitResponseTopic {
             partitions: Vec::<OffsetCommitResponsePartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetCommitResponseTopic {
+    /// The fewest bytes a `OffsetCommitResponseTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 8;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -183,7 +227,11 @@ impl Decodable for OffsetCommitResponseTopic {
         let flexible = version >= 8;
         let mut this = Self::default();
         this.name = r.string(flexible, "OffsetCommitResponseTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "OffsetCommitResponseTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            OffsetCommitResponsePartition::min_encoded_size(version),
+            "OffsetCommitResponseTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetCommitResponseTopic.Partitions",
@@ -191,10 +239,9 @@ impl Decodable for OffsetCommitResponseTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetCommitResponsePartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(OffsetCommitResponsePartition::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -226,6 +273,15 @@ impl Sample for OffsetCommitResponseTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetCommitResponseTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -248,6 +304,22 @@ impl Default for OffsetCommitResponsePartition {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetCommitResponsePartition {
+    /// The fewest bytes a `OffsetCommitResponsePartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 8;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -297,6 +369,15 @@ impl Sample for OffsetCommitResponsePartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetCommitResponsePartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for OffsetDeleteRequest {
     }
 }
 
+impl OffsetDeleteRequest {
+    /// The fewest bytes a `OffsetDeleteRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for OffsetDeleteRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -84,7 +100,11 @@ impl OffsetDeleteRequest {
         let flexible = false;
         let mut this = Self::default();
         this.group_id = r.string(flexible, "OffsetDeleteRequest.GroupId")?;
-        this.topics = match r.array_len(flexible, "OffsetDeleteRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            OffsetDeleteRequestTopic::min_encoded_size(version),
+            "OffsetDeleteRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetDeleteRequest.Topics",
@@ -92,10 +112,7 @@ impl OffsetDeleteRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetDeleteRequestTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(OffsetDeleteRequestTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -127,6 +144,15 @@ impl Sample for OffsetDeleteRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetDeleteRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -149,6 +175,22 @@ impl Default for OffsetDeleteRequestTopic {
             partitions: Vec::<OffsetDeleteRequestPartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetDeleteRequestTopic {
+    /// The fewest bytes a `OffsetDeleteRequestTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -184,7 +226,11 @@ impl Decodable for OffsetDeleteRequestTopic {
         let flexible = false;
         let mut this = Self::default();
         this.name = r.string(flexible, "OffsetDeleteRequestTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "OffsetDeleteRequestTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            OffsetDeleteRequestPartition::min_encoded_size(version),
+            "OffsetDeleteRequestTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetDeleteRequestTopic.Partitions",
@@ -192,10 +238,9 @@ impl Decodable for OffsetDeleteRequestTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetDeleteRequestPartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(OffsetDeleteRequestPartition::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -227,6 +272,15 @@ impl Sample for OffsetDeleteRequestTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetDeleteRequestTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -246,6 +300,21 @@ impl Default for OffsetDeleteRequestPartition {
             partition_index: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetDeleteRequestPartition {
+    /// The fewest bytes a `OffsetDeleteRequestPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -290,6 +359,15 @@ impl Sample for OffsetDeleteRequestPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetDeleteRequestPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

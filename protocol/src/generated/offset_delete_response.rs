@@ -36,6 +36,23 @@ impl Default for OffsetDeleteResponse {
     }
 }
 
+impl OffsetDeleteResponse {
+    /// The fewest bytes a `OffsetDeleteResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += 2;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for OffsetDeleteResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=0).contains(&version) {
@@ -84,7 +101,11 @@ impl OffsetDeleteResponse {
         let mut this = Self::default();
         this.error_code = r.i16("OffsetDeleteResponse.ErrorCode")?;
         this.throttle_time_ms = r.i32("OffsetDeleteResponse.ThrottleTimeMs")?;
-        this.topics = match r.array_len(flexible, "OffsetDeleteResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            OffsetDeleteResponseTopic::min_encoded_size(version),
+            "OffsetDeleteResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetDeleteResponse.Topics",
@@ -92,10 +113,7 @@ impl OffsetDeleteResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetDeleteResponseTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(OffsetDeleteResponseTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -130,6 +148,15 @@ impl Sample for OffsetDeleteResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetDeleteResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -152,6 +179,22 @@ impl Default for OffsetDeleteResponseTopic {
             partitions: Vec::<OffsetDeleteResponsePartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetDeleteResponseTopic {
+    /// The fewest bytes a `OffsetDeleteResponseTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -187,7 +230,11 @@ impl Decodable for OffsetDeleteResponseTopic {
         let flexible = false;
         let mut this = Self::default();
         this.name = r.string(flexible, "OffsetDeleteResponseTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "OffsetDeleteResponseTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            OffsetDeleteResponsePartition::min_encoded_size(version),
+            "OffsetDeleteResponseTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetDeleteResponseTopic.Partitions",
@@ -195,10 +242,9 @@ impl Decodable for OffsetDeleteResponseTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetDeleteResponsePartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(OffsetDeleteResponsePartition::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -230,6 +276,15 @@ impl Sample for OffsetDeleteResponseTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetDeleteResponseTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -252,6 +307,22 @@ impl Default for OffsetDeleteResponsePartition {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetDeleteResponsePartition {
+    /// The fewest bytes a `OffsetDeleteResponsePartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -301,6 +372,15 @@ impl Sample for OffsetDeleteResponsePartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetDeleteResponsePartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

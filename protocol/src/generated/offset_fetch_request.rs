@@ -39,6 +39,32 @@ impl Default for OffsetFetchRequest {
     }
 }
 
+impl OffsetFetchRequest {
+    /// The fewest bytes a `OffsetFetchRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version <= 7 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version <= 7 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 7 {
+            n += 1;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for OffsetFetchRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=9).contains(&version) {
@@ -150,7 +176,11 @@ impl OffsetFetchRequest {
             this.group_id = r.string(flexible, "OffsetFetchRequest.GroupId")?;
         }
         if version <= 7 {
-            this.topics = match r.array_len(flexible, "OffsetFetchRequest.Topics")? {
+            this.topics = match r.array_len_min(
+                flexible,
+                OffsetFetchRequestTopic::min_encoded_size(version),
+                "OffsetFetchRequest.Topics",
+            )? {
                 None => {
                     if !((2..=7).contains(&version)) {
                         return Err(
@@ -160,26 +190,26 @@ impl OffsetFetchRequest {
                     None
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(OffsetFetchRequestTopic::decode(r, version)?);
-                    }
+                    let v =
+                        decode_array(r, n, |r| Ok(OffsetFetchRequestTopic::decode(r, version)?))?;
                     Some(v)
                 }
             };
         }
         if version >= 8 {
-            this.groups = match r.array_len(flexible, "OffsetFetchRequest.Groups")? {
+            this.groups = match r.array_len_min(
+                flexible,
+                OffsetFetchRequestGroup::min_encoded_size(version),
+                "OffsetFetchRequest.Groups",
+            )? {
                 None => {
                     return Err(
                         r.error("OffsetFetchRequest.Groups", DecodeErrorKind::UnexpectedNull)
                     );
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(OffsetFetchRequestGroup::decode(r, version)?);
-                    }
+                    let v =
+                        decode_array(r, n, |r| Ok(OffsetFetchRequestGroup::decode(r, version)?))?;
                     v
                 }
             };
@@ -225,6 +255,15 @@ impl Sample for OffsetFetchRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -247,6 +286,26 @@ impl Default for OffsetFetchRequestTopic {
             partition_indexes: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetFetchRequestTopic {
+    /// The fewest bytes a `OffsetFetchRequestTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version <= 7 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version <= 7 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -302,7 +361,7 @@ impl Decodable for OffsetFetchRequestTopic {
         }
         if version <= 7 {
             this.partition_indexes =
-                match r.array_len(flexible, "OffsetFetchRequestTopic.PartitionIndexes")? {
+                match r.array_len_min(flexible, 4, "OffsetFetchRequestTopic.PartitionIndexes")? {
                     None => {
                         return Err(r.error(
                             "OffsetFetchRequestTopic.PartitionIndexes",
@@ -310,10 +369,9 @@ impl Decodable for OffsetFetchRequestTopic {
                         ));
                     }
                     Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(r.i32("OffsetFetchRequestTopic.PartitionIndexes")?);
-                        }
+                        let v = decode_array(r, n, |r| {
+                            Ok(r.i32("OffsetFetchRequestTopic.PartitionIndexes")?)
+                        })?;
                         v
                     }
                 };
@@ -346,6 +404,15 @@ impl Sample for OffsetFetchRequestTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchRequestTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -374,6 +441,32 @@ impl Default for OffsetFetchRequestGroup {
             topics: Some(Vec::<OffsetFetchRequestTopics>::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetFetchRequestGroup {
+    /// The fewest bytes a `OffsetFetchRequestGroup` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version >= 8 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 9 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 9 {
+            n += 4;
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -472,7 +565,11 @@ impl Decodable for OffsetFetchRequestGroup {
             this.member_epoch = r.i32("OffsetFetchRequestGroup.MemberEpoch")?;
         }
         if version >= 8 {
-            this.topics = match r.array_len(flexible, "OffsetFetchRequestGroup.Topics")? {
+            this.topics = match r.array_len_min(
+                flexible,
+                OffsetFetchRequestTopics::min_encoded_size(version),
+                "OffsetFetchRequestGroup.Topics",
+            )? {
                 None => {
                     if !(version >= 8) {
                         return Err(r.error(
@@ -483,10 +580,8 @@ impl Decodable for OffsetFetchRequestGroup {
                     None
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(OffsetFetchRequestTopics::decode(r, version)?);
-                    }
+                    let v =
+                        decode_array(r, n, |r| Ok(OffsetFetchRequestTopics::decode(r, version)?))?;
                     Some(v)
                 }
             };
@@ -533,6 +628,15 @@ impl Sample for OffsetFetchRequestGroup {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchRequestGroup v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -555,6 +659,26 @@ impl Default for OffsetFetchRequestTopics {
             partition_indexes: Vec::<i32>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetFetchRequestTopics {
+    /// The fewest bytes a `OffsetFetchRequestTopics` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version >= 8 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -610,7 +734,7 @@ impl Decodable for OffsetFetchRequestTopics {
         }
         if version >= 8 {
             this.partition_indexes =
-                match r.array_len(flexible, "OffsetFetchRequestTopics.PartitionIndexes")? {
+                match r.array_len_min(flexible, 4, "OffsetFetchRequestTopics.PartitionIndexes")? {
                     None => {
                         return Err(r.error(
                             "OffsetFetchRequestTopics.PartitionIndexes",
@@ -618,10 +742,9 @@ impl Decodable for OffsetFetchRequestTopics {
                         ));
                     }
                     Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(r.i32("OffsetFetchRequestTopics.PartitionIndexes")?);
-                        }
+                        let v = decode_array(r, n, |r| {
+                            Ok(r.i32("OffsetFetchRequestTopics.PartitionIndexes")?)
+                        })?;
                         v
                     }
                 };
@@ -653,6 +776,15 @@ impl Sample for OffsetFetchRequestTopics {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchRequestTopics v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -39,6 +39,32 @@ impl Default for OffsetFetchResponse {
     }
 }
 
+impl OffsetFetchResponse {
+    /// The fewest bytes a `OffsetFetchResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += 4;
+        }
+        if version <= 7 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if (2..=7).contains(&version) {
+            n += 2;
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for OffsetFetchResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=9).contains(&version) {
@@ -119,7 +145,11 @@ impl OffsetFetchResponse {
             this.throttle_time_ms = r.i32("OffsetFetchResponse.ThrottleTimeMs")?;
         }
         if version <= 7 {
-            this.topics = match r.array_len(flexible, "OffsetFetchResponse.Topics")? {
+            this.topics = match r.array_len_min(
+                flexible,
+                OffsetFetchResponseTopic::min_encoded_size(version),
+                "OffsetFetchResponse.Topics",
+            )? {
                 None => {
                     return Err(r.error(
                         "OffsetFetchResponse.Topics",
@@ -127,10 +157,8 @@ impl OffsetFetchResponse {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(OffsetFetchResponseTopic::decode(r, version)?);
-                    }
+                    let v =
+                        decode_array(r, n, |r| Ok(OffsetFetchResponseTopic::decode(r, version)?))?;
                     v
                 }
             };
@@ -139,7 +167,11 @@ impl OffsetFetchResponse {
             this.error_code = r.i16("OffsetFetchResponse.ErrorCode")?;
         }
         if version >= 8 {
-            this.groups = match r.array_len(flexible, "OffsetFetchResponse.Groups")? {
+            this.groups = match r.array_len_min(
+                flexible,
+                OffsetFetchResponseGroup::min_encoded_size(version),
+                "OffsetFetchResponse.Groups",
+            )? {
                 None => {
                     return Err(r.error(
                         "OffsetFetchResponse.Groups",
@@ -147,10 +179,8 @@ impl OffsetFetchResponse {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(OffsetFetchResponseGroup::decode(r, version)?);
-                    }
+                    let v =
+                        decode_array(r, n, |r| Ok(OffsetFetchResponseGroup::decode(r, version)?))?;
                     v
                 }
             };
@@ -189,6 +219,15 @@ impl Sample for OffsetFetchResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -211,6 +250,26 @@ impl Default for OffsetFetchResponseTopic {
             partitions: Vec::<OffsetFetchResponsePartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetFetchResponseTopic {
+    /// The fewest bytes a `OffsetFetchResponseTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version <= 7 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version <= 7 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -265,7 +324,11 @@ impl Decodable for OffsetFetchResponseTopic {
             this.name = r.string(flexible, "OffsetFetchResponseTopic.Name")?;
         }
         if version <= 7 {
-            this.partitions = match r.array_len(flexible, "OffsetFetchResponseTopic.Partitions")? {
+            this.partitions = match r.array_len_min(
+                flexible,
+                OffsetFetchResponsePartition::min_encoded_size(version),
+                "OffsetFetchResponseTopic.Partitions",
+            )? {
                 None => {
                     return Err(r.error(
                         "OffsetFetchResponseTopic.Partitions",
@@ -273,10 +336,9 @@ impl Decodable for OffsetFetchResponseTopic {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(OffsetFetchResponsePartition::decode(r, version)?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(OffsetFetchResponsePartition::decode(r, version)?)
+                    })?;
                     v
                 }
             };
@@ -309,6 +371,15 @@ impl Sample for OffsetFetchResponseTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchResponseTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -340,6 +411,35 @@ impl Default for OffsetFetchResponsePartition {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetFetchResponsePartition {
+    /// The fewest bytes a `OffsetFetchResponsePartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version <= 7 {
+            n += 4;
+        }
+        if version <= 7 {
+            n += 8;
+        }
+        if (5..=7).contains(&version) {
+            n += 4;
+        }
+        if version <= 7 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version <= 7 {
+            n += 2;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -472,6 +572,15 @@ impl Sample for OffsetFetchResponsePartition {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchResponsePartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -497,6 +606,29 @@ impl Default for OffsetFetchResponseGroup {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetFetchResponseGroup {
+    /// The fewest bytes a `OffsetFetchResponseGroup` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version >= 8 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 8 {
+            n += 2;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -560,7 +692,11 @@ impl Decodable for OffsetFetchResponseGroup {
             this.group_id = r.string(flexible, "OffsetFetchResponseGroup.GroupId")?;
         }
         if version >= 8 {
-            this.topics = match r.array_len(flexible, "OffsetFetchResponseGroup.Topics")? {
+            this.topics = match r.array_len_min(
+                flexible,
+                OffsetFetchResponseTopics::min_encoded_size(version),
+                "OffsetFetchResponseGroup.Topics",
+            )? {
                 None => {
                     return Err(r.error(
                         "OffsetFetchResponseGroup.Topics",
@@ -568,10 +704,8 @@ impl Decodable for OffsetFetchResponseGroup {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(OffsetFetchResponseTopics::decode(r, version)?);
-                    }
+                    let v =
+                        decode_array(r, n, |r| Ok(OffsetFetchResponseTopics::decode(r, version)?))?;
                     v
                 }
             };
@@ -610,6 +744,15 @@ impl Sample for OffsetFetchResponseGroup {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchResponseGroup v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -632,6 +775,26 @@ impl Default for OffsetFetchResponseTopics {
             partitions: Vec::<OffsetFetchResponsePartitions>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetFetchResponseTopics {
+    /// The fewest bytes a `OffsetFetchResponseTopics` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version >= 8 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -686,7 +849,11 @@ impl Decodable for OffsetFetchResponseTopics {
             this.name = r.string(flexible, "OffsetFetchResponseTopics.Name")?;
         }
         if version >= 8 {
-            this.partitions = match r.array_len(flexible, "OffsetFetchResponseTopics.Partitions")? {
+            this.partitions = match r.array_len_min(
+                flexible,
+                OffsetFetchResponsePartitions::min_encoded_size(version),
+                "OffsetFetchResponseTopics.Partitions",
+            )? {
                 None => {
                     return Err(r.error(
                         "OffsetFetchResponseTopics.Partitions",
@@ -694,10 +861,9 @@ impl Decodable for OffsetFetchResponseTopics {
                     ));
                 }
                 Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(OffsetFetchResponsePartitions::decode(r, version)?);
-                    }
+                    let v = decode_array(r, n, |r| {
+                        Ok(OffsetFetchResponsePartitions::decode(r, version)?)
+                    })?;
                     v
                 }
             };
@@ -730,6 +896,15 @@ impl Sample for OffsetFetchResponseTopics {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchResponseTopics v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -761,6 +936,35 @@ impl Default for OffsetFetchResponsePartitions {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetFetchResponsePartitions {
+    /// The fewest bytes a `OffsetFetchResponsePartitions` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 6;
+        let mut n = 0usize;
+        if version >= 8 {
+            n += 4;
+        }
+        if version >= 8 {
+            n += 8;
+        }
+        if version >= 8 {
+            n += 4;
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 8 {
+            n += 2;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -892,6 +1096,15 @@ impl Sample for OffsetFetchResponsePartitions {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetFetchResponsePartitions v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

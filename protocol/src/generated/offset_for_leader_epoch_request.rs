@@ -33,6 +33,24 @@ impl Default for OffsetForLeaderEpochRequest {
     }
 }
 
+impl OffsetForLeaderEpochRequest {
+    /// The fewest bytes a `OffsetForLeaderEpochRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for OffsetForLeaderEpochRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -83,7 +101,11 @@ impl OffsetForLeaderEpochRequest {
         if version >= 3 {
             this.replica_id = r.i32("OffsetForLeaderEpochRequest.ReplicaId")?;
         }
-        this.topics = match r.array_len(flexible, "OffsetForLeaderEpochRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            OffsetForLeaderTopic::min_encoded_size(version),
+            "OffsetForLeaderEpochRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetForLeaderEpochRequest.Topics",
@@ -91,10 +113,7 @@ impl OffsetForLeaderEpochRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetForLeaderTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(OffsetForLeaderTopic::decode(r, version)?))?;
                 v
             }
         };
@@ -126,6 +145,15 @@ impl Sample for OffsetForLeaderEpochRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetForLeaderEpochRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -148,6 +176,22 @@ impl Default for OffsetForLeaderTopic {
             partitions: Vec::<OffsetForLeaderPartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetForLeaderTopic {
+    /// The fewest bytes a `OffsetForLeaderTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -183,7 +227,11 @@ impl Decodable for OffsetForLeaderTopic {
         let flexible = version >= 4;
         let mut this = Self::default();
         this.topic = r.string(flexible, "OffsetForLeaderTopic.Topic")?;
-        this.partitions = match r.array_len(flexible, "OffsetForLeaderTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            OffsetForLeaderPartition::min_encoded_size(version),
+            "OffsetForLeaderTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetForLeaderTopic.Partitions",
@@ -191,10 +239,7 @@ impl Decodable for OffsetForLeaderTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetForLeaderPartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(OffsetForLeaderPartition::decode(r, version)?))?;
                 v
             }
         };
@@ -226,6 +271,15 @@ impl Sample for OffsetForLeaderTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetForLeaderTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -251,6 +305,25 @@ impl Default for OffsetForLeaderPartition {
             leader_epoch: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetForLeaderPartition {
+    /// The fewest bytes a `OffsetForLeaderPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += 4;
+        if version >= 2 {
+            n += 4;
+        }
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -309,6 +382,15 @@ impl Sample for OffsetForLeaderPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetForLeaderPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,24 @@ impl Default for OffsetForLeaderEpochResponse {
     }
 }
 
+impl OffsetForLeaderEpochResponse {
+    /// The fewest bytes a `OffsetForLeaderEpochResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        if version >= 2 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for OffsetForLeaderEpochResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -83,7 +101,11 @@ impl OffsetForLeaderEpochResponse {
         if version >= 2 {
             this.throttle_time_ms = r.i32("OffsetForLeaderEpochResponse.ThrottleTimeMs")?;
         }
-        this.topics = match r.array_len(flexible, "OffsetForLeaderEpochResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            OffsetForLeaderTopicResult::min_encoded_size(version),
+            "OffsetForLeaderEpochResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetForLeaderEpochResponse.Topics",
@@ -91,10 +113,9 @@ impl OffsetForLeaderEpochResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(OffsetForLeaderTopicResult::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(OffsetForLeaderTopicResult::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -126,6 +147,15 @@ impl Sample for OffsetForLeaderEpochResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetForLeaderEpochResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -148,6 +178,22 @@ impl Default for OffsetForLeaderTopicResult {
             partitions: Vec::<EpochEndOffset>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl OffsetForLeaderTopicResult {
+    /// The fewest bytes a `OffsetForLeaderTopicResult` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -183,7 +229,11 @@ impl Decodable for OffsetForLeaderTopicResult {
         let flexible = version >= 4;
         let mut this = Self::default();
         this.topic = r.string(flexible, "OffsetForLeaderTopicResult.Topic")?;
-        this.partitions = match r.array_len(flexible, "OffsetForLeaderTopicResult.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            EpochEndOffset::min_encoded_size(version),
+            "OffsetForLeaderTopicResult.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "OffsetForLeaderTopicResult.Partitions",
@@ -191,10 +241,7 @@ impl Decodable for OffsetForLeaderTopicResult {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(EpochEndOffset::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(EpochEndOffset::decode(r, version)?))?;
                 v
             }
         };
@@ -226,6 +273,15 @@ impl Sample for OffsetForLeaderTopicResult {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "OffsetForLeaderTopicResult v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -254,6 +310,26 @@ impl Default for EpochEndOffset {
             end_offset: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl EpochEndOffset {
+    /// The fewest bytes a `EpochEndOffset` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += 2;
+        n += 4;
+        if version >= 1 {
+            n += 4;
+        }
+        n += 8;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -317,6 +393,15 @@ impl Sample for EpochEndOffset {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "EpochEndOffset v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -39,6 +39,26 @@ impl Default for ProduceRequest {
     }
 }
 
+impl ProduceRequest {
+    /// The fewest bytes a `ProduceRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        n += 2;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ProduceRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=11).contains(&version) {
@@ -117,15 +137,16 @@ impl ProduceRequest {
         }
         this.acks = r.i16("ProduceRequest.Acks")?;
         this.timeout_ms = r.i32("ProduceRequest.TimeoutMs")?;
-        this.topic_data = match r.array_len(flexible, "ProduceRequest.TopicData")? {
+        this.topic_data = match r.array_len_min(
+            flexible,
+            TopicProduceData::min_encoded_size(version),
+            "ProduceRequest.TopicData",
+        )? {
             None => {
                 return Err(r.error("ProduceRequest.TopicData", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TopicProduceData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(TopicProduceData::decode(r, version)?))?;
                 v
             }
         };
@@ -167,6 +188,15 @@ impl Sample for ProduceRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ProduceRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -189,6 +219,22 @@ impl Default for TopicProduceData {
             partition_data: Vec::<PartitionProduceData>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicProduceData {
+    /// The fewest bytes a `TopicProduceData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -219,7 +265,11 @@ impl Decodable for TopicProduceData {
         let flexible = version >= 9;
         let mut this = Self::default();
         this.name = r.string(flexible, "TopicProduceData.Name")?;
-        this.partition_data = match r.array_len(flexible, "TopicProduceData.PartitionData")? {
+        this.partition_data = match r.array_len_min(
+            flexible,
+            PartitionProduceData::min_encoded_size(version),
+            "TopicProduceData.PartitionData",
+        )? {
             None => {
                 return Err(r.error(
                     "TopicProduceData.PartitionData",
@@ -227,10 +277,7 @@ impl Decodable for TopicProduceData {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(PartitionProduceData::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(PartitionProduceData::decode(r, version)?))?;
                 v
             }
         };
@@ -262,6 +309,15 @@ impl Sample for TopicProduceData {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicProduceData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -284,6 +340,22 @@ impl Default for PartitionProduceData {
             records: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl PartitionProduceData {
+    /// The fewest bytes a `PartitionProduceData` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -338,6 +410,15 @@ impl Sample for PartitionProduceData {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "PartitionProduceData v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -36,6 +36,24 @@ impl Default for ProduceResponse {
     }
 }
 
+impl ProduceResponse {
+    /// The fewest bytes a `ProduceResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 4 };
+        if version >= 1 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ProduceResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=11).contains(&version) {
@@ -107,15 +125,16 @@ impl ProduceResponse {
     fn decode_body(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = version >= 9;
         let mut this = Self::default();
-        this.responses = match r.array_len(flexible, "ProduceResponse.Responses")? {
+        this.responses = match r.array_len_min(
+            flexible,
+            TopicProduceResponse::min_encoded_size(version),
+            "ProduceResponse.Responses",
+        )? {
             None => {
                 return Err(r.error("ProduceResponse.Responses", DecodeErrorKind::UnexpectedNull));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TopicProduceResponse::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| Ok(TopicProduceResponse::decode(r, version)?))?;
                 v
             }
         };
@@ -126,22 +145,22 @@ impl ProduceResponse {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
                 0 if version >= 10 => {
-                    this.node_endpoints =
-                        match r.array_len(flexible, "ProduceResponse.NodeEndpoints")? {
-                            None => {
-                                return Err(r.error(
-                                    "ProduceResponse.NodeEndpoints",
-                                    DecodeErrorKind::UnexpectedNull,
-                                ));
-                            }
-                            Some(n) => {
-                                let mut v = Vec::with_capacity(n);
-                                for _ in 0..n {
-                                    v.push(NodeEndpoint::decode(r, version)?);
-                                }
-                                v
-                            }
-                        };
+                    this.node_endpoints = match r.array_len_min(
+                        flexible,
+                        NodeEndpoint::min_encoded_size(version),
+                        "ProduceResponse.NodeEndpoints",
+                    )? {
+                        None => {
+                            return Err(r.error(
+                                "ProduceResponse.NodeEndpoints",
+                                DecodeErrorKind::UnexpectedNull,
+                            ));
+                        }
+                        Some(n) => {
+                            let v = decode_array(r, n, |r| Ok(NodeEndpoint::decode(r, version)?))?;
+                            v
+                        }
+                    };
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -172,6 +191,15 @@ impl Sample for ProduceResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ProduceResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -194,6 +222,22 @@ impl Default for TopicProduceResponse {
             partition_responses: Vec::<PartitionProduceResponse>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TopicProduceResponse {
+    /// The fewest bytes a `TopicProduceResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -224,22 +268,22 @@ impl Decodable for TopicProduceResponse {
         let flexible = version >= 9;
         let mut this = Self::default();
         this.name = r.string(flexible, "TopicProduceResponse.Name")?;
-        this.partition_responses =
-            match r.array_len(flexible, "TopicProduceResponse.PartitionResponses")? {
-                None => {
-                    return Err(r.error(
-                        "TopicProduceResponse.PartitionResponses",
-                        DecodeErrorKind::UnexpectedNull,
-                    ));
-                }
-                Some(n) => {
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        v.push(PartitionProduceResponse::decode(r, version)?);
-                    }
-                    v
-                }
-            };
+        this.partition_responses = match r.array_len_min(
+            flexible,
+            PartitionProduceResponse::min_encoded_size(version),
+            "TopicProduceResponse.PartitionResponses",
+        )? {
+            None => {
+                return Err(r.error(
+                    "TopicProduceResponse.PartitionResponses",
+                    DecodeErrorKind::UnexpectedNull,
+                ));
+            }
+            Some(n) => {
+                let v = decode_array(r, n, |r| Ok(PartitionProduceResponse::decode(r, version)?))?;
+                v
+            }
+        };
         if flexible {
             let mut unknown = Vec::new();
             r.tagged_fields(&mut unknown, |tag, r| match tag {
@@ -267,6 +311,15 @@ impl Sample for TopicProduceResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TopicProduceResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }
@@ -308,6 +361,35 @@ impl Default for PartitionProduceResponse {
             current_leader: Default::default(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl PartitionProduceResponse {
+    /// The fewest bytes a `PartitionProduceResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        n += 8;
+        if version >= 2 {
+            n += 8;
+        }
+        if version >= 5 {
+            n += 8;
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 4 };
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -389,22 +471,23 @@ impl Decodable for PartitionProduceResponse {
             this.log_start_offset = r.i64("PartitionProduceResponse.LogStartOffset")?;
         }
         if version >= 8 {
-            this.record_errors =
-                match r.array_len(flexible, "PartitionProduceResponse.RecordErrors")? {
-                    None => {
-                        return Err(r.error(
-                            "PartitionProduceResponse.RecordErrors",
-                            DecodeErrorKind::UnexpectedNull,
-                        ));
-                    }
-                    Some(n) => {
-                        let mut v = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            v.push(BatchIndexAndErrorMessage::decode(r, version)?);
-                        }
-                        v
-                    }
-                };
+            this.record_errors = match r.array_len_min(
+                flexible,
+                BatchIndexAndErrorMessage::min_encoded_size(version),
+                "PartitionProduceResponse.RecordErrors",
+            )? {
+                None => {
+                    return Err(r.error(
+                        "PartitionProduceResponse.RecordErrors",
+                        DecodeErrorKind::UnexpectedNull,
+                    ));
+                }
+                Some(n) => {
+                    let v =
+                        decode_array(r, n, |r| Ok(BatchIndexAndErrorMessage::decode(r, version)?))?;
+                    v
+                }
+            };
         }
         if version >= 8 {
             this.error_message = if version >= 8 {
@@ -467,6 +550,15 @@ impl Sample for PartitionProduceResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "PartitionProduceResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -489,6 +581,26 @@ impl Default for BatchIndexAndErrorMessage {
             batch_index_error_message: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl BatchIndexAndErrorMessage {
+    /// The fewest bytes a `BatchIndexAndErrorMessage` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        if version >= 8 {
+            n += 4;
+        }
+        if version >= 8 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -581,6 +693,15 @@ impl Sample for BatchIndexAndErrorMessage {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "BatchIndexAndErrorMessage v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -603,6 +724,26 @@ impl Default for LeaderIdAndEpoch {
             leader_epoch: -1,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl LeaderIdAndEpoch {
+    /// The fewest bytes a `LeaderIdAndEpoch` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        if version >= 10 {
+            n += 4;
+        }
+        if version >= 10 {
+            n += 4;
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -673,6 +814,15 @@ impl Sample for LeaderIdAndEpoch {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "LeaderIdAndEpoch v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -701,6 +851,32 @@ impl Default for NodeEndpoint {
             rack: None,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl NodeEndpoint {
+    /// The fewest bytes a `NodeEndpoint` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 9;
+        let mut n = 0usize;
+        if version >= 10 {
+            n += 4;
+        }
+        if version >= 10 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 10 {
+            n += 4;
+        }
+        if version >= 10 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -817,6 +993,15 @@ impl Sample for NodeEndpoint {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "NodeEndpoint v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

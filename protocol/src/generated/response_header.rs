@@ -30,6 +30,21 @@ impl Default for ResponseHeader {
     }
 }
 
+impl ResponseHeader {
+    /// The fewest bytes a `ResponseHeader` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 1;
+        let mut n = 0usize;
+        n += 4;
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for ResponseHeader {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -90,6 +105,15 @@ impl Sample for ResponseHeader {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "ResponseHeader v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

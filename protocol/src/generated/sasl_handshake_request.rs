@@ -30,6 +30,21 @@ impl Default for SaslHandshakeRequest {
     }
 }
 
+impl SaslHandshakeRequest {
+    /// The fewest bytes a `SaslHandshakeRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for SaslHandshakeRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -95,6 +110,15 @@ impl Sample for SaslHandshakeRequest {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "SaslHandshakeRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

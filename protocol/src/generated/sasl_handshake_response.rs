@@ -33,6 +33,22 @@ impl Default for SaslHandshakeResponse {
     }
 }
 
+impl SaslHandshakeResponse {
+    /// The fewest bytes a `SaslHandshakeResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = false;
+        let mut n = 0usize;
+        n += 2;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for SaslHandshakeResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=1).contains(&version) {
@@ -79,7 +95,11 @@ impl SaslHandshakeResponse {
         let flexible = false;
         let mut this = Self::default();
         this.error_code = r.i16("SaslHandshakeResponse.ErrorCode")?;
-        this.mechanisms = match r.array_len(flexible, "SaslHandshakeResponse.Mechanisms")? {
+        this.mechanisms = match r.array_len_min(
+            flexible,
+            if flexible { 1 } else { 2 },
+            "SaslHandshakeResponse.Mechanisms",
+        )? {
             None => {
                 return Err(r.error(
                     "SaslHandshakeResponse.Mechanisms",
@@ -87,10 +107,9 @@ impl SaslHandshakeResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.string(flexible, "SaslHandshakeResponse.Mechanisms")?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(r.string(flexible, "SaslHandshakeResponse.Mechanisms")?)
+                })?;
                 v
             }
         };
@@ -121,6 +140,15 @@ impl Sample for SaslHandshakeResponse {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "SaslHandshakeResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -48,6 +48,33 @@ impl Default for SyncGroupRequest {
     }
 }
 
+impl SyncGroupRequest {
+    /// The fewest bytes a `SyncGroupRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += 4;
+        n += if flexible { 1 } else { 2 };
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 5 {
+            n += if flexible { 1 } else { 2 };
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for SyncGroupRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=5).contains(&version) {
@@ -186,7 +213,11 @@ impl SyncGroupRequest {
                 Some(r.string(flexible, "SyncGroupRequest.ProtocolName")?)
             };
         }
-        this.assignments = match r.array_len(flexible, "SyncGroupRequest.Assignments")? {
+        this.assignments = match r.array_len_min(
+            flexible,
+            SyncGroupRequestAssignment::min_encoded_size(version),
+            "SyncGroupRequest.Assignments",
+        )? {
             None => {
                 return Err(r.error(
                     "SyncGroupRequest.Assignments",
@@ -194,10 +225,9 @@ impl SyncGroupRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(SyncGroupRequestAssignment::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(SyncGroupRequestAssignment::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -256,6 +286,15 @@ impl Sample for SyncGroupRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "SyncGroupRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -278,6 +317,22 @@ impl Default for SyncGroupRequestAssignment {
             assignment: Bytes::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl SyncGroupRequestAssignment {
+    /// The fewest bytes a `SyncGroupRequestAssignment` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 4;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -337,6 +392,15 @@ impl Sample for SyncGroupRequestAssignment {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "SyncGroupRequestAssignment v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

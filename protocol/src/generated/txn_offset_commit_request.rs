@@ -51,6 +51,34 @@ impl Default for TxnOffsetCommitRequest {
     }
 }
 
+impl TxnOffsetCommitRequest {
+    /// The fewest bytes a `TxnOffsetCommitRequest` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 2 };
+        n += 8;
+        n += 2;
+        if version >= 3 {
+            n += 4;
+        }
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        if version >= 3 {
+            n += if flexible { 1 } else { 2 };
+        }
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for TxnOffsetCommitRequest {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -172,7 +200,11 @@ impl TxnOffsetCommitRequest {
                 Some(r.string(flexible, "TxnOffsetCommitRequest.GroupInstanceId")?)
             };
         }
-        this.topics = match r.array_len(flexible, "TxnOffsetCommitRequest.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            TxnOffsetCommitRequestTopic::min_encoded_size(version),
+            "TxnOffsetCommitRequest.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "TxnOffsetCommitRequest.Topics",
@@ -180,10 +212,9 @@ impl TxnOffsetCommitRequest {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TxnOffsetCommitRequestTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(TxnOffsetCommitRequestTopic::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -237,6 +268,15 @@ impl Sample for TxnOffsetCommitRequest {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TxnOffsetCommitRequest v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -259,6 +299,22 @@ impl Default for TxnOffsetCommitRequestTopic {
             partitions: Vec::<TxnOffsetCommitRequestPartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TxnOffsetCommitRequestTopic {
+    /// The fewest bytes a `TxnOffsetCommitRequestTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -294,7 +350,11 @@ impl Decodable for TxnOffsetCommitRequestTopic {
         let flexible = version >= 3;
         let mut this = Self::default();
         this.name = r.string(flexible, "TxnOffsetCommitRequestTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "TxnOffsetCommitRequestTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            TxnOffsetCommitRequestPartition::min_encoded_size(version),
+            "TxnOffsetCommitRequestTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "TxnOffsetCommitRequestTopic.Partitions",
@@ -302,10 +362,9 @@ impl Decodable for TxnOffsetCommitRequestTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TxnOffsetCommitRequestPartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(TxnOffsetCommitRequestPartition::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -337,6 +396,15 @@ impl Sample for TxnOffsetCommitRequestTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TxnOffsetCommitRequestTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -365,6 +433,26 @@ impl Default for TxnOffsetCommitRequestPartition {
             committed_metadata: Some(String::new()),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TxnOffsetCommitRequestPartition {
+    /// The fewest bytes a `TxnOffsetCommitRequestPartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += 4;
+        n += 8;
+        if version >= 2 {
+            n += 4;
+        }
+        n += if flexible { 1 } else { 2 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -441,6 +529,15 @@ impl Sample for TxnOffsetCommitRequestPartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TxnOffsetCommitRequestPartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

@@ -33,6 +33,22 @@ impl Default for TxnOffsetCommitResponse {
     }
 }
 
+impl TxnOffsetCommitResponse {
+    /// The fewest bytes a `TxnOffsetCommitResponse` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += 4;
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
+    }
+}
+
 impl Encodable for TxnOffsetCommitResponse {
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         if !(0..=4).contains(&version) {
@@ -79,7 +95,11 @@ impl TxnOffsetCommitResponse {
         let flexible = version >= 3;
         let mut this = Self::default();
         this.throttle_time_ms = r.i32("TxnOffsetCommitResponse.ThrottleTimeMs")?;
-        this.topics = match r.array_len(flexible, "TxnOffsetCommitResponse.Topics")? {
+        this.topics = match r.array_len_min(
+            flexible,
+            TxnOffsetCommitResponseTopic::min_encoded_size(version),
+            "TxnOffsetCommitResponse.Topics",
+        )? {
             None => {
                 return Err(r.error(
                     "TxnOffsetCommitResponse.Topics",
@@ -87,10 +107,9 @@ impl TxnOffsetCommitResponse {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TxnOffsetCommitResponseTopic::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(TxnOffsetCommitResponseTopic::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -122,6 +141,15 @@ impl Sample for TxnOffsetCommitResponse {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TxnOffsetCommitResponse v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -144,6 +172,22 @@ impl Default for TxnOffsetCommitResponseTopic {
             partitions: Vec::<TxnOffsetCommitResponsePartition>::new(),
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TxnOffsetCommitResponseTopic {
+    /// The fewest bytes a `TxnOffsetCommitResponseTopic` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += if flexible { 1 } else { 2 };
+        n += if flexible { 1 } else { 4 };
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -179,7 +223,11 @@ impl Decodable for TxnOffsetCommitResponseTopic {
         let flexible = version >= 3;
         let mut this = Self::default();
         this.name = r.string(flexible, "TxnOffsetCommitResponseTopic.Name")?;
-        this.partitions = match r.array_len(flexible, "TxnOffsetCommitResponseTopic.Partitions")? {
+        this.partitions = match r.array_len_min(
+            flexible,
+            TxnOffsetCommitResponsePartition::min_encoded_size(version),
+            "TxnOffsetCommitResponseTopic.Partitions",
+        )? {
             None => {
                 return Err(r.error(
                     "TxnOffsetCommitResponseTopic.Partitions",
@@ -187,10 +235,9 @@ impl Decodable for TxnOffsetCommitResponseTopic {
                 ));
             }
             Some(n) => {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(TxnOffsetCommitResponsePartition::decode(r, version)?);
-                }
+                let v = decode_array(r, n, |r| {
+                    Ok(TxnOffsetCommitResponsePartition::decode(r, version)?)
+                })?;
                 v
             }
         };
@@ -222,6 +269,15 @@ impl Sample for TxnOffsetCommitResponseTopic {
                 data: g.bytes(),
             });
         }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TxnOffsetCommitResponseTopic v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
+        }
         this
     }
 }
@@ -244,6 +300,22 @@ impl Default for TxnOffsetCommitResponsePartition {
             error_code: 0,
             unknown_tagged_fields: Vec::new(),
         }
+    }
+}
+
+impl TxnOffsetCommitResponsePartition {
+    /// The fewest bytes a `TxnOffsetCommitResponsePartition` takes on the wire in `version` (every array and string
+    /// empty, no tagged field): decoders refuse an array length whose elements cannot fit in
+    /// the bytes left.
+    pub fn min_encoded_size(version: i16) -> usize {
+        let flexible = version >= 3;
+        let mut n = 0usize;
+        n += 4;
+        n += 2;
+        if flexible {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -293,6 +365,15 @@ impl Sample for TxnOffsetCommitResponsePartition {
                 tag: 10_000 + (g.u64() % 100) as u32,
                 data: g.bytes(),
             });
+        }
+        let mut enc = BytesMut::new();
+        if this.encode(&mut enc, version).is_ok() {
+            assert!(
+                enc.len() >= Self::min_encoded_size(version),
+                "TxnOffsetCommitResponsePartition v{version}: {} bytes < min_encoded_size {}",
+                enc.len(),
+                Self::min_encoded_size(version)
+            );
         }
         this
     }

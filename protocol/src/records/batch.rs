@@ -3,11 +3,11 @@
 
 use bytes::Bytes;
 
-use super::compression::decompress;
+use super::compression::decompress_charged;
 use super::record::{Record, Records};
 use super::{
     ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_TRANSACTIONAL, Compression, DecodeOptions,
-    LOG_OVERHEAD, MAGIC_V2, RECORD_BATCH_OVERHEAD, TimestampType,
+    DecompressionBudget, LOG_OVERHEAD, MAGIC_V2, RECORD_BATCH_OVERHEAD, TimestampType,
 };
 use crate::error::{DecodeError, DecodeErrorKind};
 
@@ -119,9 +119,17 @@ impl BatchHeader {
         self.attributes & ATTR_DELETE_HORIZON != 0
     }
 
-    /// Offset of the last record: `base_offset + last_offset_delta`.
+    /// Offset of the last record: `base_offset + last_offset_delta` (saturating; a decoded
+    /// batch is checked to end before `i64::MAX`).
     pub const fn last_offset(&self) -> i64 {
-        self.base_offset.wrapping_add(self.last_offset_delta as i64)
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
+    }
+
+    /// The offset after the batch, where a consumer continues: `last_offset() + 1`
+    /// (saturating; a decoded batch is checked to end before `i64::MAX`).
+    pub const fn next_offset(&self) -> i64 {
+        self.last_offset().saturating_add(1)
     }
 
     /// Total size of the batch on the wire in bytes, including the 12-byte log overhead.
@@ -145,8 +153,19 @@ impl RecordBatch {
     /// the records (at most `opts.max_decompressed_size` bytes). Uncompressed records are shared
     /// with `batch`, not copied. Error offsets count from the start of `batch`.
     pub fn decode(batch: Bytes, opts: &DecodeOptions) -> Result<RecordBatch, DecodeError> {
+        Self::decode_with_budget(batch, opts, None)
+    }
+
+    /// [`RecordBatch::decode`], charging the decompressed size to `budget` (if any): a batch
+    /// that would pass what the budget has left is a [`DecodeErrorKind::DecompressionBudget`]
+    /// error.
+    pub fn decode_with_budget(
+        batch: Bytes,
+        opts: &DecodeOptions,
+        budget: Option<&DecompressionBudget>,
+    ) -> Result<RecordBatch, DecodeError> {
         let base = BatchHeader::parse(&batch).map(|h| h.base_offset);
-        decode_inner(batch, opts).map_err(|e| match base {
+        decode_inner(batch, opts, budget).map_err(|e| match base {
             Some(b) => e.in_context(|| format!("record batch at base offset {b}")),
             None => e,
         })
@@ -178,6 +197,12 @@ impl RecordBatch {
     /// offsets in between may be missing.
     pub fn last_offset(&self) -> i64 {
         self.header.last_offset()
+    }
+
+    /// The offset after the batch (`last_offset() + 1`, saturating), where a consumer
+    /// continues.
+    pub fn next_offset(&self) -> i64 {
+        self.header.next_offset()
     }
 
     /// Leader epoch that appended the batch (KIP-101).
@@ -283,7 +308,11 @@ fn invalid(what: &'static str, at: usize, text: String) -> DecodeError {
     DecodeError::new(what, at, DecodeErrorKind::Invalid(text))
 }
 
-fn decode_inner(batch: Bytes, opts: &DecodeOptions) -> Result<RecordBatch, DecodeError> {
+fn decode_inner(
+    batch: Bytes,
+    opts: &DecodeOptions,
+    budget: Option<&DecompressionBudget>,
+) -> Result<RecordBatch, DecodeError> {
     let Some(header) = BatchHeader::parse(&batch) else {
         return Err(DecodeError::new(
             "record batch header",
@@ -329,6 +358,22 @@ fn decode_inner(batch: Bytes, opts: &DecodeOptions) -> Result<RecordBatch, Decod
     }
     let compression = Compression::from_attributes(header.attributes)
         .map_err(|k| DecodeError::new("record batch attributes", 21, k))?;
+    // A consumer continues at last offset + 1: that must be an offset.
+    if header
+        .base_offset
+        .checked_add(header.last_offset_delta as i64)
+        .and_then(|last| last.checked_add(1))
+        .is_none()
+    {
+        return Err(invalid(
+            "last offset delta",
+            23,
+            format!(
+                "base offset {} + last offset delta {} leaves no next offset below i64::MAX",
+                header.base_offset, header.last_offset_delta
+            ),
+        ));
+    }
     if header.records_count < 0 {
         return Err(invalid(
             "records count",
@@ -343,7 +388,7 @@ fn decode_inner(batch: Bytes, opts: &DecodeOptions) -> Result<RecordBatch, Decod
         batch.slice(RECORD_BATCH_OVERHEAD..)
     } else {
         let payload = &batch[RECORD_BATCH_OVERHEAD..];
-        decompress(compression, payload, opts.max_decompressed_size)
+        decompress_charged(compression, payload, opts.max_decompressed_size, budget)
             .map(Bytes::from)
             .map_err(|k| DecodeError::new("records", RECORD_BATCH_OVERHEAD, k))?
     };

@@ -4,8 +4,13 @@
 //! framing (8-byte magic `0x82 "SNAPPY" 0x00`, int32 version, int32 compatible version, then
 //! blocks of `[int32 length][raw snappy block]`), and a plain raw snappy block is also accepted;
 //! LZ4 is the LZ4 frame format (KIP-57); zstd is a zstd frame (KIP-110).
+//!
+//! Decompression is bounded: at most the per-batch cap (and what a [`DecompressionBudget`] has
+//! left), the output vector grows with the bytes produced and never past the limit, zstd frames
+//! may not ask for a window above the cap, and LZ4 frames are decoded block by block straight
+//! into the output (no buffers sized from a header's block size).
 
-#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
+#[cfg(any(feature = "gzip", feature = "zstd"))]
 use std::io::Read;
 #[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
 use std::io::Write;
@@ -14,7 +19,7 @@ use std::io::Write;
 use bytes::BufMut;
 use bytes::BytesMut;
 
-use super::{Compression, CompressionConfig};
+use super::{Compression, CompressionConfig, DecompressionBudget};
 use crate::error::{DecodeErrorKind, EncodeError};
 
 /// The 8-byte magic that starts a snappy-java (xerial) stream.
@@ -38,126 +43,395 @@ const GZIP_DEFAULT_LEVEL: i32 = 6;
 #[cfg(feature = "zstd")]
 const ZSTD_DEFAULT_LEVEL: i32 = 3;
 
+/// Why decompression stopped early.
+pub(crate) enum Stop {
+    /// The output would pass the limit.
+    TooBig,
+    /// The input is not valid for the codec.
+    Failed(DecodeErrorKind),
+}
+
+impl From<DecodeErrorKind> for Stop {
+    fn from(k: DecodeErrorKind) -> Self {
+        Stop::Failed(k)
+    }
+}
+
+/// The per-batch cap error.
 #[cold]
-fn too_big(limit: usize) -> DecodeErrorKind {
+fn too_big(limit: usize, input: usize) -> DecodeErrorKind {
     DecodeErrorKind::Decompression(format!(
-        "decompressed size exceeds the limit of {limit} bytes"
+        "decompressed size exceeds the limit of {limit} bytes per batch ({input} bytes compressed)"
     ))
 }
 
-/// Reads all of `r` into a vector of at most `limit` bytes; more is an error.
-#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
-fn read_bounded(r: impl Read, hint: usize, limit: usize) -> Result<Vec<u8>, DecodeErrorKind> {
-    let mut out = Vec::with_capacity(hint.min(limit));
-    r.take((limit as u64).saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeErrorKind::Decompression(e.to_string()))?;
-    if out.len() > limit {
-        return Err(too_big(limit));
+/// Reads all of `r` into a vector of at most `limit` bytes; more is [`Stop::TooBig`]. The
+/// vector starts at `hint` bytes and doubles as output arrives, but never past `limit + 1`
+/// (one byte more tells that the limit is passed).
+#[cfg(any(feature = "gzip", feature = "zstd"))]
+fn read_bounded(
+    mut r: impl Read,
+    hint: usize,
+    limit: usize,
+    error: impl Fn(std::io::Error) -> DecodeErrorKind,
+) -> Result<Vec<u8>, Stop> {
+    let end = limit.saturating_add(1);
+    let mut out = Vec::with_capacity(hint.clamp(1, end));
+    loop {
+        let room = out.capacity() - out.len();
+        // Fill the room exactly: `read_to_end` only grows the vector past it to see EOF, and
+        // a `take` that is used up is EOF.
+        let n = (&mut r)
+            .take(room as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| Stop::Failed(error(e)))?;
+        if out.len() > limit {
+            return Err(Stop::TooBig);
+        }
+        if n < room {
+            return Ok(out);
+        }
+        let grow = out.len().max(8 << 10).min(end - out.len());
+        out.reserve_exact(grow);
     }
+}
+
+#[cfg(feature = "gzip")]
+fn io_error(e: std::io::Error) -> DecodeErrorKind {
+    DecodeErrorKind::Decompression(e.to_string())
+}
+
+/// The largest zstd window (log2) a frame may ask for when batches may inflate to `cap` bytes:
+/// the decoder's buffer follows the window, so a tiny frame cannot make it allocate more than
+/// the cap (a 72-byte frame can ask for 2^31). Never below 2^21, the window of Kafka's default
+/// level (3) when the producer does not say the size: such batches decode under any cap. With
+/// the default 64 MiB cap that is 2^26, every level but 22 (--ultra, 2^27).
+#[cfg(feature = "zstd")]
+fn zstd_window_log_max(cap: usize) -> u32 {
+    (usize::BITS - cap.saturating_sub(1).leading_zeros()).clamp(21, 31)
+}
+
+/// Decompresses `input` into at most `limit` bytes; `cap` (the per-batch cap, at least
+/// `limit`) also bounds zstd's window.
+fn inflate(codec: Compression, input: &[u8], limit: usize, cap: usize) -> Result<Vec<u8>, Stop> {
+    // A guess of the output size: compressed records commonly shrink 2-4x.
+    let _hint = input.len().saturating_mul(4);
+    let _ = cap;
+    let out = match codec {
+        Compression::None => {
+            if input.len() > limit {
+                return Err(Stop::TooBig);
+            }
+            input.to_vec()
+        }
+        #[cfg(feature = "gzip")]
+        Compression::Gzip => read_bounded(
+            flate2::read::MultiGzDecoder::new(input),
+            _hint,
+            limit,
+            io_error,
+        )?,
+        #[cfg(feature = "snappy")]
+        Compression::Snappy => snappy_decompress(input, limit)?,
+        #[cfg(feature = "lz4")]
+        Compression::Lz4 => lz4_decompress(input, _hint, limit, false)?,
+        #[cfg(feature = "zstd")]
+        Compression::Zstd => {
+            let log = zstd_window_log_max(cap);
+            let zstd_error = move |e: std::io::Error| {
+                let text = e.to_string();
+                DecodeErrorKind::Decompression(if text.contains("memory") {
+                    format!(
+                        "zstd: {text} (a frame's window may be at most {} bytes, from the per-batch decompression limit of {cap} bytes)",
+                        1u64 << log
+                    )
+                } else {
+                    format!("zstd: {text}")
+                })
+            };
+            let mut d = zstd::stream::read::Decoder::with_buffer(input).map_err(zstd_error)?;
+            d.window_log_max(log).map_err(zstd_error)?;
+            read_bounded(d, _hint, limit, zstd_error)?
+        }
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(Stop::Failed(DecodeErrorKind::UnsupportedCompression(
+                other.id(),
+            )));
+        }
+    };
     Ok(out)
 }
 
 /// Decompresses a batch payload compressed with `codec` into at most `limit` bytes.
+#[cfg(test)]
 pub(crate) fn decompress(
     codec: Compression,
     input: &[u8],
     limit: usize,
 ) -> Result<Vec<u8>, DecodeErrorKind> {
-    // A guess of the output size: compressed records commonly shrink 2-4x.
-    let _hint = input.len().saturating_mul(4);
-    match codec {
-        Compression::None => {
-            if input.len() > limit {
-                return Err(too_big(limit));
+    decompress_charged(codec, input, limit, None)
+}
+
+/// Decompresses a batch payload compressed with `codec` into at most `cap` bytes (the
+/// per-batch cap) and at most what `budget` has left, and charges the budget for the result.
+pub(crate) fn decompress_charged(
+    codec: Compression,
+    input: &[u8],
+    cap: usize,
+    budget: Option<&DecompressionBudget>,
+) -> Result<Vec<u8>, DecodeErrorKind> {
+    let limit = cap.min(remaining(budget));
+    charge(
+        inflate(codec, input, limit, cap),
+        input.len(),
+        cap,
+        limit,
+        budget,
+    )
+}
+
+fn remaining(budget: Option<&DecompressionBudget>) -> usize {
+    budget.map_or(usize::MAX, DecompressionBudget::remaining)
+}
+
+/// Turns the outcome of decompressing `input_len` bytes under `cap` and `budget` into the
+/// output (charged to the budget) or the error that names the limit that stopped it.
+fn charge(
+    result: Result<Vec<u8>, Stop>,
+    input_len: usize,
+    cap: usize,
+    limit: usize,
+    budget: Option<&DecompressionBudget>,
+) -> Result<Vec<u8>, DecodeErrorKind> {
+    match result {
+        Ok(mut out) => {
+            // The vector may have grown past its length; what is kept is what is charged.
+            out.shrink_to_fit();
+            if let Some(b) = budget {
+                b.charge(out.len())?;
             }
-            Ok(input.to_vec())
+            Ok(out)
         }
-        #[cfg(feature = "gzip")]
-        Compression::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(input), _hint, limit),
-        #[cfg(feature = "snappy")]
-        Compression::Snappy => snappy_decompress(input, limit),
-        #[cfg(feature = "lz4")]
-        Compression::Lz4 => read_bounded(lz4_flex::frame::FrameDecoder::new(input), _hint, limit),
-        #[cfg(feature = "zstd")]
-        Compression::Zstd => {
-            let d = zstd::stream::read::Decoder::with_buffer(input)
-                .map_err(|e| DecodeErrorKind::Decompression(e.to_string()))?;
-            read_bounded(d, _hint, limit)
+        Err(Stop::TooBig) if limit < cap => {
+            Err(budget.map_or_else(|| too_big(cap, input_len), |b| b.exceeded(limit + 1)))
         }
-        #[allow(unreachable_patterns)]
-        other => Err(DecodeErrorKind::UnsupportedCompression(other.id())),
+        Err(Stop::TooBig) => Err(too_big(cap, input_len)),
+        Err(Stop::Failed(k)) => Err(k),
     }
 }
 
-/// Decompresses the value of a legacy (magic 0/1) wrapper message. Magic-0 LZ4 payloads from
-/// old Java clients carry a frame header checksum computed over the frame magic too (KAFKA-3160);
-/// such a checksum is corrected before decoding.
+/// Decompresses the value of a legacy (magic 0/1) wrapper message, as [`decompress_charged`].
+/// Magic-0 LZ4 payloads from old Java clients carry a frame header checksum computed over the
+/// frame magic too (KAFKA-3160); such a checksum is accepted for magic 0.
 pub(crate) fn decompress_legacy(
     codec: Compression,
     magic: i8,
     input: &[u8],
-    limit: usize,
+    cap: usize,
+    budget: Option<&DecompressionBudget>,
 ) -> Result<Vec<u8>, DecodeErrorKind> {
     #[cfg(feature = "lz4")]
-    if codec == Compression::Lz4
-        && magic == 0
-        && let Some(fixed) = fix_kafka3160_header_checksum(input)
-    {
-        return decompress(codec, &fixed, limit);
+    if codec == Compression::Lz4 && magic == 0 {
+        let hint = input.len().saturating_mul(4);
+        let limit = cap.min(remaining(budget));
+        return charge(
+            lz4_decompress(input, hint, limit, true),
+            input.len(),
+            cap,
+            limit,
+            budget,
+        );
     }
     let _ = magic;
-    decompress(codec, input, limit)
+    decompress_charged(codec, input, cap, budget)
 }
 
-/// If `frame`'s LZ4 header checksum is the one computed over bytes 0.. instead of 4.. (the
-/// KAFKA-3160 bug of magic-0 LZ4), a copy with the correct checksum.
+/// LZ4 frame format (the LZ4 frame specification; Kafka: KIP-57).
 #[cfg(feature = "lz4")]
-fn fix_kafka3160_header_checksum(frame: &[u8]) -> Option<Vec<u8>> {
-    let flg = *frame.get(4)?;
-    // FLG bit 3: content size (8 bytes) follows BD; bit 0: dictionary id (4 bytes).
-    let hc_at = 6 + if flg & 0x08 != 0 { 8 } else { 0 } + if flg & 0x01 != 0 { 4 } else { 0 };
-    let stored = *frame.get(hc_at)?;
-    let right = (xxh32_small(&frame[4..hc_at]) >> 8) as u8;
-    let broken = (xxh32_small(&frame[..hc_at]) >> 8) as u8;
-    if stored == right || stored != broken {
-        return None;
-    }
-    let mut fixed = frame.to_vec();
-    fixed[hc_at] = right;
-    Some(fixed)
+const LZ4_MAGIC: u32 = 0x184D_2204;
+/// Skippable frames: magic 0x184D2A50-0x184D2A5F, then a 4-byte size.
+#[cfg(feature = "lz4")]
+const LZ4_SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
+#[cfg(feature = "lz4")]
+const LZ4_SKIPPABLE: u32 = 0x184D_2A50;
+/// How far back a linked block may reach into the output before it.
+#[cfg(feature = "lz4")]
+const LZ4_WINDOW: usize = 64 * 1024;
+
+#[cfg(feature = "lz4")]
+fn lz4_error(text: impl std::fmt::Display) -> Stop {
+    Stop::Failed(DecodeErrorKind::Decompression(format!("lz4: {text}")))
 }
 
-/// XXH32 with seed 0 of an input shorter than 16 bytes (the LZ4 frame descriptor), per the
-/// xxHash specification's short-input path.
 #[cfg(feature = "lz4")]
-fn xxh32_small(data: &[u8]) -> u32 {
-    const P1: u32 = 0x9E37_79B1;
-    const P2: u32 = 0x85EB_CA77;
-    const P3: u32 = 0xC2B2_AE3D;
-    const P4: u32 = 0x27D4_EB2F;
-    const P5: u32 = 0x1656_67B1;
-    debug_assert!(data.len() < 16);
-    let mut acc = P5.wrapping_add(data.len() as u32);
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        let lane = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        acc = acc
-            .wrapping_add(lane.wrapping_mul(P3))
-            .rotate_left(17)
-            .wrapping_mul(P4);
+fn lz4_take<'a>(rest: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], Stop> {
+    match rest.split_at_checked(n) {
+        Some((head, tail)) => {
+            *rest = tail;
+            Ok(head)
+        }
+        None => Err(lz4_error(format!(
+            "{what} is cut short ({n} bytes needed, {} left)",
+            rest.len()
+        ))),
     }
-    for &b in words.remainder() {
-        acc = acc
-            .wrapping_add((b as u32).wrapping_mul(P5))
-            .rotate_left(11)
-            .wrapping_mul(P1);
+}
+
+#[cfg(feature = "lz4")]
+fn lz4_u32(rest: &mut &[u8], what: &str) -> Result<u32, Stop> {
+    let b = lz4_take(rest, 4, what)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Decodes concatenated LZ4 frames straight into one output vector: each block is decompressed
+/// from the input slice into the output (a linked block reads the 64 KiB before it from there),
+/// so memory follows the bytes actually produced, never a block size a header announces. At
+/// most `limit` bytes, else [`Stop::TooBig`]. Header, block and content checksums are checked;
+/// `kafka3160` also accepts a header checksum computed over the magic too (KAFKA-3160).
+#[cfg(feature = "lz4")]
+fn lz4_decompress(
+    input: &[u8],
+    hint: usize,
+    limit: usize,
+    kafka3160: bool,
+) -> Result<Vec<u8>, Stop> {
+    use lz4_flex::block::{DecompressError, decompress_into, decompress_into_with_dict};
+    // `out[..filled]` is output; `out[filled..]` is zeroed room for the next block.
+    let mut out: Vec<u8> = Vec::with_capacity(hint.min(limit));
+    let mut filled = 0usize;
+    let mut rest = input;
+    while !rest.is_empty() {
+        let frame = rest;
+        let magic = lz4_u32(&mut rest, "frame magic")?;
+        if magic & LZ4_SKIPPABLE_MASK == LZ4_SKIPPABLE {
+            let size = lz4_u32(&mut rest, "skippable frame size")? as usize;
+            lz4_take(&mut rest, size, "skippable frame")?;
+            continue;
+        }
+        if magic != LZ4_MAGIC {
+            return Err(lz4_error(format!("not an LZ4 frame (magic {magic:#010x})")));
+        }
+        let fd = lz4_take(&mut rest, 2, "frame descriptor")?;
+        let (flg, bd) = (fd[0], fd[1]);
+        if flg >> 6 != 1 {
+            return Err(lz4_error(format!("frame version {} is not 1", flg >> 6)));
+        }
+        if flg & 0x02 != 0 || bd & 0x8f != 0 {
+            return Err(lz4_error("reserved frame descriptor bits are set"));
+        }
+        let independent = flg & 0x20 != 0;
+        let block_checksums = flg & 0x10 != 0;
+        let content_checksum = flg & 0x04 != 0;
+        let max_block = match (bd >> 4) & 0x07 {
+            4 => 64 << 10,
+            5 => 256 << 10,
+            6 => 1 << 20,
+            7 => 4 << 20,
+            id => return Err(lz4_error(format!("block maximum size id {id} is not 4-7"))),
+        };
+        let content_size = if flg & 0x08 != 0 {
+            let b = lz4_take(&mut rest, 8, "content size")?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            Some(u64::from_le_bytes(a))
+        } else {
+            None
+        };
+        let dict_id = flg & 0x01 != 0;
+        if dict_id {
+            lz4_take(&mut rest, 4, "dictionary id")?;
+        }
+        let descriptor_end = frame.len() - rest.len();
+        let stored = lz4_take(&mut rest, 1, "header checksum")?[0];
+        if stored != lz4_header_checksum(&frame[4..descriptor_end])
+            && !(kafka3160 && stored == lz4_header_checksum(&frame[..descriptor_end]))
+        {
+            return Err(lz4_error("frame header checksum mismatch"));
+        }
+        if dict_id {
+            return Err(lz4_error("frames with a dictionary id are not supported"));
+        }
+        let frame_start = filled;
+        loop {
+            let raw = lz4_u32(&mut rest, "block size")?;
+            if raw == 0 {
+                break;
+            }
+            let len = (raw & 0x7fff_ffff) as usize;
+            if len > max_block {
+                return Err(lz4_error(format!(
+                    "a {len}-byte block is over the frame's {max_block}-byte block size"
+                )));
+            }
+            let data = lz4_take(&mut rest, len, "block")?;
+            if block_checksums {
+                let sum = lz4_u32(&mut rest, "block checksum")?;
+                if sum != twox_hash::XxHash32::oneshot(0, data) {
+                    return Err(lz4_error("block checksum mismatch"));
+                }
+            }
+            // Room for a whole block, but not past the limit.
+            let room = max_block.min(limit - filled);
+            if out.len() < filled + room {
+                out.resize(filled + room, 0);
+            }
+            let n = if raw & 0x8000_0000 != 0 {
+                // Stored uncompressed.
+                if len > room {
+                    return Err(if room < max_block {
+                        Stop::TooBig
+                    } else {
+                        lz4_error("block overruns")
+                    });
+                }
+                out[filled..filled + len].copy_from_slice(data);
+                len
+            } else {
+                let (before, after) = out.split_at_mut(filled);
+                let dst = &mut after[..room];
+                let result = if independent || filled == frame_start {
+                    decompress_into(data, dst)
+                } else {
+                    let from = filled.saturating_sub(LZ4_WINDOW).max(frame_start);
+                    decompress_into_with_dict(data, dst, &before[from..])
+                };
+                match result {
+                    Ok(n) => n,
+                    Err(DecompressError::OutputTooSmall { .. }) if room < max_block => {
+                        return Err(Stop::TooBig);
+                    }
+                    Err(e) => return Err(lz4_error(e)),
+                }
+            };
+            filled += n;
+        }
+        if content_checksum {
+            let sum = lz4_u32(&mut rest, "content checksum")?;
+            if sum != twox_hash::XxHash32::oneshot(0, &out[frame_start..filled]) {
+                return Err(lz4_error("content checksum mismatch"));
+            }
+        }
+        if let Some(size) = content_size
+            && size != (filled - frame_start) as u64
+        {
+            return Err(lz4_error(format!(
+                "frame holds {} bytes, its header says {size}",
+                filled - frame_start
+            )));
+        }
     }
-    acc ^= acc >> 15;
-    acc = acc.wrapping_mul(P2);
-    acc ^= acc >> 13;
-    acc = acc.wrapping_mul(P3);
-    acc ^ (acc >> 16)
+    out.truncate(filled);
+    Ok(out)
+}
+
+/// The LZ4 frame header checksum of `descriptor`: the second byte of its XXH32 (seed 0). The
+/// descriptor is 2 to 14 bytes (FLG, BD, optional content size and dictionary id); with the
+/// 4-byte magic of the KAFKA-3160 variant up to 18, so this is full XXH32, not a short-input
+/// shortcut.
+#[cfg(feature = "lz4")]
+fn lz4_header_checksum(descriptor: &[u8]) -> u8 {
+    (twox_hash::XxHash32::oneshot(0, descriptor) >> 8) as u8
 }
 
 #[cfg(feature = "snappy")]
@@ -167,18 +441,18 @@ fn snappy_error(e: snap::Error) -> DecodeErrorKind {
 
 /// Decompresses one raw snappy block onto the end of `out`, keeping `out` within `limit`.
 #[cfg(feature = "snappy")]
-fn snappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), DecodeErrorKind> {
+fn snappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Stop> {
     let n = snap::raw::decompress_len(block).map_err(snappy_error)?;
     if n > limit - out.len() {
-        return Err(too_big(limit));
+        return Err(Stop::TooBig);
     }
     // The length is read off the wire: before allocating it, check that the block could expand
     // that far (a snappy element of at least 2 bytes yields at most 64 bytes).
     if n > block.len().saturating_mul(SNAPPY_MAX_RATIO) {
-        return Err(DecodeErrorKind::Decompression(format!(
+        return Err(Stop::Failed(DecodeErrorKind::Decompression(format!(
             "snappy: a {}-byte block cannot hold {n} bytes",
             block.len()
-        )));
+        ))));
     }
     let start = out.len();
     out.resize(start + n, 0);
@@ -190,29 +464,30 @@ fn snappy_block(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Dec
 }
 
 #[cfg(feature = "snappy")]
-fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeErrorKind> {
+fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, Stop> {
     let mut out = Vec::new();
     if !input.starts_with(&XERIAL_MAGIC) {
         snappy_block(input, &mut out, limit)?;
         return Ok(out);
     }
     let Some(mut rest) = input.get(XERIAL_HEADER_LEN..) else {
-        return Err(DecodeErrorKind::Decompression(
-            "snappy: xerial header is cut short".into(),
-        ));
+        return Err(
+            DecodeErrorKind::Decompression("snappy: xerial header is cut short".into()).into(),
+        );
     };
     while !rest.is_empty() {
         let Some((len, tail)) = rest.split_first_chunk::<4>() else {
             return Err(DecodeErrorKind::Decompression(
                 "snappy: xerial block length is cut short".into(),
-            ));
+            )
+            .into());
         };
         let len = u32::from_be_bytes(*len) as usize;
         let Some(block) = tail.get(..len) else {
-            return Err(DecodeErrorKind::Decompression(format!(
+            return Err(Stop::Failed(DecodeErrorKind::Decompression(format!(
                 "snappy: xerial block of {len} bytes overruns the {} left",
                 tail.len()
-            )));
+            ))));
         };
         snappy_block(block, &mut out, limit)?;
         rest = &tail[len..];
@@ -385,25 +660,166 @@ mod tests {
         let data = sample();
         let mut frame = BytesMut::new();
         compress(Compression::Lz4.into(), &data, &mut frame).unwrap();
-        // lz4_flex writes a correct checksum: our xxh32 must agree with it.
+        // lz4_flex writes a correct checksum: ours must agree with it.
         let hc_at = 6 + if frame[4] & 0x08 != 0 { 8 } else { 0 };
-        assert_eq!(frame[hc_at], (xxh32_small(&frame[4..hc_at]) >> 8) as u8);
+        assert_eq!(frame[hc_at], lz4_header_checksum(&frame[4..hc_at]));
         let mut broken = frame.to_vec();
-        broken[hc_at] = (xxh32_small(&frame[..hc_at]) >> 8) as u8;
+        broken[hc_at] = lz4_header_checksum(&frame[..hc_at]);
         assert!(decompress(Compression::Lz4, &broken, usize::MAX).is_err());
-        let back = decompress_legacy(Compression::Lz4, 0, &broken, usize::MAX).unwrap();
+        let back = decompress_legacy(Compression::Lz4, 0, &broken, usize::MAX, None).unwrap();
         assert_eq!(back, data);
-        assert!(decompress_legacy(Compression::Lz4, 1, &broken, usize::MAX).is_err());
-        let back = decompress_legacy(Compression::Lz4, 0, &frame, usize::MAX).unwrap();
+        assert!(decompress_legacy(Compression::Lz4, 1, &broken, usize::MAX, None).is_err());
+        let back = decompress_legacy(Compression::Lz4, 0, &frame, usize::MAX, None).unwrap();
         assert_eq!(back, data);
+    }
+
+    /// Every FLG combination (content size, dictionary id, checksums, block mode): the header
+    /// checksum is computed right (up to 18 bytes hashed for the KAFKA-3160 variant), a wrong
+    /// one is refused, and nothing panics.
+    #[test]
+    fn lz4_header_checksum_for_every_flag_combination() {
+        for low in 0u8..0x40 {
+            let flg = 0x40 | low;
+            let mut frame = vec![0x04, 0x22, 0x4d, 0x18, flg, 0x40];
+            if flg & 0x08 != 0 {
+                frame.extend_from_slice(&0u64.to_le_bytes());
+            }
+            if flg & 0x01 != 0 {
+                frame.extend_from_slice(&7u32.to_le_bytes());
+            }
+            let hc_at = frame.len();
+            let right = lz4_header_checksum(&frame[4..hc_at]);
+            let broken = lz4_header_checksum(&frame[..hc_at]);
+            let wrong = (0..=255u8).find(|b| *b != right && *b != broken).unwrap();
+            for (hc, magic, ok) in [
+                (right, 0, true),
+                (right, 1, true),
+                (broken, 0, true),
+                (broken, 1, broken == right),
+                (wrong, 0, false),
+                (wrong, 1, false),
+            ] {
+                let mut f = frame.clone();
+                f.push(hc);
+                f.extend_from_slice(&[0, 0, 0, 0]); // end mark
+                if flg & 0x04 != 0 {
+                    f.extend_from_slice(&twox_hash::XxHash32::oneshot(0, b"").to_le_bytes());
+                }
+                let r = decompress_legacy(Compression::Lz4, magic, &f, 1 << 20, None);
+                let header_refused =
+                    matches!(&r, Err(e) if e.to_string().contains("header checksum"));
+                if flg & 0x02 != 0 {
+                    // A reserved bit is refused before the checksum is looked at.
+                    assert!(r.is_err() && !header_refused, "flg {flg:#04x}: {r:?}");
+                    continue;
+                }
+                assert_eq!(!header_refused, ok, "flg {flg:#04x} magic {magic}: {r:?}");
+                if ok && flg & 0x03 == 0 {
+                    assert_eq!(r.unwrap(), Vec::<u8>::new(), "flg {flg:#04x}");
+                }
+                for cut in 0..f.len() {
+                    let r = decompress_legacy(Compression::Lz4, magic, &f[..cut], 1 << 20, None);
+                    assert!(cut == 0 || r.is_err(), "flg {flg:#04x} cut {cut}");
+                }
+            }
+        }
+    }
+
+    /// Frames as lz4_flex writes them with every option (block sizes, linked blocks, content
+    /// size, checksums), alone and concatenated, decode to the input; one byte less of limit
+    /// is an error.
+    #[test]
+    fn lz4_frames_with_every_option_round_trip() {
+        use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
+        // Compressible but with long-range repeats (linked blocks reach back) and some noise.
+        let mut data = sample();
+        let mut x = 12345u32;
+        data.extend((0..300_000).map(|i| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            if i % 3 == 0 { x as u8 } else { (i % 97) as u8 }
+        }));
+        for size in [
+            BlockSize::Max64KB,
+            BlockSize::Max256KB,
+            BlockSize::Max1MB,
+            BlockSize::Max4MB,
+        ] {
+            for mode in [BlockMode::Independent, BlockMode::Linked] {
+                for flags in 0..8u8 {
+                    let info = FrameInfo::new()
+                        .block_size(size)
+                        .block_mode(mode)
+                        .content_size((flags & 1 != 0).then_some(data.len() as u64))
+                        .block_checksums(flags & 2 != 0)
+                        .content_checksum(flags & 4 != 0);
+                    let mut enc = FrameEncoder::with_frame_info(info, Vec::new());
+                    enc.write_all(&data).unwrap();
+                    let frame = enc.finish().unwrap();
+                    let what = format!("{size:?} {mode:?} flags {flags}");
+                    let back = decompress(Compression::Lz4, &frame, data.len()).expect(&what);
+                    assert!(back == data, "{what}");
+                    let e = decompress(Compression::Lz4, &frame, data.len() - 1).unwrap_err();
+                    assert!(e.to_string().contains("limit"), "{what}: {e}");
+                    let two = [frame.clone(), frame].concat();
+                    let back = decompress(Compression::Lz4, &two, 2 * data.len()).expect(&what);
+                    assert!(back == [data.clone(), data.clone()].concat(), "{what}");
+                }
+            }
+        }
     }
 
     #[test]
     fn xxh32_known_values() {
-        // Reference values of XXH32 with seed 0 from the xxHash test suite.
-        assert_eq!(xxh32_small(b""), 0x02CC_5D05);
-        assert_eq!(xxh32_small(b"a"), 0x550D_7456);
-        assert_eq!(xxh32_small(b"abc"), 0x32D1_53FF);
+        // Reference values of XXH32 with seed 0 from the xxHash test suite; the 18-byte input
+        // takes the 16-byte stripe path that the frame descriptor with content size and
+        // dictionary id needs.
+        assert_eq!(twox_hash::XxHash32::oneshot(0, b""), 0x02CC_5D05);
+        assert_eq!(twox_hash::XxHash32::oneshot(0, b"a"), 0x550D_7456);
+        assert_eq!(twox_hash::XxHash32::oneshot(0, b"abc"), 0x32D1_53FF);
+        assert_eq!(
+            twox_hash::XxHash32::oneshot(0, b"Nobody inspects the spammish repetition"),
+            0xE229_3B2F
+        );
+    }
+
+    /// A zstd frame of RLE blocks (`blocks` x 1000 bytes) whose header asks for a window of
+    /// 2^`window_log` bytes (no content size, so the decoder would size its buffer from it).
+    fn zstd_rle_frame(window_log: u8, blocks: u32) -> Vec<u8> {
+        let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (window_log - 10) << 3];
+        for i in 0..blocks {
+            let last = u32::from(i + 1 == blocks);
+            let header = last | (1 << 1) | (1000 << 3);
+            f.extend_from_slice(&header.to_le_bytes()[..3]);
+            f.push(b'z');
+        }
+        f
+    }
+
+    #[test]
+    fn zstd_window_is_limited_by_the_cap() {
+        let cap = 64 << 20;
+        assert_eq!(zstd_window_log_max(cap), 26);
+        assert_eq!(zstd_window_log_max(1 << 20), 21);
+        assert_eq!(zstd_window_log_max(usize::MAX), 31);
+        let ok = zstd_rle_frame(26, 3);
+        assert_eq!(
+            decompress(Compression::Zstd, &ok, cap).unwrap(),
+            vec![b'z'; 3000]
+        );
+        // 27 bytes asking for a 128 MiB window: refused, not allocated.
+        let big = zstd_rle_frame(27, 3);
+        let e = decompress(Compression::Zstd, &big, cap).unwrap_err();
+        assert!(e.to_string().contains("window"), "{e}");
+        let e = decompress(Compression::Zstd, &zstd_rle_frame(31, 1), 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("window"), "{e}");
+        // Kafka's default level uses a 2 MiB window: readable under a small cap too.
+        let level3 = zstd_rle_frame(21, 1);
+        assert_eq!(
+            decompress(Compression::Zstd, &level3, 4096).unwrap().len(),
+            1000
+        );
     }
 
     #[test]

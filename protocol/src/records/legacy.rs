@@ -11,7 +11,8 @@ use bytes::Bytes;
 use super::compression::decompress_legacy;
 use super::record::Record;
 use super::{
-    Compression, DecodeOptions, LOG_OVERHEAD, MAGIC_V0, MAGIC_V1, NO_TIMESTAMP, TimestampType,
+    Compression, DecodeOptions, DecompressionBudget, LOG_OVERHEAD, MAGIC_V0, MAGIC_V1,
+    NO_TIMESTAMP, TimestampType,
 };
 use crate::error::{DecodeError, DecodeErrorKind};
 
@@ -235,19 +236,54 @@ fn read_entry(
     Ok((msg, end))
 }
 
+/// How many log entries follow each other from the start of `buf`, reading only their sizes
+/// (stops at the first size that is invalid or overruns; the full read reports it).
+fn count_entries(buf: &[u8]) -> usize {
+    let mut pos = 0usize;
+    let mut n = 0usize;
+    while let Some(head) = buf.get(pos..pos + LOG_OVERHEAD) {
+        let size = be_i32(head, 8);
+        if size < MIN_MESSAGE_V0 as i32 {
+            break;
+        }
+        pos = pos + LOG_OVERHEAD + size as usize;
+        if pos > buf.len() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 impl LegacyBatch {
     /// Decodes one complete legacy log entry (`entry` holds exactly `12 + message_size` bytes),
     /// decompressing a wrapper's inner messages. Error offsets count from the start of `entry`
     /// (for inner messages, from the start of the decompressed payload).
     pub fn decode(entry: Bytes, opts: &DecodeOptions) -> Result<LegacyBatch, DecodeError> {
+        Self::decode_with_budget(entry, opts, None)
+    }
+
+    /// [`LegacyBatch::decode`], charging a wrapper's decompressed size and the bookkeeping of
+    /// its inner messages (`size_of::<LegacyRecord>()` each) to `budget` (if any). Both also
+    /// count against `opts.max_decompressed_size`, so many tiny inner messages cannot hold
+    /// more memory than the cap.
+    pub fn decode_with_budget(
+        entry: Bytes,
+        opts: &DecodeOptions,
+        budget: Option<&DecompressionBudget>,
+    ) -> Result<LegacyBatch, DecodeError> {
         let first = entry.get(..8).map(|b| be_i64(b, 0));
-        Self::decode_inner(entry, opts).map_err(|e| match first {
+        Self::decode_inner(entry, opts, budget).map_err(|e| match first {
             Some(o) => e.in_context(|| format!("legacy message at offset {o}")),
             None => e,
         })
     }
 
-    fn decode_inner(entry: Bytes, opts: &DecodeOptions) -> Result<LegacyBatch, DecodeError> {
+    fn decode_inner(
+        entry: Bytes,
+        opts: &DecodeOptions,
+        budget: Option<&DecompressionBudget>,
+    ) -> Result<LegacyBatch, DecodeError> {
         let (msg, end) = read_entry(&entry, 0, opts)?;
         if end != entry.len() {
             return Err(invalid(
@@ -281,6 +317,7 @@ impl LegacyBatch {
         };
         if compression == Compression::None {
             batch.records.push(msg.into_record());
+            batch.check_offsets()?;
             return Ok(batch);
         }
         let Some(payload) = msg.value else {
@@ -295,9 +332,30 @@ impl LegacyBatch {
             batch.magic,
             &payload,
             opts.max_decompressed_size,
+            budget,
         )
         .map(Bytes::from)
         .map_err(|k| DecodeError::new("compressed message value", 0, k))?;
+        // Each inner message is kept as a `LegacyRecord`: count them first (sizes only), and
+        // charge their bookkeeping before allocating it.
+        let count = count_entries(&inner);
+        let bookkeeping = count.saturating_mul(std::mem::size_of::<LegacyRecord>());
+        if inner.len().saturating_add(bookkeeping) > opts.max_decompressed_size {
+            return Err(DecodeError::new(
+                "compressed message value",
+                0,
+                DecodeErrorKind::Decompression(format!(
+                    "{count} inner messages take {} bytes decompressed and {bookkeeping} bytes of bookkeeping, over the limit of {} bytes per batch",
+                    inner.len(),
+                    opts.max_decompressed_size
+                )),
+            ));
+        }
+        if let Some(b) = budget {
+            b.charge(bookkeeping)
+                .map_err(|k| DecodeError::new("compressed message value", 0, k))?;
+        }
+        batch.records.reserve_exact(count);
         let mut pos = 0;
         while pos < inner.len() {
             let (m, next) = read_entry(&inner, pos, opts)?;
@@ -330,16 +388,40 @@ impl LegacyBatch {
         };
         if batch.magic == MAGIC_V1 {
             // KIP-31: inner offsets are relative; the wrapper's offset is the last inner one's.
-            let base = batch.offset.wrapping_sub(last.offset);
+            let last_offset = last.offset;
+            let base = batch.offset.checked_sub(last_offset);
             let log_append = ts_type == TimestampType::LogAppendTime;
             for r in &mut batch.records {
-                r.offset = base.wrapping_add(r.offset);
+                let Some(offset) = base.and_then(|b| b.checked_add(r.offset)) else {
+                    return Err(invalid(
+                        "inner message offset",
+                        0,
+                        format!(
+                            "relative offset {} under wrapper offset {} (last relative offset {}) overflows",
+                            r.offset, batch.offset, last_offset
+                        ),
+                    ));
+                };
+                r.offset = offset;
                 if log_append {
                     r.timestamp = batch.timestamp;
                 }
             }
         }
+        batch.check_offsets()?;
         Ok(batch)
+    }
+
+    /// A consumer continues at an offset + 1: every offset must be below `i64::MAX`.
+    fn check_offsets(&self) -> Result<(), DecodeError> {
+        match self.records.iter().find(|r| r.offset == i64::MAX) {
+            Some(r) => Err(invalid(
+                "message offset",
+                0,
+                format!("offset {} leaves no next offset", r.offset),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The entry's offset: for a wrapper, the offset of its last inner message.
@@ -355,6 +437,12 @@ impl LegacyBatch {
     /// Offset of the last message.
     pub fn last_offset(&self) -> i64 {
         self.records.last().map_or(self.offset, |r| r.offset)
+    }
+
+    /// The offset after the entry (`last_offset() + 1`, saturating), where a consumer
+    /// continues.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset().saturating_add(1)
     }
 
     /// Magic byte, 0 or 1.

@@ -21,7 +21,9 @@
 //! [`control_batch`] writes transaction markers.
 //!
 //! Decoding never panics and never reserves memory from a length read off the wire; the
-//! decompressed size of a batch is capped by [`DecodeOptions::max_decompressed_size`].
+//! decompressed size of a batch is capped by [`DecodeOptions::max_decompressed_size`], and the
+//! decompressed size of all the batches of one fetch answer by a [`DecompressionBudget`] shared
+//! by their [`RecordSet`]s ([`RecordSet::with_budget`]).
 
 mod batch;
 mod builder;
@@ -46,6 +48,9 @@ pub use builder::{EndTxnMarker, RecordBatchBuilder, control_batch};
 pub use legacy::{LegacyBatch, LegacyRecord};
 pub use record::{ControlRecord, ControlRecordType, Header, Headers, Record, Records};
 pub use set::{Batch, BatchRecords, RecordSet};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::DecodeErrorKind;
 
@@ -247,7 +252,13 @@ pub struct DecodeOptions {
     /// one pass over the bytes but lets corruption through.
     pub verify_crc: bool,
     /// Largest decompressed size of one batch, in bytes; a batch that inflates past it is a
-    /// [`DecodeErrorKind::Decompression`] error (protects against compression bombs).
+    /// [`DecodeErrorKind::Decompression`] error naming the limit (protects against compression
+    /// bombs). It also bounds what a batch may make the decompressor allocate: zstd frames may
+    /// not ask for a window above it (nor below 2 MiB, the window of Kafka's default level),
+    /// and the inner messages of a legacy wrapper count their bookkeeping
+    /// (`size_of::<LegacyRecord>()` each) against it. While a batch is being decompressed its
+    /// output vector may hold up to twice the limit. For a bound over all the batches of a
+    /// fetch answer, see [`DecompressionBudget`].
     pub max_decompressed_size: usize,
 }
 
@@ -257,5 +268,93 @@ impl Default for DecodeOptions {
             verify_crc: true,
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,
         }
+    }
+}
+
+/// A limit on the memory that decompression may take for a group of batches, typically every
+/// batch of one fetch answer: the record sets of all its partitions share one budget
+/// ([`RecordSet::with_budget`]), so a fetch answer of many small batches that each inflate
+/// close to the per-batch cap cannot add up to gigabytes.
+///
+/// What is charged: the decompressed bytes of every compressed batch (magic 2 and legacy
+/// wrappers), plus, for legacy wrappers, the bookkeeping of their inner messages
+/// (`size_of::<LegacyRecord>()`, 88 bytes, each). Uncompressed batches are slices of the
+/// fetch answer and cost nothing. A batch that would pass the limit is not decompressed further
+/// and is a [`DecodeErrorKind::DecompressionBudget`] error naming the limit, the bytes already
+/// used and the bytes the batch needs; the record set's iteration ends there (the batches
+/// before it are good; a consumer keeps them and fetches again from that batch). Batches are
+/// charged when they are decoded and nothing is given back when they are dropped.
+///
+/// Cloning shares the budget (an atomic counter; it can be used from several threads).
+///
+/// ```
+/// use kafkawire_protocol::records::{DecompressionBudget, RecordSet, DecodeOptions};
+/// # let partitions: Vec<bytes::Bytes> = vec![];
+/// // One budget for one fetch answer, e.g. a few times its `fetch.max.bytes`.
+/// let budget = DecompressionBudget::new(4 * 52_428_800);
+/// for records in partitions {
+///     for batch in RecordSet::with_budget(records, DecodeOptions::default(), &budget) {
+///         // ...
+/// #       let _ = batch;
+///     }
+/// }
+/// assert!(budget.used() <= budget.limit());
+/// ```
+#[derive(Debug, Clone)]
+pub struct DecompressionBudget {
+    inner: Arc<BudgetInner>,
+}
+
+#[derive(Debug)]
+struct BudgetInner {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl DecompressionBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> DecompressionBudget {
+        DecompressionBudget {
+            inner: Arc::new(BudgetInner {
+                limit,
+                used: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The limit, in bytes.
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// Bytes charged so far.
+    pub fn used(&self) -> usize {
+        self.inner.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes left: `limit - used`.
+    pub fn remaining(&self) -> usize {
+        self.limit().saturating_sub(self.used())
+    }
+
+    /// The error for a batch needing `needed` bytes more than the budget has left.
+    pub(crate) fn exceeded(&self, needed: usize) -> DecodeErrorKind {
+        DecodeErrorKind::DecompressionBudget {
+            limit: self.limit(),
+            used: self.used(),
+            needed,
+        }
+    }
+
+    /// Takes `n` bytes from the budget, or fails (taking nothing) when fewer are left.
+    pub(crate) fn charge(&self, n: usize) -> Result<(), DecodeErrorKind> {
+        let limit = self.inner.limit;
+        self.inner
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n).filter(|&total| total <= limit)
+            })
+            .map(|_| ())
+            .map_err(|_| self.exceeded(n))
     }
 }

@@ -427,6 +427,21 @@ impl<'a> Records<'a> {
                 )),
             ));
         }
+        // The batch ends before i64::MAX (checked when it was decoded); a record past it must
+        // not wrap around or leave no next offset.
+        let offset = match self.base_offset.checked_add(offset_delta as i64) {
+            Some(o) if o < i64::MAX => o,
+            _ => {
+                return Err(error_at(
+                    "record offset delta",
+                    start,
+                    DecodeErrorKind::Invalid(format!(
+                        "base offset {} + offset delta {offset_delta} leaves no next offset below i64::MAX",
+                        self.base_offset
+                    )),
+                ));
+            }
+        };
         self.buf = c.buf;
         let sequence = if self.base_sequence < 0 {
             -1
@@ -435,7 +450,7 @@ impl<'a> Records<'a> {
             (self.base_sequence as i64 + offset_delta as i64).rem_euclid(1 << 31) as i32
         };
         Ok(Record {
-            offset: self.base_offset.wrapping_add(offset_delta as i64),
+            offset,
             timestamp: match self.log_append_time {
                 Some(t) => t,
                 None => self.base_timestamp.wrapping_add(timestamp_delta),

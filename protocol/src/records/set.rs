@@ -6,8 +6,8 @@ use super::batch::RecordBatch;
 use super::legacy::{LegacyBatch, LegacyRecord, MIN_MESSAGE_V0};
 use super::record::{Record, Records};
 use super::{
-    Compression, DecodeOptions, LOG_OVERHEAD, MAGIC_V0, MAGIC_V1, MAGIC_V2, NO_PRODUCER_EPOCH,
-    NO_PRODUCER_ID, TimestampType,
+    Compression, DecodeOptions, DecompressionBudget, LOG_OVERHEAD, MAGIC_V0, MAGIC_V1, MAGIC_V2,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TimestampType,
 };
 use crate::error::{DecodeError, DecodeErrorKind};
 
@@ -43,6 +43,15 @@ impl Batch {
         match self {
             Batch::V2(b) => b.last_offset(),
             Batch::Legacy(b) => b.last_offset(),
+        }
+    }
+
+    /// The offset after the batch, where a consumer continues: `last_offset() + 1`. Decoding
+    /// checks that it exists (a batch ending at `i64::MAX` is an error), and it saturates.
+    pub fn next_offset(&self) -> i64 {
+        match self {
+            Batch::V2(b) => b.next_offset(),
+            Batch::Legacy(b) => b.next_offset(),
         }
     }
 
@@ -173,11 +182,17 @@ impl<'a> Iterator for BatchRecords<'a> {
 ///   an error naming its base offset; the iteration then continues with the next batch, as its
 ///   length is known.
 /// - A length prefix below the smallest legal size is an error that ends the iteration.
+/// - A batch that would take the decompressed size past the set's [`DecompressionBudget`] (if
+///   it has one) is a [`DecodeErrorKind::DecompressionBudget`] error that ends the iteration.
+///
+/// Memory: uncompressed batches share `records`; each compressed batch holds at most
+/// [`DecodeOptions::max_decompressed_size`] bytes, and all of them together at most the budget.
 #[derive(Debug, Clone)]
 pub struct RecordSet {
     buf: Bytes,
     pos: usize,
     opts: DecodeOptions,
+    budget: Option<DecompressionBudget>,
     truncated: bool,
     stopped: bool,
 }
@@ -194,9 +209,41 @@ impl RecordSet {
             buf: records,
             pos: 0,
             opts,
+            budget: None,
             truncated: false,
             stopped: false,
         }
+    }
+
+    /// A record set over `records` decoded with `opts` whose decompression is charged to
+    /// `budget`, shared with every other set given (a clone of) the same budget: one budget
+    /// per fetch answer bounds the memory of all its partitions' batches together. See
+    /// [`DecompressionBudget`] for what is charged.
+    pub fn with_budget(
+        records: Bytes,
+        opts: DecodeOptions,
+        budget: &DecompressionBudget,
+    ) -> RecordSet {
+        RecordSet {
+            budget: Some(budget.clone()),
+            ..RecordSet::with_options(records, opts)
+        }
+    }
+
+    /// A record set over `records` (default options otherwise) whose batches together may
+    /// decompress to at most `limit` bytes: [`RecordSet::with_budget`] with a budget of its
+    /// own.
+    pub fn with_decompression_limit(records: Bytes, limit: usize) -> RecordSet {
+        RecordSet::with_budget(
+            records,
+            DecodeOptions::default(),
+            &DecompressionBudget::new(limit),
+        )
+    }
+
+    /// The budget this set charges, if it has one.
+    pub fn budget(&self) -> Option<&DecompressionBudget> {
+        self.budget.as_ref()
     }
 
     /// True once the iteration has reached a trailing partial batch. A consumer that got no
@@ -251,15 +298,22 @@ impl RecordSet {
         }
         self.pos += size;
         let bytes = self.buf.slice(pos..pos + size);
+        let budget = self.budget.as_ref();
         let result = match bytes[16] as i8 {
-            MAGIC_V2 => RecordBatch::decode(bytes, &self.opts).map(Batch::V2),
-            MAGIC_V0 | MAGIC_V1 => LegacyBatch::decode(bytes, &self.opts).map(Batch::Legacy),
+            MAGIC_V2 => RecordBatch::decode_with_budget(bytes, &self.opts, budget).map(Batch::V2),
+            MAGIC_V0 | MAGIC_V1 => {
+                LegacyBatch::decode_with_budget(bytes, &self.opts, budget).map(Batch::Legacy)
+            }
             m => Err(
                 DecodeError::new("record batch magic", 16, DecodeErrorKind::UnknownMagic(m))
                     .in_context(|| format!("record batch at base offset {base_offset}")),
             ),
         };
         Some(result.map_err(|mut e| {
+            if matches!(e.kind, DecodeErrorKind::DecompressionBudget { .. }) {
+                // The budget is spent: later batches are left for another fetch.
+                self.stopped = true;
+            }
             e.offset = e.offset.saturating_add(pos);
             e
         }))

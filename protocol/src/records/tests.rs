@@ -520,3 +520,164 @@ proptest! {
         prop_assert!(matches!(e.kind, DecodeErrorKind::Decompression(_)), "{}", e);
     }
 }
+
+/// A batch of `n` records with `value_len`-byte values (compressible), at `base`.
+fn batch_at(codec: Compression, base: i64, n: usize, value_len: usize) -> Bytes {
+    let mut b = RecordBatchBuilder::new();
+    b.base_offset(base).compression(codec);
+    let value = vec![b'v'; value_len];
+    for _ in 0..n {
+        b.push(1, None, Some(&value), &[]).unwrap();
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn a_budget_is_shared_by_record_sets_and_stops_at_its_limit() {
+    // Each batch inflates to ~100 KB; the budget holds 3 of them across two record sets.
+    let one = batch_at(Compression::Zstd, 0, 10, 10_000);
+    let inflated = {
+        let b = only_batch(one.clone());
+        b.as_v2().unwrap().records_bytes().len()
+    };
+    let budget = DecompressionBudget::new(3 * inflated + inflated / 2);
+    let two: Bytes = [one.clone(), one.clone()].concat().into();
+    let mut first = RecordSet::with_budget(two.clone(), DecodeOptions::default(), &budget);
+    assert!(first.next().unwrap().is_ok());
+    assert!(first.next().unwrap().is_ok());
+    assert!(first.next().is_none());
+    assert_eq!(budget.used(), 2 * inflated);
+    let mut second = RecordSet::with_budget(two, DecodeOptions::default(), &budget);
+    assert!(second.next().unwrap().is_ok());
+    let e = second.next().unwrap().unwrap_err();
+    assert_eq!(
+        e.kind,
+        DecodeErrorKind::DecompressionBudget {
+            limit: 3 * inflated + inflated / 2,
+            used: 3 * inflated,
+            needed: inflated / 2 + 1,
+        }
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("budget") && text.contains("base offset 0"),
+        "{text}"
+    );
+    // The budget is spent: the set ends there.
+    assert!(second.next().is_none());
+    assert_eq!(budget.used(), 3 * inflated);
+    // Uncompressed batches share the input and cost nothing.
+    let plain = batch_at(Compression::None, 0, 10, 10_000);
+    let mut set = RecordSet::with_budget(plain, DecodeOptions::default(), &budget);
+    assert!(set.next().unwrap().is_ok());
+    assert_eq!(budget.used(), 3 * inflated);
+}
+
+#[test]
+fn decompression_limit_of_a_record_set() {
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let one = batch_at(codec, 0, 20, 5_000);
+        let three: Bytes = [one.clone(), one.clone(), one].concat().into();
+        let mut set = RecordSet::with_decompression_limit(three, 250_000);
+        assert!(set.next().unwrap().is_ok(), "{codec}");
+        assert!(set.next().unwrap().is_ok(), "{codec}");
+        let e = set.next().unwrap().unwrap_err();
+        assert!(
+            matches!(
+                e.kind,
+                DecodeErrorKind::DecompressionBudget { limit: 250_000, .. }
+            ),
+            "{codec}: {e}"
+        );
+        assert!(set.next().is_none());
+        assert!(set.budget().unwrap().used() <= 250_000);
+    }
+}
+
+#[test]
+fn a_batch_ending_at_i64_max_is_an_error_not_an_overflow() {
+    // last offset = i64::MAX - 1 is fine; the next offset is i64::MAX.
+    let ok = batch_at(Compression::None, i64::MAX - 2, 2, 1);
+    let b = only_batch(ok);
+    assert_eq!(b.last_offset(), i64::MAX - 1);
+    assert_eq!(b.next_offset(), i64::MAX);
+    let offsets: Vec<i64> = b.records().map(|r| r.unwrap().offset()).collect();
+    assert_eq!(offsets, [i64::MAX - 2, i64::MAX - 1]);
+    for (base, n) in [(i64::MAX - 1, 2), (i64::MAX, 1), (i64::MAX - 5, 6)] {
+        let bad = batch_at(Compression::None, base, n, 1);
+        let e = RecordSet::new(bad).next().unwrap().unwrap_err();
+        assert!(e.to_string().contains("i64::MAX"), "{base}+{n}: {e}");
+    }
+    // A record whose offset delta goes past the batch's last offset, up to i64::MAX.
+    let mut b = batch_at(Compression::None, i64::MAX - 3, 1, 1).to_vec();
+    // First record: length, attributes, timestamp delta, then its offset delta (0 -> 3).
+    b[61 + 3] = 6;
+    let batch = only_batch(with_fixed_crc(b));
+    let e = batch.records().next().unwrap().unwrap_err();
+    assert!(e.to_string().contains("offset delta"), "{e}");
+    // Legacy messages: a plain message at i64::MAX, and magic-1 relative offsets that overflow.
+    let e = RecordSet::new(Bytes::from(legacy_entry(i64::MAX, 1, 0, 5, None, b"v")))
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("no next offset"), "{e}");
+    let mut inner = legacy_entry(0, 1, 0, 1, None, b"a");
+    inner.extend(legacy_entry(i64::MAX, 1, 0, 1, None, b"b"));
+    let mut z = BytesMut::new();
+    compression::compress(Compression::Gzip.into(), &inner, &mut z).unwrap();
+    let wrapper = legacy_entry(-5, 1, 1, 7, None, &z);
+    let e = RecordSet::new(Bytes::from(wrapper))
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("overflows"), "{e}");
+}
+
+#[test]
+fn legacy_inner_message_bookkeeping_counts_against_the_limits() {
+    // 10,000 empty inner messages (26 bytes each) in one gzip wrapper: 260 KB decompressed
+    // plus 880 KB of bookkeeping.
+    let mut inner = Vec::new();
+    for i in 0..10_000 {
+        inner.extend(legacy_entry(i, 0, 0, 0, None, b""));
+    }
+    assert_eq!(inner.len(), 260_000);
+    let mut z = BytesMut::new();
+    compression::compress(Compression::Gzip.into(), &inner, &mut z).unwrap();
+    let wrapper = Bytes::from(legacy_entry(9_999, 0, 1, 0, None, &z));
+    let per = std::mem::size_of::<LegacyRecord>();
+    let need = 260_000 + 10_000 * per;
+    // Under the per-batch cap: refused before the bookkeeping is allocated.
+    let opts = DecodeOptions {
+        max_decompressed_size: need - 1,
+        ..DecodeOptions::default()
+    };
+    let e = RecordSet::with_options(wrapper.clone(), opts)
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("10000 inner messages"), "{e}");
+    // Under a budget.
+    let budget = DecompressionBudget::new(need - 1);
+    let e = RecordSet::with_budget(wrapper.clone(), DecodeOptions::default(), &budget)
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(e.kind, DecodeErrorKind::DecompressionBudget { .. }),
+        "{e}"
+    );
+    // Enough: every message, and the budget charged for all of it.
+    let budget = DecompressionBudget::new(need);
+    let b = RecordSet::with_budget(wrapper, DecodeOptions::default(), &budget)
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.records().count(), 10_000);
+    assert_eq!(budget.used(), need);
+}
