@@ -241,6 +241,53 @@ async fn watch(stats: Arc<Stats>, chunk: Vec<(Instant, DeliveryFuture)>) {
         .extend_from_slice(&latencies);
 }
 
+/// The longest a `--throughput` schedule may run: 100 years (any longer rate is a mistake, and
+/// the clock could not hold it).
+const MAX_SCHEDULE_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
+
+/// The rate limit `--throughput` asks for: `None` for no limit (any negative number, as
+/// Kafka's tool takes -1; or infinity), else records per second.
+///
+/// # Errors
+/// [`Error::Config`] for NaN or 0, and for a rate so low that sending `records` records would
+/// take more than 100 years (e.g. `1e-20`).
+fn throughput_limit(throughput: f64, records: u64) -> Result<Option<f64>, Error> {
+    if throughput.is_nan() || throughput == 0.0 {
+        return Err(Error::Config(
+            "--throughput must be a positive number of records per second, or -1 for no limit"
+                .into(),
+        ));
+    }
+    if throughput < 0.0 || throughput.is_infinite() {
+        return Ok(None);
+    }
+    // The last record is due (records - 1) / rate seconds after the start.
+    let span = records.saturating_sub(1) as f64 / throughput;
+    if span > MAX_SCHEDULE_SECS {
+        return Err(Error::Config(format!(
+            "--throughput {throughput:e} is too low for --records {records}: sending them would take {span:.3e} s (more than 100 years)"
+        )));
+    }
+    Ok(Some(throughput))
+}
+
+/// Checks `--record-size` against what one Produce request may carry (the producer's
+/// `max_request_size`, and `--buffer-memory`), so that a size no record could be sent with
+/// fails at once instead of asking for its payloads' memory.
+///
+/// # Errors
+/// [`Error::Config`] naming the size and the limit.
+fn check_record_size(record_size: usize, buffer_memory: usize) -> Result<(), Error> {
+    let max_request_size = ProducerConfig::default().max_request_size;
+    let limit = max_request_size.min(buffer_memory);
+    if record_size > limit {
+        return Err(Error::Config(format!(
+            "--record-size {record_size} is larger than a record may be: max_request_size is {max_request_size} bytes and --buffer-memory {buffer_memory}"
+        )));
+    }
+    Ok(())
+}
+
 /// `count` payloads of `size` random upper-case letters (as Kafka's tool), from a fixed seed.
 fn payloads(size: usize, count: usize) -> Vec<Bytes> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -290,13 +337,8 @@ async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
             args.compression
         ))
     })?;
-    if args.throughput.is_nan() || args.throughput == 0.0 {
-        return Err(Error::Config(
-            "--throughput must be a positive number of records per second, or -1 for no limit"
-                .into(),
-        ));
-    }
-    let throughput = (args.throughput > 0.0).then_some(args.throughput);
+    let throughput = throughput_limit(args.throughput, args.records)?;
+    check_record_size(args.record_size, args.buffer_memory)?;
     // Fail early, with the topic's name, if it does not exist.
     let topic = client.topic_metadata(&args.topic).await?;
     let partitions = topic
@@ -334,7 +376,15 @@ async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
     let mut stopped = None;
     for i in 0..args.records {
         if let Some(rate) = throughput {
-            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            // Checked by `throughput_limit`: the whole schedule fits the clock.
+            let due = Duration::try_from_secs_f64(i as f64 / rate)
+                .ok()
+                .and_then(|d| started.checked_add(d))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "record {i} cannot be scheduled at {rate} records/s"
+                    ))
+                })?;
             if Instant::now() < due {
                 hand_off(&mut watchers, &stats, &mut chunk);
                 tokio::time::sleep_until(due.into()).await;
@@ -456,6 +506,48 @@ mod tests {
         assert_ne!(a[0], a[1]);
         assert_eq!(a, payloads(100, 3));
         assert!(payloads(0, 1)[0].is_empty());
+    }
+
+    #[test]
+    fn throughput_is_a_positive_rate_or_no_limit() {
+        assert_eq!(throughput_limit(-1.0, 10).unwrap(), None);
+        assert_eq!(throughput_limit(-0.5, 10).unwrap(), None);
+        assert_eq!(throughput_limit(f64::INFINITY, 10).unwrap(), None);
+        assert_eq!(throughput_limit(1000.0, 1_000_000).unwrap(), Some(1000.0));
+        // One record is due at once, whatever the rate.
+        assert_eq!(throughput_limit(1e-20, 1).unwrap(), Some(1e-20));
+        for bad in [0.0, f64::NAN] {
+            let e = throughput_limit(bad, 10).unwrap_err().to_string();
+            assert!(e.contains("--throughput must be a positive"), "{e}");
+        }
+        let e = throughput_limit(1e-20, 10).unwrap_err().to_string();
+        assert!(e.contains("--throughput 1e-20 is too low"), "{e}");
+        assert!(e.contains("100 years"), "{e}");
+        let e = throughput_limit(f64::MIN_POSITIVE, u64::MAX)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("too low"), "{e}");
+        // The largest schedule accepted fits the clock.
+        let rate = throughput_limit(1e-6, 3000).unwrap().unwrap();
+        let span = Duration::try_from_secs_f64(2999.0 / rate).unwrap();
+        assert!(Instant::now().checked_add(span).is_some());
+    }
+
+    #[test]
+    fn record_size_is_bounded_by_what_a_request_carries() {
+        check_record_size(0, 32 << 20).unwrap();
+        check_record_size(100, 32 << 20).unwrap();
+        check_record_size(1 << 20, 32 << 20).unwrap();
+        let e = check_record_size(usize::MAX, 32 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--record-size 18446744073709551615 is larger than a record may be"),
+            "{e}"
+        );
+        assert!(e.contains("max_request_size is 1048576"), "{e}");
+        let e = check_record_size(5000, 4096).unwrap_err().to_string();
+        assert!(e.contains("--buffer-memory 4096"), "{e}");
     }
 
     #[test]

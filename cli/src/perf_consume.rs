@@ -126,6 +126,16 @@ fn summary_line(s: &Summary) -> String {
     line
 }
 
+/// How long a poll may still wait for the next record, `timeout` after `last_progress`:
+/// `None` once that has passed; `Duration::MAX` (no deadline) for a timeout too long for the
+/// clock.
+fn time_left(last_progress: Instant, timeout: Duration, now: Instant) -> Option<Duration> {
+    match last_progress.checked_add(timeout) {
+        Some(deadline) => deadline.checked_duration_since(now),
+        None => Some(Duration::MAX),
+    }
+}
+
 /// Prints `window` to stderr every second until aborted.
 fn spawn_reporter(window: Arc<Window>) -> tokio::task::JoinHandle<()> {
     crate::perf::every_second(move |elapsed| {
@@ -196,8 +206,7 @@ pub(crate) async fn run(client: &Client, args: &ConsumePerfArgs) -> Result<(), E
     let mut failure = None;
     let mut timed_out = false;
     while count < args.records {
-        let Some(remaining) = (last_progress + timeout).checked_duration_since(Instant::now())
-        else {
+        let Some(remaining) = time_left(last_progress, timeout, Instant::now()) else {
             timed_out = true;
             break;
         };
@@ -296,6 +305,22 @@ mod tests {
         );
         // No division by zero.
         assert!(window_line(1, 1, Duration::ZERO).starts_with("1 records consumed, "));
+    }
+
+    #[test]
+    fn the_timeout_runs_from_the_last_progress_and_any_length_is_accepted() {
+        let start = Instant::now();
+        let later = start + Duration::from_millis(400);
+        assert_eq!(
+            time_left(start, Duration::from_secs(1), later),
+            Some(Duration::from_millis(600))
+        );
+        assert_eq!(time_left(start, Duration::from_millis(100), later), None);
+        // --timeout-ms u64::MAX: half a billion years left, no panic.
+        let left = time_left(start, Duration::from_millis(u64::MAX), later).unwrap();
+        assert!(left > Duration::from_secs(1 << 50), "{left:?}");
+        // Past what the clock holds: no deadline, no panic.
+        assert_eq!(time_left(start, Duration::MAX, later), Some(Duration::MAX));
     }
 
     #[test]

@@ -812,6 +812,9 @@ impl Connection {
         version: i16,
         timeout: Duration,
     ) -> Result<impl std::future::Future<Output = Result<Bytes>> + Send + 'static> {
+        // The longest wait a request can be given (the protocol's own timeouts are i32
+        // milliseconds): a larger one, `Duration::MAX` included, means that long.
+        let timeout = timeout.min(Duration::from_millis(i32::MAX as u64));
         let (id, mut rx) = self
             .enqueue(req, version, Some(timeout))?
             .expect("response expected");

@@ -24,12 +24,20 @@ pub(crate) fn split(
     let (from, end) = (p.fetch_offset, p.end_offset);
     let mut n = 0usize;
     let mut cut = None;
+    // The highest offset counted so far: a cut must lie above it, so that each part moves the
+    // position forward (records whose offsets do not increase, which only a broker at fault
+    // sends, make the partition go out whole instead).
+    let mut highest: Option<i64> = None;
     'batches: for b in p.batches.iter() {
         if b.is_control() || b.last_offset() < from || b.base_offset() >= end {
             continue;
         }
-        if b.base_offset() >= from && b.last_offset() < end && n + b.record_count() <= quota {
+        if b.base_offset() >= from
+            && b.last_offset() < end
+            && n.saturating_add(b.record_count()) <= quota
+        {
             n += b.record_count();
+            highest = highest.max(Some(b.last_offset()));
             continue;
         }
         for r in b.records() {
@@ -40,11 +48,15 @@ pub(crate) fn split(
             if offset < from || offset >= end {
                 continue;
             }
+            if highest.is_some_and(|h| offset <= h) {
+                return (p, None, n);
+            }
             if n == quota {
                 cut = Some(offset);
                 break 'batches;
             }
             n += 1;
+            highest = Some(offset);
         }
     }
     let Some(cut) = cut else {

@@ -14,6 +14,11 @@ use crate::{
     RebalanceListener, Records, StartOffset,
 };
 
+/// The longest duration a group or fetch setting of [`ConsumerBuilder`] takes: `i32::MAX`
+/// milliseconds (about 24.8 days), the most the protocol's int32 millisecond fields carry.
+/// Longer ones (up to `Duration::MAX`) saturate to it.
+pub const MAX_GROUP_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
+
 /// Settings of a [`Consumer`]; see [`Consumer::builder`]. Defaults are the Java client's
 /// (Kafka 3.x), except where a setting says otherwise.
 pub struct ConsumerBuilder {
@@ -78,7 +83,8 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Auto commit period (default 5 s).
+    /// Auto commit period (default 5 s). Any duration is accepted: `Duration::MAX` commits
+    /// only before a revocation and on close.
     pub fn auto_commit_interval(mut self, every: Duration) -> Self {
         self.group.auto_commit_interval = every;
         self
@@ -86,22 +92,24 @@ impl ConsumerBuilder {
 
     /// Session timeout: the coordinator removes a member that sends no heartbeat for this
     /// long (default 45 s; the broker bounds it by `group.min/max.session.timeout.ms`).
+    /// Saturates at [`MAX_GROUP_DURATION`], the most the protocol carries.
     pub fn session_timeout(mut self, timeout: Duration) -> Self {
-        self.group.session_timeout = timeout;
+        self.group.session_timeout = timeout.min(MAX_GROUP_DURATION);
         self
     }
 
     /// Heartbeat period (default 3 s), sent from a background task whatever the application
-    /// does between polls.
+    /// does between polls. Saturates at [`MAX_GROUP_DURATION`].
     pub fn heartbeat_interval(mut self, every: Duration) -> Self {
-        self.group.heartbeat_interval = every;
+        self.group.heartbeat_interval = every.min(MAX_GROUP_DURATION);
         self
     }
 
     /// A member that does not poll for this long leaves the group, and the next poll reports
-    /// it (default 5 min). Also the rebalance timeout (KIP-62).
+    /// it (default 5 min). Also the rebalance timeout (KIP-62). Saturates at
+    /// [`MAX_GROUP_DURATION`], the most the protocol carries.
     pub fn max_poll_interval(mut self, interval: Duration) -> Self {
-        self.group.max_poll_interval = interval;
+        self.group.max_poll_interval = interval.min(MAX_GROUP_DURATION);
         self
     }
 
@@ -150,8 +158,19 @@ impl ConsumerBuilder {
     }
 
     /// Longest time the broker holds a fetch waiting for `fetch_min_bytes` (default 500 ms).
+    /// Saturates at [`MAX_GROUP_DURATION`] (the request carries it as int32 milliseconds).
     pub fn fetch_max_wait(mut self, wait: Duration) -> Self {
-        self.group.fetch.fetch_max_wait = wait;
+        self.group.fetch.fetch_max_wait = wait.min(MAX_GROUP_DURATION);
+        self
+    }
+
+    /// The decompression budget: most bytes of decompressed records the consumer holds at
+    /// once (default max(4 x `fetch_max_bytes`, 64 MiB), i.e. 200 MiB with the default
+    /// `fetch_max_bytes`). A batch larger than the whole budget is an
+    /// [`Error::CorruptRecord`] naming the partition, offset and sizes; see
+    /// [`ConsumerConfig::max_decompressed_bytes`].
+    pub fn max_decompressed_bytes(mut self, bytes: usize) -> Self {
+        self.group.fetch.max_decompressed_bytes = Some(bytes);
         self
     }
 
@@ -178,13 +197,21 @@ impl ConsumerBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] when neither or both of `subscribe` and `assign` were given,
-    /// `subscribe` without a group id, `max_poll_records` of 0, an unknown assignor, or an
+    /// `subscribe` without a group id, `max_poll_records` of 0, a decompression budget of 0,
+    /// an unknown assignor, or an
     /// assigned partition with no committed offset while `auto_offset_reset` is none;
     /// metadata, OffsetFetch and ListOffsets errors resolving assigned start offsets.
     pub async fn build(self) -> Result<Consumer> {
         if self.group.fetch.max_poll_records == 0 {
             return Err(Error::Config("max_poll_records must be at least 1".into()));
         }
+        if self.group.fetch.max_decompressed_bytes == Some(0) {
+            return Err(Error::Config(
+                "max_decompressed_bytes must be at least 1 (no compressed batch could be read)"
+                    .into(),
+            ));
+        }
+
         match (self.topics.is_empty(), self.partitions.is_empty()) {
             (false, false) => Err(Error::Config(
                 "a consumer either subscribes to topics or is assigned partitions, not both".into(),
@@ -324,14 +351,16 @@ impl Consumer {
     /// passed. The timeout is checked between fetches: a fetch in progress (at most
     /// `fetch_max_wait`) or a rebalance is finished first, never cut short, so nothing
     /// fetched is lost. In a group, this is also where the member joins, rebalances and auto
-    /// commits.
+    /// commits. A timeout too long to add to the clock (`Duration::MAX`) means no deadline:
+    /// the poll returns with records, a reset report or an error.
     ///
     /// # Errors
     /// As [`GroupConsumer::poll`] and [`PartitionConsumer::poll`]: fatal membership errors,
     /// leaving the group for polling too slowly (reported once), OFFSET_OUT_OF_RANGE with
     /// reset none, corrupt records, non-retriable broker errors naming the partition.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Records> {
-        let deadline = Instant::now() + timeout;
+        // `None`: no deadline (the timeout does not fit the clock, e.g. `Duration::MAX`).
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             let fetched = match &mut self.inner {
                 Inner::Group(g) => g.poll().await?,
@@ -347,7 +376,10 @@ impl Consumer {
                 }
             };
             let records = Records::new(fetched);
-            if !records.is_empty() || !records.resets().is_empty() || Instant::now() >= deadline {
+            if !records.is_empty()
+                || !records.resets().is_empty()
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
                 return Ok(records);
             }
         }

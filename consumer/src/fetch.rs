@@ -3,12 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bytes::Bytes;
 use kafkawire_client::{Admin, Error, Result, offset_spec};
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafkawire_protocol::messages::fetch_response::FetchResponse;
-use kafkawire_protocol::records::{Batch, DecodeOptions, Record, RecordSet};
-use kafkawire_protocol::{DecodeError, ErrorCode, Uuid};
+use kafkawire_protocol::records::{
+    Batch, BatchHeader, Compression, DecodeOptions, DecompressionBudget, LOG_OVERHEAD, MAGIC_V2,
+    Record, RecordSet,
+};
+use kafkawire_protocol::{DecodeError, DecodeErrorKind, ErrorCode, Uuid};
 
 use crate::{IsolationLevel, PartitionConsumer};
 
@@ -214,8 +218,20 @@ fn defer(c: &mut PartitionConsumer, e: Error) {
     }
 }
 
-/// The partitions a new fetch should ask for: assigned, not paused, nothing buffered.
+/// The partitions a new fetch should ask for: assigned, not paused, nothing buffered. While a
+/// partition waits for the whole decompression budget (its first batch did not fit in what was
+/// left), only that one, and only once nothing decompressed is buffered.
 fn wanted(c: &PartitionConsumer) -> Vec<Key> {
+    if let Some(key) = &c.budget_wait
+        && c.assigned.contains_key(key)
+        && !c.paused.contains(key)
+    {
+        return if buffered_decompressed(c) == 0 && !c.buffer.iter().any(|p| is(p, key)) {
+            vec![key.clone()]
+        } else {
+            Vec::new()
+        };
+    }
     c.assigned
         .keys()
         .filter(|k| !c.paused.contains(*k))
@@ -340,7 +356,10 @@ async fn refresh_assigned(c: &mut PartitionConsumer) {
 fn build_request(c: &PartitionConsumer, keys: &[(Key, i64)], wait: bool) -> FetchRequest {
     let meta = c.client.metadata();
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    let mut max_bytes = c.config.fetch_max_bytes;
     for (key, offset) in keys {
+        let partition_max_bytes = partition_fetch_bytes(c, key);
+        max_bytes = max_bytes.max(partition_max_bytes);
         topics.entry(&key.0).or_default().push(FetchPartition {
             partition: key.1,
             // KIP-320: the leader epoch we believe current, so that a broker that is no longer
@@ -351,7 +370,7 @@ fn build_request(c: &PartitionConsumer, keys: &[(Key, i64)], wait: bool) -> Fetc
             fetch_offset: *offset,
             last_fetched_epoch: -1,
             log_start_offset: -1,
-            partition_max_bytes: c.config.max_partition_fetch_bytes,
+            partition_max_bytes,
             ..Default::default()
         });
     }
@@ -366,7 +385,7 @@ fn build_request(c: &PartitionConsumer, keys: &[(Key, i64)], wait: bool) -> Fetc
             0
         },
         min_bytes: c.config.fetch_min_bytes,
-        max_bytes: c.config.fetch_max_bytes,
+        max_bytes,
         isolation_level: match c.config.isolation_level {
             IsolationLevel::ReadUncommitted => 0,
             IsolationLevel::ReadCommitted => 1,
@@ -415,10 +434,16 @@ async fn handle_response(
     }
     let mut stale = false;
     let mut outdated = false;
+    // The decompression budget of this answer: the consumer's, less what the buffer holds of
+    // earlier answers not yet handed out. One batch may take all of it: the per-batch cap is
+    // set above the budget, so that the budget is what stops a batch (and its error says so).
+    let limit = c.config.decompression_budget();
     let opts = DecodeOptions {
         verify_crc: c.config.check_crcs,
-        ..DecodeOptions::default()
+        max_decompressed_size: limit.saturating_add(1),
     };
+    let buffered = buffered_decompressed(c);
+    let budget = DecompressionBudget::new(limit.saturating_sub(buffered));
     for t in resp.responses {
         let name = if t.topic.is_empty() {
             ids.get(&t.topic_id).cloned().unwrap_or_default()
@@ -520,30 +545,37 @@ async fn handle_response(
             state.last_stable_offset = p.last_stable_offset;
             state.log_start_offset = p.log_start_offset;
             let fetch_offset = state.position;
-            let mut end_offset = fetch_offset;
-            let mut batches = Vec::new();
-            let mut corrupt = None;
-            if let Some(records) = p.records {
-                let mut set = RecordSet::with_options(records, opts);
-                for batch in &mut set {
-                    let batch = match batch {
-                        Ok(b) => b,
-                        Err(source) => {
-                            // Keep the good batches before it; stop at the corrupt one.
-                            corrupt = Some(Error::CorruptRecord {
-                                topic: key.0.clone(),
-                                partition: key.1,
-                                source,
-                            });
-                            break;
-                        }
-                    };
-                    if batch.last_offset() < fetch_offset {
-                        continue;
+            let records = p.records.unwrap_or_default();
+            let walk = walk_partition(&key, &records, fetch_offset, opts, &budget, buffered);
+            if c.budget_wait.as_ref() == Some(&key) {
+                c.budget_wait = None;
+            }
+            match walk.stop {
+                Some(Stop::Truncated(cut)) => {
+                    // Nothing buffered: the partition is fetched again at once (with a larger
+                    // limit), or the error says why it cannot be.
+                    if let Some(e) = grow_fetch_size(c, &key, fetch_offset, &cut, broker) {
+                        defer(c, e);
                     }
-                    end_offset = end_offset.max(batch.last_offset() + 1);
-                    batches.push(batch);
+                    continue;
                 }
+                Some(Stop::Budget) if walk.batches.is_empty() => {
+                    tracing::debug!(topic = %key.0, partition = key.1, offset = fetch_offset, buffered, used = budget.used(), limit, "decompression budget spent: the partition is fetched again once the buffered records are handed out");
+                    if c.budget_wait.is_none() {
+                        c.budget_wait = Some(key);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let Walk {
+                mut batches,
+                mut end_offset,
+                error,
+                ..
+            } = walk;
+            if !batches.is_empty() {
+                c.fetch_sizes.remove(&key);
             }
             if c.config.isolation_level == IsolationLevel::ReadCommitted {
                 let aborted: Vec<(i64, i64)> = p
@@ -569,12 +601,339 @@ async fn handle_response(
                 reset: None,
                 batches,
             });
-            if let Some(e) = corrupt {
+            if let Some(e) = error {
                 defer(c, e);
             }
         }
     }
     (stale, outdated)
+}
+
+/// Whether `p` is the buffered data of partition `key`.
+fn is(p: &FetchedPartition, key: &Key) -> bool {
+    p.partition == key.1 && p.topic == key.0
+}
+
+/// Bytes of decompressed records a batch holds (0 for an uncompressed batch: its records are
+/// a view of the fetch response). For a legacy wrapper, its inner messages as decoded.
+fn decompressed_size(b: &Batch) -> usize {
+    if b.compression() == Compression::None {
+        return 0;
+    }
+    match b {
+        Batch::V2(b) => b.records_bytes().len(),
+        Batch::Legacy(b) => b
+            .records()
+            .iter()
+            .map(|r| {
+                // The entry header in the decompressed payload, the decoded record, its data.
+                LEGACY_ENTRY_OVERHEAD
+                    + std::mem::size_of_val(r)
+                    + r.key.as_ref().map_or(0, Bytes::len)
+                    + r.value.as_ref().map_or(0, Bytes::len)
+            })
+            .fold(0, usize::saturating_add),
+    }
+}
+
+/// Bytes before a magic-1 message's key: log overhead, crc, magic, attributes, timestamp, key
+/// and value lengths.
+const LEGACY_ENTRY_OVERHEAD: usize = LOG_OVERHEAD + 4 + 1 + 1 + 8 + 4 + 4;
+
+/// Decompressed bytes in the buffer (see [`decompressed_size`]).
+fn buffered_decompressed(c: &PartitionConsumer) -> usize {
+    c.buffer
+        .iter()
+        .flat_map(|p| p.batches.iter())
+        .map(decompressed_size)
+        .fold(0, usize::saturating_add)
+}
+
+/// How one partition's records were read.
+struct Walk {
+    /// The batches at or past the fetch offset, in order.
+    batches: Vec<Batch>,
+    /// The offset after the last of them (the fetch offset if none).
+    end_offset: i64,
+    /// An error to return after the batches before it (the consumer stops at it).
+    error: Option<Error>,
+    /// Why the walk ended before the end of the records, when that is not an error.
+    stop: Option<Stop>,
+}
+
+/// Why a walk ended early without an error.
+enum Stop {
+    /// What was left of the decompression budget did not hold the next batch, while other
+    /// decompressed data was held: read it again once that is handed out.
+    Budget,
+    /// The records end in a batch cut short, and no complete batch at or past the position
+    /// came before it.
+    Truncated(Cut),
+}
+
+/// A batch cut short by the broker.
+pub(crate) struct Cut {
+    /// Its (base) offset, if its first 8 bytes came.
+    base_offset: Option<i64>,
+    /// Its whole size as its header announces it, if the header's first 12 bytes came.
+    size: Option<usize>,
+    /// How many of its bytes came.
+    got: usize,
+}
+
+impl Cut {
+    fn of(rest: &[u8]) -> Cut {
+        let base_offset = rest.first_chunk::<8>().map(|b| i64::from_be_bytes(*b));
+        let size = rest
+            .get(8..12)
+            .and_then(|b| usize::try_from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok())
+            .map(|len| len.saturating_add(LOG_OVERHEAD));
+        Cut {
+            base_offset,
+            size,
+            got: rest.len(),
+        }
+    }
+}
+
+fn corrupt(key: &Key, source: DecodeError) -> Error {
+    Error::CorruptRecord {
+        topic: key.0.clone(),
+        partition: key.1,
+        source,
+    }
+}
+
+/// Reads a partition's records from `fetch_offset`. Compressed batches are charged to
+/// `budget`, the decompression budget of this fetch answer (the consumer's budget less the
+/// `buffered` decompressed bytes of earlier answers not yet handed out): a batch that does not
+/// fit in what is left ends the walk, without an error while something else holds memory (it
+/// is read again later), with one when it does not fit even in the whole budget. Offsets are
+/// checked (a batch whose offsets overflow, or after which no offset can follow, is an error:
+/// the position could never move past it; the decoder checks this too), and batches ending
+/// before the position are skipped. A broker that answers with nothing but batches before the
+/// position is an error too, so that the consumer never polls the same answer forever.
+fn walk_partition(
+    key: &Key,
+    records: &Bytes,
+    fetch_offset: i64,
+    opts: DecodeOptions,
+    budget: &DecompressionBudget,
+    buffered: usize,
+) -> Walk {
+    let mut walk = Walk {
+        batches: Vec::new(),
+        end_offset: fetch_offset,
+        error: None,
+        stop: None,
+    };
+    let invalid = |at: usize, what: &'static str, text: String| {
+        corrupt(
+            key,
+            DecodeError::new(what, at, DecodeErrorKind::Invalid(text)),
+        )
+    };
+    let mut skipped_before: Option<i64> = None;
+    let mut set = RecordSet::with_budget(records.clone(), opts, budget);
+    loop {
+        let at = set.position();
+        let batch = match set.next() {
+            None => {
+                if set.truncated_tail() && walk.batches.is_empty() {
+                    walk.stop = Some(Stop::Truncated(Cut::of(&records[at..])));
+                }
+                break;
+            }
+            Some(Err(e)) => {
+                match e.kind {
+                    // It may fit once what is held is handed out.
+                    DecodeErrorKind::DecompressionBudget { used, .. }
+                        if used > 0 || buffered > 0 =>
+                    {
+                        walk.stop = Some(Stop::Budget);
+                    }
+                    DecodeErrorKind::DecompressionBudget { limit, needed, .. } => {
+                        walk.error = Some(over_budget(key, records, at, limit, needed));
+                    }
+                    _ => walk.error = Some(corrupt(key, e)),
+                }
+                break;
+            }
+            Some(Ok(batch)) => batch,
+        };
+        let (base, last) = (batch.base_offset(), batch.last_offset());
+        if last < base {
+            walk.error = Some(invalid(
+                at,
+                "record batch offsets",
+                format!(
+                    "the batch at base offset {base} claims last offset {last}, before its base offset: its offsets overflow i64 or its last offset delta is negative"
+                ),
+            ));
+            break;
+        }
+        if last < fetch_offset {
+            skipped_before = Some(last);
+            continue;
+        }
+        let Some(next) = last.checked_add(1) else {
+            walk.error = Some(invalid(
+                at,
+                "record batch offsets",
+                format!(
+                    "the batch at base offset {base} ends at offset {last} (i64::MAX): no offset can follow it, so the consumer could never move past it"
+                ),
+            ));
+            break;
+        };
+        walk.end_offset = walk.end_offset.max(next);
+        walk.batches.push(batch);
+    }
+    if walk.batches.is_empty()
+        && walk.error.is_none()
+        && walk.stop.is_none()
+        && let Some(last) = skipped_before
+    {
+        walk.error = Some(invalid(
+            0,
+            "record batch offsets",
+            format!(
+                "the broker answered a fetch at offset {fetch_offset} with batches that all end before it (the last at offset {last}): the consumer cannot move forward"
+            ),
+        ));
+    }
+    walk
+}
+
+/// The error for a batch (at byte `at` of `records`) that needs more than the whole
+/// decompression budget (`limit` bytes, nothing else held): it can never be read with this
+/// budget.
+fn over_budget(key: &Key, records: &Bytes, at: usize, limit: usize, needed: usize) -> Error {
+    let rest = records.get(at..).unwrap_or_default();
+    let cut = Cut::of(rest);
+    let v2 = BatchHeader::parse(rest).filter(|h| h.magic == MAGIC_V2);
+    let offset = cut
+        .base_offset
+        .map_or_else(|| "?".to_owned(), |o| o.to_string());
+    let codec = v2
+        .and_then(|h| Compression::from_attributes(h.attributes).ok())
+        .map(|c| format!(", {c}"))
+        .unwrap_or_default();
+    let skip = v2
+        .and_then(|h| h.base_offset.checked_add(i64::from(h.last_offset_delta)))
+        .and_then(|last| last.checked_add(1))
+        .map_or_else(
+            || "seek past it to skip it".to_owned(),
+            |n| format!("seek to offset {n} to skip it"),
+        );
+    corrupt(
+        key,
+        DecodeError::new(
+            "record batch",
+            at,
+            DecodeErrorKind::Invalid(format!(
+                "the batch at offset {offset} ({} bytes{codec}) decompresses to more than the whole decompression budget of {limit} bytes (it needs at least {needed}; ConsumerConfig::max_decompressed_bytes, by default max(4 x fetch_max_bytes, 64 MiB)): raise it to read this batch, or {skip}",
+                cut.size.unwrap_or(cut.got),
+            )),
+        ),
+    )
+}
+
+/// A partition's fetch size after its first batch came cut short.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FetchSize {
+    /// `partition_max_bytes` to ask for.
+    bytes: i32,
+    /// Answers that cut the batch short although `bytes` holds it.
+    cut_again: u8,
+}
+
+/// How many answers in a row may cut a batch short although the partition's limit holds it,
+/// before the consumer gives up with an error (a broker following KIP-74 never does).
+const MAX_CUT_AGAIN: u8 = 3;
+
+/// The `partition_max_bytes` a fetch of `key` asks for.
+fn partition_fetch_bytes(c: &PartitionConsumer, key: &Key) -> i32 {
+    c.fetch_sizes
+        .get(key)
+        .map_or(c.config.max_partition_fetch_bytes, |f| f.bytes)
+}
+
+/// A partition's answer ended in a batch cut short with nothing usable before it. Brokers
+/// since KIP-74 (Fetch v3) send the first batch whole even above the limits, so this comes
+/// from an older broker or a proxy, at `max_partition_fetch_bytes`: as the batch cannot be
+/// read from a part, the partition is fetched again with its limit raised to the batch's size,
+/// up to [`ConsumerConfig::max_batch_fetch_bytes`](crate::ConsumerConfig::max_batch_fetch_bytes).
+/// A larger batch, or one cut short again [`MAX_CUT_AGAIN`] times although the limit holds it,
+/// is an error naming the partition, the offset and the sizes; the consumer never polls the
+/// same answer forever.
+fn grow_fetch_size(
+    c: &mut PartitionConsumer,
+    key: &Key,
+    fetch_offset: i64,
+    cut: &Cut,
+    broker: Option<&str>,
+) -> Option<Error> {
+    let asked = partition_fetch_bytes(c, key).max(1);
+    let ceiling = c.config.max_batch_fetch_bytes();
+    let offset = cut.base_offset.unwrap_or(fetch_offset);
+    // The size the header announces, or (too little came to read it) twice the last ask.
+    let want = cut
+        .size
+        .unwrap_or_else(|| usize::try_from(asked.saturating_mul(2).min(ceiling)).unwrap_or(0));
+    let ceiling_bytes = usize::try_from(ceiling).unwrap_or(0);
+    if want > ceiling_bytes {
+        c.fetch_sizes.remove(key);
+        return Some(Error::broker_error(
+            ErrorCode::MESSAGE_TOO_LARGE,
+            ApiKey::Fetch,
+            broker,
+            Some(&key.0),
+            Some(key.1),
+            Some(format!(
+                "the record batch at offset {offset} is {want} bytes, more than a fetch may bring: fetch_max_bytes is {} and max_partition_fetch_bytes {} (the broker sent {} of its bytes); raise fetch_max_bytes to at least {want} to read it, or seek past it",
+                c.config.fetch_max_bytes, c.config.max_partition_fetch_bytes, cut.got
+            )),
+        ));
+    }
+    let asked_bytes = usize::try_from(asked).unwrap_or(0);
+    if want > asked_bytes {
+        tracing::info!(topic = %key.0, partition = key.1, offset, size = want, asked, "a record batch larger than the partition's fetch limit came cut short: fetching it again whole");
+        c.fetch_sizes.insert(
+            key.clone(),
+            FetchSize {
+                bytes: i32::try_from(want).unwrap_or(ceiling),
+                cut_again: 0,
+            },
+        );
+        return None;
+    }
+    let entry = c.fetch_sizes.entry(key.clone()).or_insert(FetchSize {
+        bytes: asked,
+        cut_again: 0,
+    });
+    entry.cut_again += 1;
+    tracing::warn!(topic = %key.0, partition = key.1, offset, size = want, got = cut.got, asked, "the broker cut a record batch short although the partition's fetch limit holds it");
+    if entry.cut_again < MAX_CUT_AGAIN {
+        return None;
+    }
+    c.fetch_sizes.remove(key);
+    Some(corrupt(
+        key,
+        DecodeError::new(
+            "record batch",
+            0,
+            DecodeErrorKind::Truncated {
+                needed: want,
+                remaining: cut.got,
+            },
+        )
+        .in_context(|| {
+            format!(
+                "the batch at offset {offset}, cut short {MAX_CUT_AGAIN} times by the broker although the fetch allowed {asked} bytes for the partition"
+            )
+        }),
+    ))
 }
 
 /// Removes, for read_committed, the batches of aborted transactions and what lies at or past the

@@ -42,7 +42,7 @@ mod group;
 mod offsets;
 mod records;
 
-pub use consumer::{Consumer, ConsumerBuilder};
+pub use consumer::{Consumer, ConsumerBuilder, MAX_GROUP_DURATION};
 pub use fetch::{Fetched, FetchedPartition, OffsetReset};
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener};
 pub use offsets::OffsetManager;
@@ -140,6 +140,48 @@ pub struct ConsumerConfig {
     /// Most records one poll returns (default 500, as the Java client). The rest of a fetch
     /// stays buffered for the next polls; control records are not counted. At least 1.
     pub max_poll_records: usize,
+    /// The decompression budget: most bytes of decompressed records the consumer holds at once
+    /// (what it has buffered plus what the fetches in flight decode). `None` (the default)
+    /// derives it from `fetch_max_bytes`; see [`ConsumerConfig::decompression_budget`].
+    ///
+    /// Each compressed batch is decompressed with what is left of the budget as its limit, so
+    /// no answer, however crafted (many small batches that each inflate a thousandfold), makes
+    /// the consumer decompress more than this. When the budget runs out part-way through an
+    /// answer, the batches decoded so far are returned and the rest is fetched again once the
+    /// buffered records have been handed out: nothing is skipped. A batch that does not fit
+    /// even in the whole budget is an [`Error::CorruptRecord`] naming the partition, the
+    /// batch's offset, its size and the budget; the consumer does not move past it by itself
+    /// (raise the budget, or seek past the batch).
+    pub max_decompressed_bytes: Option<usize>,
+}
+
+/// Smallest derived decompression budget: the per-batch limit the protocol decoder has by
+/// default (64 MiB), so that any batch it would decode, a consumer decodes.
+pub const MIN_DECOMPRESSION_BUDGET: usize =
+    kafkawire_protocol::records::DEFAULT_MAX_DECOMPRESSED_SIZE;
+
+impl ConsumerConfig {
+    /// The decompression budget in effect: `max_decompressed_bytes` if set, else
+    /// max(4 x `fetch_max_bytes`, 64 MiB) (200 MiB with the default `fetch_max_bytes` of
+    /// 50 MiB). See [`ConsumerConfig::max_decompressed_bytes`].
+    pub fn decompression_budget(&self) -> usize {
+        self.max_decompressed_bytes.unwrap_or_else(|| {
+            usize::try_from(self.fetch_max_bytes)
+                .unwrap_or(0)
+                .saturating_mul(4)
+                .max(MIN_DECOMPRESSION_BUDGET)
+        })
+    }
+
+    /// The largest record batch a fetch may grow to for one partition: max(`fetch_max_bytes`,
+    /// `max_partition_fetch_bytes`). A batch the broker cuts short at the per-partition limit
+    /// (brokers before KIP-74, or a proxy) is fetched again with a limit raised to its size, up
+    /// to this; a larger batch is an error naming the partition, offset and sizes.
+    pub fn max_batch_fetch_bytes(&self) -> i32 {
+        self.fetch_max_bytes
+            .max(self.max_partition_fetch_bytes)
+            .max(1)
+    }
 }
 
 impl Default for ConsumerConfig {
@@ -153,6 +195,7 @@ impl Default for ConsumerConfig {
             offset_reset: OffsetReset::Earliest,
             check_crcs: true,
             max_poll_records: 500,
+            max_decompressed_bytes: None,
         }
     }
 }
@@ -194,6 +237,12 @@ pub struct PartitionConsumer {
     /// The metadata refresh started after a failed fetch, while it runs (a poll waits for it
     /// only briefly; see `fetch::refresh_assigned`).
     refreshing: Option<tokio::task::JoinHandle<()>>,
+    /// Partitions whose next fetch asks for more than `max_partition_fetch_bytes`: their
+    /// first batch came cut short at that limit (see `fetch::grow_fetch_size`).
+    fetch_sizes: std::collections::HashMap<(String, i32), fetch::FetchSize>,
+    /// A partition whose first batch did not fit in what the decompression budget had left:
+    /// it is fetched next, alone, once nothing decompressed is buffered.
+    budget_wait: Option<(String, i32)>,
 }
 
 impl PartitionConsumer {
@@ -209,6 +258,8 @@ impl PartitionConsumer {
             in_flight: tokio::task::JoinSet::new(),
             round_waits: true,
             refreshing: None,
+            fetch_sizes: std::collections::HashMap::new(),
+            budget_wait: None,
         }
     }
 
@@ -277,6 +328,11 @@ impl PartitionConsumer {
     fn drop_buffered(&mut self, topic: &str, partition: i32) {
         self.buffer
             .retain(|p| !(p.topic == topic && p.partition == partition));
+        let key = (topic.to_owned(), partition);
+        self.fetch_sizes.remove(&key);
+        if self.budget_wait.as_ref() == Some(&key) {
+            self.budget_wait = None;
+        }
     }
 
     /// The assigned partitions and their state.
@@ -353,7 +409,10 @@ impl PartitionConsumer {
     ///
     /// # Errors
     /// Non-retriable errors (e.g. authorization, OFFSET_OUT_OF_RANGE with
-    /// [`OffsetReset::None`], [`Error::CorruptRecord`]) naming the partition. When such an
+    /// [`OffsetReset::None`], [`Error::CorruptRecord`] — also for a batch that needs more than
+    /// the whole decompression budget, or whose offsets overflow i64 — and MESSAGE_TOO_LARGE
+    /// for a batch larger than [`ConsumerConfig::max_batch_fetch_bytes`] that the broker cut
+    /// short) naming the partition. When such an
     /// error meets a poll that also fetched good records, the records are returned and the
     /// error comes with the next poll, so nothing fetched is lost; positions never move past
     /// data that failed. Retriable errors (leader moved, broker restarting) refresh metadata and

@@ -90,9 +90,11 @@ impl OffsetManager {
             .insert((topic.to_owned(), partition), (next_offset, metadata));
     }
 
-    /// Marks the record at `offset` as processed: the next offset to read is `offset + 1`.
+    /// Marks the record at `offset` as processed: the next offset to read is `offset + 1`
+    /// (saturating: `i64::MAX` marks `i64::MAX`; the consumer never returns a record there, as
+    /// no offset could follow it).
     pub fn mark_processed(&mut self, topic: &str, partition: i32, offset: i64) {
-        self.mark(topic, partition, offset + 1, None);
+        self.mark(topic, partition, offset.saturating_add(1), None);
     }
 
     /// Offsets marked and not yet committed.

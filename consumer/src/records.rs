@@ -31,9 +31,10 @@ pub struct ResetReport {
 
 impl ResetReport {
     /// How many offsets were skipped going forward (0 when the reset went backwards, which
-    /// re-reads `old_offset - new_offset` offsets instead).
+    /// re-reads `old_offset - new_offset` offsets instead). Saturates at `i64::MAX` (offsets
+    /// come from the broker; any pair is accepted).
     pub fn skipped(&self) -> i64 {
-        (self.new_offset - self.old_offset).max(0)
+        self.new_offset.saturating_sub(self.old_offset).max(0)
     }
 }
 

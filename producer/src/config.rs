@@ -8,6 +8,15 @@ use kafkawire_protocol::records::Compression;
 
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 
+/// `d` for an error message: milliseconds, or "Duration::MAX".
+fn describe(d: Duration) -> String {
+    if d == Duration::MAX {
+        "Duration::MAX".to_owned()
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
 /// How many replicas must have a record before the broker acknowledges it (`acks`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Acks {
@@ -137,14 +146,41 @@ impl Default for ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// The longest duration a setting may have: `i32::MAX` milliseconds (about 24.8 days), the
+    /// range of Kafka's int millisecond settings. [`ProducerConfig::validate`] refuses longer
+    /// ones.
+    pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
+
     /// Checks the settings against each other, as the Java client does at construction.
+    ///
+    /// Every duration must be at most [`ProducerConfig::MAX_DURATION`] (`i32::MAX` ms, about 24.8 days, what
+    /// Kafka's int millisecond settings allow): a longer one, `Duration::MAX` included, is a
+    /// clear [`Error::Config`] naming the setting, never a panic (durations are added to the
+    /// clock while the producer runs, so they are refused rather than saturated).
     ///
     /// # Errors
     /// [`Error::Config`] naming the conflicting settings: idempotence or transactions with
     /// acks other than all or more than 5 requests in flight; a delivery timeout shorter than
-    /// linger + request timeout; zero sizes.
+    /// linger + request timeout; zero sizes; a duration above [`ProducerConfig::MAX_DURATION`].
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
+        for (name, d) in [
+            ("linger", self.linger),
+            ("max_block", self.max_block),
+            ("request_timeout", self.request_timeout),
+            ("delivery_timeout", self.delivery_timeout),
+            ("retry_backoff", self.retry_backoff),
+            ("retry_backoff_max", self.retry_backoff_max),
+            ("transaction_timeout", self.transaction_timeout),
+        ] {
+            if d > Self::MAX_DURATION {
+                return bad(format!(
+                    "{name} is {}, more than the {} ms (about 24.8 days) a producer duration may be",
+                    describe(d),
+                    Self::MAX_DURATION.as_millis()
+                ));
+            }
+        }
         if self.transactional_id.as_deref() == Some("") {
             return bad("transactional_id must not be empty".into());
         }
@@ -170,11 +206,13 @@ impl ProducerConfig {
         if self.batch_size == 0 || self.buffer_memory == 0 || self.max_request_size == 0 {
             return bad("batch_size, buffer_memory and max_request_size must be above 0".into());
         }
-        if self.delivery_timeout < self.linger + self.request_timeout {
+        // No overflow: both are at most MAX_DURATION.
+        let floor = self.linger.saturating_add(self.request_timeout);
+        if self.delivery_timeout < floor {
             return bad(format!(
                 "delivery_timeout ({} ms) must be at least linger + request_timeout ({} ms)",
                 self.delivery_timeout.as_millis(),
-                (self.linger + self.request_timeout).as_millis()
+                floor.as_millis()
             ));
         }
         if self.retry_backoff > self.retry_backoff_max {
@@ -276,6 +314,37 @@ mod tests {
         c.validate().unwrap();
         assert!(c.idempotent());
         assert_eq!(c.acks, Acks::All);
+    }
+
+    #[test]
+    fn durations_up_to_the_maximum_pass_and_longer_ones_are_named() {
+        let at_max = ProducerConfig {
+            linger: ProducerConfig::MAX_DURATION,
+            max_block: ProducerConfig::MAX_DURATION,
+            request_timeout: Duration::from_secs(30),
+            delivery_timeout: ProducerConfig::MAX_DURATION,
+            retry_backoff: ProducerConfig::MAX_DURATION,
+            retry_backoff_max: ProducerConfig::MAX_DURATION,
+            transaction_timeout: ProducerConfig::MAX_DURATION,
+            ..Default::default()
+        };
+        // linger + request_timeout exceeds delivery_timeout: refused for that, without panic.
+        let e = at_max.validate().unwrap_err().to_string();
+        assert!(e.contains("delivery_timeout"), "{e}");
+        let c = ProducerConfig {
+            linger: Duration::from_millis(5),
+            ..at_max
+        };
+        c.validate().unwrap();
+        let c = ProducerConfig {
+            max_block: ProducerConfig::MAX_DURATION + Duration::from_millis(1),
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("max_block") && e.contains("2147483647 ms"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::sticky::sticky_plan;
-use super::{Assignor, MemberSubscription, RebalanceProtocol};
+use super::{Assignor, Claim, MemberSubscription, RebalanceProtocol, claim_generation};
 
 /// The sticky plan, minus partitions still held by another member, for the cooperative
 /// protocol.
@@ -39,35 +39,61 @@ impl Assignor for CooperativeStickyAssignor {
     }
 }
 
-/// Removes from `plan` every partition given to a member while another member still lists it
-/// in its `owned_partitions`, and returns them sorted. That other member will revoke it (it is
-/// not assigned to it) and rejoin; the follow-up rebalance hands it over.
+/// Removes from `plan` every partition given to a member while another member still holds it,
+/// and returns them sorted. That other member will revoke it (it is not assigned to it) and
+/// rejoin; the follow-up rebalance hands it over.
 ///
-/// Claims count whatever their generation: a member with a stale claim may still be consuming
-/// the partition, so the handover waits for its revocation.
+/// Claims are validated by generation as Kafka's `AbstractStickyAssignor` does (KIP-341,
+/// KIP-429): only members of the highest generation any member reports hold what they list. A
+/// member of an older generation missed a rebalance; its claims are stale and hold nothing back
+/// (it revokes whatever it is not assigned when its assignment arrives), so a stale member
+/// cannot keep partitions from their owners. A partition two members of that generation both
+/// claim goes to neither (nor anyone else) this round: both revoke it, and the follow-up
+/// rebalance gives it out.
 pub fn withhold_moving_partitions(
     plan: &mut BTreeMap<String, Vec<(String, i32)>>,
     members: &BTreeMap<String, MemberSubscription>,
 ) -> Vec<(String, i32)> {
-    let mut claimants: BTreeMap<(&str, i32), BTreeSet<&str>> = BTreeMap::new();
-    for (id, m) in members {
-        for (t, p) in &m.owned_partitions {
-            claimants
-                .entry((t.as_str(), *p))
-                .or_default()
-                .insert(id.as_str());
-        }
-    }
-    let mut withheld = Vec::new();
-    for (id, list) in plan.iter_mut() {
-        list.retain(|(t, p)| {
-            let held_elsewhere = claimants
-                .get(&(t.as_str(), *p))
-                .is_some_and(|c| c.iter().any(|other| *other != id.as_str()));
-            if held_elsewhere {
-                withheld.push((t.clone(), *p));
+    let generation = claim_generation(members);
+    let keep: Vec<Vec<bool>> = {
+        // Only partitions the plan gives out matter: the index is as large as the plan, however
+        // much members claim.
+        let mut claims: BTreeMap<(&str, i32), Claim<&str>> = plan
+            .values()
+            .flatten()
+            .map(|(t, p)| ((t.as_str(), *p), Claim::Unclaimed))
+            .collect();
+        for (id, m) in members {
+            if m.generation_id != generation {
+                continue;
             }
-            !held_elsewhere
+            for (t, p) in m.owned() {
+                if let Some(c) = claims.get_mut(&(t, p)) {
+                    c.add(id.as_str());
+                }
+            }
+        }
+        plan.iter()
+            .map(|(id, list)| {
+                list.iter()
+                    .map(|(t, p)| match claims[&(t.as_str(), *p)] {
+                        Claim::Unclaimed => true,
+                        Claim::One(holder) => holder == id.as_str(),
+                        Claim::Conflict => false,
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let mut withheld = Vec::new();
+    for (list, keep) in plan.values_mut().zip(keep) {
+        let mut keep = keep.into_iter();
+        list.retain(|x| {
+            let k = keep.next().unwrap_or(true);
+            if !k {
+                withheld.push(x.clone());
+            }
+            k
         });
     }
     withheld.sort();
@@ -90,18 +116,18 @@ pub fn revoked(owned: &[(String, i32)], assigned: &[(String, i32)]) -> Vec<(Stri
 
 #[cfg(test)]
 mod tests {
-    use super::super::StickyAssignor;
     use super::super::tests::support::*;
+    use super::super::{StickyAssignor, by_topic};
     use super::*;
     use proptest::prelude::*;
 
     fn member(topics: &[&str], owned: &[(&str, i32)]) -> MemberSubscription {
-        MemberSubscription {
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            owned_partitions: owned.iter().map(|(t, p)| tp(t, *p)).collect(),
-            generation_id: 3,
-            group_instance_id: None,
-        }
+        member_of(3, topics, owned)
+    }
+
+    fn member_of(generation: i32, topics: &[&str], owned: &[(&str, i32)]) -> MemberSubscription {
+        let owned: Vec<(String, i32)> = owned.iter().map(|(t, p)| tp(t, *p)).collect();
+        MemberSubscription::new(topics.iter().copied()).with_owned(&owned, generation)
     }
 
     #[test]
@@ -118,16 +144,112 @@ mod tests {
         // a keeps two and revokes two; b gets nothing yet.
         assert_eq!(plan["a"].len(), 2);
         assert!(plan["b"].is_empty());
-        let gone = revoked(&members["a"].owned_partitions, &plan["a"]);
+        let gone = revoked(&owned(&members["a"]), &plan["a"]);
         assert_eq!(gone.len(), 2);
         // a revokes and rejoins: the follow-up rebalance gives b the two partitions.
         for (id, m) in members.iter_mut() {
-            m.owned_partitions = plan[id].clone();
+            m.owned_partitions = by_topic(&plan[id]);
             m.generation_id = 4;
         }
         let next = CooperativeStickyAssignor.assign(&partitions, &members);
         assert_eq!(next["a"], plan["a"]);
         assert_eq!(next["b"], gone);
+    }
+
+    #[test]
+    fn a_stale_claim_does_not_keep_a_partition_from_its_owner() {
+        // a and b are members of generation 7 and own t-0 and t-1. s missed a rebalance: it
+        // still claims both from generation 5.
+        let partitions = BTreeMap::from([("t".to_string(), 2)]);
+        let members = BTreeMap::from([
+            ("a".to_string(), member_of(7, &["t"], &[("t", 0)])),
+            ("b".to_string(), member_of(7, &["t"], &[("t", 1)])),
+            ("s".to_string(), member_of(5, &["t"], &[("t", 0), ("t", 1)])),
+        ]);
+        let plan = CooperativeStickyAssignor.assign(&partitions, &members);
+        // The current owners keep them; the stale member gets nothing and revokes its claims.
+        assert_eq!(plan["a"], [tp("t", 0)]);
+        assert_eq!(plan["b"], [tp("t", 1)]);
+        assert!(plan["s"].is_empty());
+        assert_eq!(revoked(&owned(&members["s"]), &plan["s"]).len(), 2);
+        let mut sticky = StickyAssignor.assign(&partitions, &members);
+        assert!(withhold_moving_partitions(&mut sticky, &members).is_empty());
+
+        // With a's claim at generation 7 and the stale one alone on t-1 (b gone), t-1 is
+        // nobody's: it is given out at once, to whoever balance picks, not withheld for s.
+        let members = BTreeMap::from([
+            ("a".to_string(), member_of(7, &["t"], &[("t", 0)])),
+            ("s".to_string(), member_of(5, &["t"], &[("t", 0), ("t", 1)])),
+        ]);
+        let plan = CooperativeStickyAssignor.assign(&partitions, &members);
+        assert_eq!(plan["a"], [tp("t", 0)]);
+        assert_eq!(plan["s"], [tp("t", 1)]);
+    }
+
+    #[test]
+    fn a_stale_claim_is_not_honoured_even_alone() {
+        // The stale member is the only one claiming t-1 and t-2, but a member of a newer
+        // generation exists: the claims are void, and the plan is balanced as if unowned.
+        let partitions = BTreeMap::from([("t".to_string(), 4)]);
+        let members = BTreeMap::from([
+            ("a".to_string(), member_of(9, &["t"], &[("t", 0)])),
+            (
+                "s".to_string(),
+                member_of(2, &["t"], &[("t", 1), ("t", 2), ("t", 3)]),
+            ),
+        ]);
+        let plan = CooperativeStickyAssignor.assign(&partitions, &members);
+        assert_eq!(plan["a"].len() + plan["s"].len(), 4);
+        assert!(plan["a"].contains(&tp("t", 0)));
+        assert_eq!(plan["a"].len(), 2, "balanced: {plan:?}");
+    }
+
+    #[test]
+    fn duplicate_claims_of_the_highest_generation_go_to_nobody_this_round() {
+        // a and b both claim t-1 in generation 4 (it cannot be both theirs): neither keeps it,
+        // nor does the newcomer c get it while they may still be consuming it.
+        let partitions = BTreeMap::from([("t".to_string(), 3)]);
+        let mut members = BTreeMap::from([
+            ("a".to_string(), member_of(4, &["t"], &[("t", 0), ("t", 1)])),
+            ("b".to_string(), member_of(4, &["t"], &[("t", 1), ("t", 2)])),
+            ("c".to_string(), member_of(-1, &["t"], &[])),
+        ]);
+        let plan = CooperativeStickyAssignor.assign(&partitions, &members);
+        assert_eq!(plan["a"], [tp("t", 0)]);
+        assert_eq!(plan["b"], [tp("t", 2)]);
+        assert!(plan["c"].is_empty(), "{plan:?}");
+        // Both revoke it and rejoin; the follow-up round gives it out.
+        assert_eq!(revoked(&owned(&members["a"]), &plan["a"]), [tp("t", 1)]);
+        assert_eq!(revoked(&owned(&members["b"]), &plan["b"]), [tp("t", 1)]);
+        for (id, m) in members.iter_mut() {
+            m.owned_partitions = by_topic(&plan[id]);
+            m.generation_id = 5;
+        }
+        let next = CooperativeStickyAssignor.assign(&partitions, &members);
+        assert_eq!(next["a"], [tp("t", 0)]);
+        assert_eq!(next["b"], [tp("t", 2)]);
+        assert_eq!(next["c"], [tp("t", 1)]);
+
+        // Two claimants and nobody else: neither keeps it this round either.
+        let partitions = BTreeMap::from([("t".to_string(), 1)]);
+        let members = BTreeMap::from([
+            ("a".to_string(), member_of(4, &["t"], &[("t", 0)])),
+            ("b".to_string(), member_of(4, &["t"], &[("t", 0)])),
+        ]);
+        let plan = CooperativeStickyAssignor.assign(&partitions, &members);
+        assert!(plan.values().all(Vec::is_empty), "{plan:?}");
+    }
+
+    #[test]
+    fn a_claim_listed_twice_by_one_member_is_still_its_own() {
+        let partitions = BTreeMap::from([("t".to_string(), 2)]);
+        let members = BTreeMap::from([
+            ("a".to_string(), member_of(4, &["t"], &[("t", 0), ("t", 0)])),
+            ("b".to_string(), member_of(4, &["t"], &[("t", 1)])),
+        ]);
+        let plan = CooperativeStickyAssignor.assign(&partitions, &members);
+        assert_eq!(plan["a"], [tp("t", 0)]);
+        assert_eq!(plan["b"], [tp("t", 1)]);
     }
 
     #[test]
@@ -158,13 +280,15 @@ mod tests {
             let sticky = StickyAssignor.assign(&g.partitions, &g.members);
             let plan = CooperativeStickyAssignor.assign(&g.partitions, &g.members);
             check_valid(&g, &plan, false)?;
-            // Nothing goes to a member while another still holds it.
+            // Nothing goes to a member while another member of the highest generation holds
+            // it; stale claims hold nothing back.
+            let claims = valid_claims(&g.members);
             for (id, list) in &plan {
                 for x in list {
-                    for (other, m) in &g.members {
+                    if let Some(holders) = claims.get(x) {
                         prop_assert!(
-                            other == id || !m.owned_partitions.contains(x),
-                            "{x:?} given to {id} while {other} holds it"
+                            holders.iter().all(|h| h == id),
+                            "{x:?} given to {id} while {holders:?} hold it"
                         );
                     }
                 }
@@ -177,7 +301,7 @@ mod tests {
             let all_revoked: BTreeSet<(String, i32)> = g
                 .members
                 .iter()
-                .flat_map(|(id, m)| revoked(&m.owned_partitions, &plan[id]))
+                .flat_map(|(id, m)| revoked(&owned(m), &plan[id]))
                 .collect();
             for x in &withheld {
                 prop_assert!(all_revoked.contains(x), "{x:?} withheld but nobody revokes it");
@@ -187,7 +311,7 @@ mod tests {
             // without withholding anything.
             let mut g2 = g.clone();
             for (id, m) in g2.members.iter_mut() {
-                m.owned_partitions = plan[id].clone();
+                m.owned_partitions = by_topic(&plan[id]);
                 m.generation_id = 10;
             }
             let next = CooperativeStickyAssignor.assign(&g2.partitions, &g2.members);

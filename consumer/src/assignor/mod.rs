@@ -36,8 +36,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use cooperative_sticky::{CooperativeStickyAssignor, revoked, withhold_moving_partitions};
 pub use protocol::{
-    ASSIGNMENT_VERSION, Assignment, SUBSCRIPTION_VERSION, Subscription, decode_assignment,
-    decode_subscription, encode_assignment, encode_subscription,
+    ASSIGNMENT_VERSION, Assignment, AssignmentByTopic, FLAT_BUDGET_FACTOR, FLAT_BUDGET_SLACK,
+    SUBSCRIPTION_VERSION, Subscription, SubscriptionByTopic, TopicPartitions, by_topic,
+    decode_assignment, decode_assignment_by_topic, decode_subscription,
+    decode_subscription_by_topic, encode_assignment, encode_subscription, pairs,
 };
 pub use range::RangeAssignor;
 pub use roundrobin::RoundRobinAssignor;
@@ -60,8 +62,9 @@ pub enum RebalanceProtocol {
 pub struct MemberSubscription {
     /// Topics the member subscribes to.
     pub topics: Vec<String>,
-    /// Partitions the member owned, `(topic, partition)`.
-    pub owned_partitions: Vec<(String, i32)>,
+    /// Partitions the member owned, grouped by topic (each name held once, so that a member's
+    /// claims take memory in proportion to the bytes it sent).
+    pub owned_partitions: Vec<TopicPartitions>,
     /// Generation in which it owned them; -1 when unknown.
     pub generation_id: i32,
     /// The member's static id (KIP-345), if it has one.
@@ -90,11 +93,76 @@ impl MemberSubscription {
         group_instance_id: Option<String>,
     ) -> Self {
         MemberSubscription {
+            owned_partitions: by_topic(&subscription.owned_partitions),
+            topics: subscription.topics,
+            generation_id: subscription.generation_id,
+            group_instance_id,
+        }
+    }
+
+    /// As [`MemberSubscription::from_subscription`], from
+    /// [`decode_subscription_by_topic`]'s result (nothing is copied).
+    pub fn from_subscription_by_topic(
+        subscription: SubscriptionByTopic,
+        group_instance_id: Option<String>,
+    ) -> Self {
+        MemberSubscription {
             topics: subscription.topics,
             owned_partitions: subscription.owned_partitions,
             generation_id: subscription.generation_id,
             group_instance_id,
         }
+    }
+
+    /// Sets the owned partitions from `(topic, partition)` pairs and the generation they were
+    /// owned in.
+    pub fn with_owned<'a, I>(mut self, owned: I, generation_id: i32) -> Self
+    where
+        I: IntoIterator<Item = &'a (String, i32)>,
+    {
+        self.owned_partitions = by_topic(owned);
+        self.generation_id = generation_id;
+        self
+    }
+
+    /// The owned partitions as `(topic, partition)` pairs, borrowing the names.
+    pub fn owned(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+        pairs(&self.owned_partitions)
+    }
+}
+
+/// The generation whose ownership claims count (KIP-341, KIP-429): the highest any member
+/// reports, as Kafka's `AbstractStickyAssignor` has it. Claims from members of older
+/// generations are stale: those members missed a rebalance, and the partitions may have moved
+/// on since.
+fn claim_generation(members: &BTreeMap<String, MemberSubscription>) -> i32 {
+    members
+        .values()
+        .map(|m| m.generation_id)
+        .max()
+        .unwrap_or(-1)
+}
+
+/// Who claims a partition in the generation that counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim<T> {
+    /// Nobody.
+    Unclaimed,
+    /// Exactly one member (however many times it lists the partition).
+    One(T),
+    /// Two or more members: the claim is void, the partition counts as unowned and goes to
+    /// nobody until they have all revoked it.
+    Conflict,
+}
+
+impl<T: PartialEq + Copy> Claim<T> {
+    /// Adds `member`'s claim.
+    fn add(&mut self, member: T) {
+        *self = match *self {
+            Claim::Unclaimed => Claim::One(member),
+            Claim::One(m) if m == member => Claim::One(m),
+            _ => Claim::Conflict,
+        };
     }
 }
 
@@ -198,6 +266,32 @@ mod tests {
             (t.to_string(), p)
         }
 
+        /// A member's owned partitions as `(topic, partition)` pairs.
+        pub(crate) fn owned(m: &MemberSubscription) -> Vec<(String, i32)> {
+            m.owned().map(|(t, p)| tp(t, p)).collect()
+        }
+
+        /// The claims that count: those of members of the highest generation reported (a
+        /// test-side restatement of KIP-341's rule), as `partition -> claimants`.
+        pub(crate) fn valid_claims(
+            members: &BTreeMap<String, MemberSubscription>,
+        ) -> BTreeMap<(String, i32), BTreeSet<String>> {
+            let max = members
+                .values()
+                .map(|m| m.generation_id)
+                .max()
+                .unwrap_or(-1);
+            let mut claims: BTreeMap<(String, i32), BTreeSet<String>> = BTreeMap::new();
+            for (id, m) in members {
+                if m.generation_id == max {
+                    for x in owned(m) {
+                        claims.entry(x).or_default().insert(id.clone());
+                    }
+                }
+            }
+            claims
+        }
+
         /// Members by id, each subscribed to the given topics (no prior ownership).
         pub(crate) fn members(subs: &[(&str, &[&str])]) -> BTreeMap<String, MemberSubscription> {
             subs.iter()
@@ -257,10 +351,12 @@ mod tests {
                             format!("m{i}"),
                             MemberSubscription {
                                 topics,
-                                owned_partitions: owned
-                                    .into_iter()
-                                    .map(|(t, p)| (topic_name(t), p))
-                                    .collect(),
+                                owned_partitions: by_topic(
+                                    &owned
+                                        .into_iter()
+                                        .map(|(t, p)| (topic_name(t), p))
+                                        .collect::<Vec<_>>(),
+                                ),
                                 generation_id: generation,
                                 group_instance_id: instance.map(|s| format!("static-{s}")),
                             },
@@ -397,7 +493,8 @@ mod tests {
             ..Default::default()
         };
         let m = MemberSubscription::from_subscription(s, Some("i".into()));
-        assert_eq!(m.owned_partitions, [tp("t", 1)]);
+        assert_eq!(m.owned_partitions, [TopicPartitions::new("t", [1])]);
+        assert_eq!(owned(&m), [tp("t", 1)]);
         assert_eq!(m.generation_id, 4);
         assert_eq!(m.group_instance_id.as_deref(), Some("i"));
     }

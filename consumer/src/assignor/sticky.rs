@@ -8,16 +8,20 @@
 //! 2. Stickiness: among the balanced plans, as many partitions as possible stay with their
 //!    previous owner.
 //!
-//! Previous ownership comes from the members' `owned_partitions`. When several members claim a
-//! partition, the claim from the highest generation wins (KIP-341); claims tied at the highest
-//! generation cancel out and the partition counts as unowned. Claims on topics the member no
-//! longer subscribes to, or on partitions that no longer exist, are ignored.
+//! Previous ownership comes from the members' `owned_partitions`, validated by generation as
+//! Kafka's `AbstractStickyAssignor` does (KIP-341, KIP-429): only claims from members of the
+//! highest generation any member reports count (older ones are stale: that member missed a
+//! rebalance); a partition claimed by two members of that generation counts as unowned. Claims
+//! on topics the member no longer subscribes to, or on partitions that no longer exist, are
+//! ignored.
 //!
 //! The plan is computed as a minimum-cost flow: partitions flow to members, a member's cost is
 //! convex in its load (weighted so that balance always outweighs stickiness) and keeping a
 //! partition with its previous owner earns a unit. A greedy start is refined by cancelling
 //! negative cycles (Bellman-Ford over the members) until none is left, at which point the plan
-//! is optimal for both goals rather than merely locally improved.
+//! is optimal for both goals rather than merely locally improved. The residual graph is never
+//! stored member by member: its edges are derived per topic from who holds what, so memory
+//! grows with members plus partitions plus subscriptions, never with members squared.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,9 +29,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafkawire_protocol::primitives::{put_length, put_nullable_string};
 use kafkawire_protocol::{DecodeError, DecodeErrorKind, EncodeError, Reader};
 
+use super::protocol::{TopicPartitions, by_topic, flatten, topic_partitions_list};
 use super::{
-    Assignor, MemberSubscription, RebalanceProtocol, empty_plan, live_topics, ordered_members,
-    sort_plan,
+    Assignor, Claim, MemberSubscription, RebalanceProtocol, claim_generation, empty_plan,
+    live_topics, ordered_members, sort_plan,
 };
 
 /// Balanced plans that keep partitions with their previous owners (KIP-54), for the eager
@@ -81,20 +86,25 @@ pub(super) fn sticky_plan(
     }
 
     let mut solver = Solver::new(partitions_per_topic, &topics, &subscribed);
-    let generations: Vec<i32> = order.iter().map(|id| members[*id].generation_id).collect();
-    let claims: Vec<&[(String, i32)]> = order
+    let generation = claim_generation(members);
+    let claims: Vec<Option<&[TopicPartitions]>> = order
         .iter()
-        .map(|id| members[*id].owned_partitions.as_slice())
+        .map(|id| {
+            let m = &members[*id];
+            (m.generation_id == generation).then_some(m.owned_partitions.as_slice())
+        })
         .collect();
-    solver.resolve_prior(&topics, &claims, &generations, &subscribed);
+    solver.resolve_prior(&topics, &claims);
     solver.solve();
 
+    let mut lists: Vec<Vec<(String, i32)>> = vec![Vec::new(); order.len()];
     for (p, &owner) in solver.owner.iter().enumerate() {
         let t = solver.part_topic[p];
         let partition = (p - solver.topic_start[t]) as i32;
-        plan.get_mut(order[owner])
-            .expect("every member has an entry")
-            .push((topics[t].to_string(), partition));
+        lists[owner].push((topics[t].to_string(), partition));
+    }
+    for (id, list) in order.iter().zip(lists) {
+        *plan.get_mut(*id).expect("every member has an entry") = list;
     }
     sort_plan(&mut plan);
     plan
@@ -113,9 +123,9 @@ struct Solver {
     part_topic: Vec<usize>,
     /// Members subscribed to each topic, ascending.
     eligible: Vec<Vec<usize>>,
-    /// Topics each member subscribes to.
+    /// Topics each member subscribes to, ascending.
     member_topics: Vec<Vec<usize>>,
-    /// The previous owner of each partition after conflicts are settled.
+    /// The previous owner of each partition after claims are validated.
     prior: Vec<Option<usize>>,
     /// The current owner of each partition.
     owner: Vec<usize>,
@@ -141,8 +151,10 @@ impl Solver {
         let mut eligible = vec![Vec::new(); topics.len()];
         let mut member_topics = vec![Vec::new(); m];
         for (i, subs) in subscribed.iter().enumerate() {
-            for (t, topic) in topics.iter().enumerate() {
-                if subs.contains(topic) {
+            // `subs` and `topics` are both sorted: each subscription is found by search, so the
+            // work follows the subscriptions, not members x topics.
+            for topic in subs {
+                if let Ok(t) = topics.binary_search(topic) {
                     eligible[t].push(i);
                     member_topics[i].push(t);
                 }
@@ -161,42 +173,37 @@ impl Solver {
         }
     }
 
-    /// Settles previous ownership from each member's claims: the highest generation wins, a tie
-    /// at the highest generation leaves the partition unowned (KIP-341).
-    fn resolve_prior(
-        &mut self,
-        topics: &[&str],
-        claims: &[&[(String, i32)]],
-        generations: &[i32],
-        subscribed: &[BTreeSet<&str>],
-    ) {
-        let mut best: Vec<Option<(i32, Option<usize>)>> = vec![None; self.part_topic.len()];
+    fn subscribes(&self, member: usize, topic: usize) -> bool {
+        self.member_topics[member].binary_search(&topic).is_ok()
+    }
+
+    /// Settles previous ownership from the claims that count (`None` for members of an older
+    /// generation): a partition claimed by exactly one member, subscribed to its topic, was
+    /// that member's; one claimed by several counts as unowned.
+    fn resolve_prior(&mut self, topics: &[&str], claims: &[Option<&[TopicPartitions]>]) {
+        let mut claimed: Vec<Claim<usize>> = vec![Claim::Unclaimed; self.part_topic.len()];
         for (i, owned) in claims.iter().enumerate() {
-            let generation = generations[i];
-            let owned: BTreeSet<(&str, i32)> =
-                owned.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-            for (topic, p) in owned {
-                if !subscribed[i].contains(topic) {
-                    continue;
-                }
-                let Ok(t) = topics.binary_search(&topic) else {
+            for group in owned.iter().copied().flatten() {
+                let Ok(t) = topics.binary_search(&group.topic.as_str()) else {
                     continue;
                 };
                 let n = self.topic_start[t + 1] - self.topic_start[t];
-                let Ok(p) = usize::try_from(p) else { continue };
-                if p >= n {
-                    continue;
+                for &p in &group.partitions {
+                    let Ok(p) = usize::try_from(p) else { continue };
+                    if p < n {
+                        claimed[self.topic_start[t] + p].add(i);
+                    }
                 }
-                let slot = &mut best[self.topic_start[t] + p];
-                *slot = match *slot {
-                    None => Some((generation, Some(i))),
-                    Some((g, _)) if generation > g => Some((generation, Some(i))),
-                    Some((g, _)) if generation == g => Some((g, None)),
-                    keep => keep,
-                };
             }
         }
-        self.prior = best.into_iter().map(|b| b.and_then(|(_, o)| o)).collect();
+        self.prior = claimed
+            .into_iter()
+            .enumerate()
+            .map(|(p, c)| match c {
+                Claim::One(i) if self.subscribes(i, self.part_topic[p]) => Some(i),
+                _ => None,
+            })
+            .collect();
     }
 
     fn give(&mut self, p: usize, to: usize) {
@@ -235,49 +242,96 @@ impl Solver {
     }
 
     /// Moves single partitions from a member to one with at least two fewer, preferring to
-    /// return a partition to its previous owner and to move one its holder did not own before.
-    /// A fast first pass: it fixes the bulk of a join or a subscription change so that the
-    /// exact pass has little left to do.
+    /// return a partition to its previous owner, then to move one its holder did not own
+    /// before, then to take from the most loaded. A fast first pass: it fixes the bulk of a join
+    /// or a subscription change so that the exact pass has little left to do. Members are kept
+    /// ordered by load and their holdings in sets, so a move costs about a lookup, not a scan of
+    /// every partition.
     fn direct_moves(&mut self) {
+        let m = self.m;
+        // What each member holds, split by whether it owned it before; and what each member
+        // owned before that someone else holds now.
+        let mut fresh: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); m];
+        let mut own: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); m];
+        let mut returns: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); m];
+        for (p, &x) in self.owner.iter().enumerate() {
+            match self.prior[p] {
+                Some(y) if y == x => {
+                    own[x].insert(p);
+                }
+                Some(y) => {
+                    returns[y].insert(p);
+                    fresh[x].insert(p);
+                }
+                None => {
+                    fresh[x].insert(p);
+                }
+            }
+        }
+        let mut by_load: BTreeSet<(usize, usize)> = (0..m).map(|a| (self.load[a], a)).collect();
         loop {
-            let (min, max) = (
-                *self.load.iter().min().expect("members"),
-                *self.load.iter().max().expect("members"),
-            );
+            let (Some(&(min, _)), Some(&(max, _))) = (by_load.first(), by_load.last()) else {
+                return;
+            };
             if max < min + 2 {
                 return;
             }
-            let mut receivers: Vec<usize> = (0..self.m).collect();
-            receivers.sort_by_key(|&a| (self.load[a], a));
-            let mut moved = false;
-            for a in receivers {
-                let floor = self.load[a] + 2;
-                let mut best: Option<((bool, bool, usize), usize)> = None;
-                for &t in &self.member_topics[a] {
-                    for p in self.topic_start[t]..self.topic_start[t + 1] {
-                        let b = self.owner[p];
-                        if self.load[b] < floor {
-                            continue;
-                        }
-                        let score = (
-                            self.prior[p] == Some(a),
-                            self.prior[p] != Some(b),
-                            self.load[b],
-                        );
-                        if best.is_none_or(|(s, _)| score > s) {
-                            best = Some((score, p));
-                        }
-                    }
+            let mut chosen = None;
+            for &(la, a) in &by_load {
+                if la + 2 > max {
+                    // Receivers come in ascending load: nobody later can receive either.
+                    break;
                 }
-                if let Some((_, p)) = best {
-                    self.give(p, a);
-                    moved = true;
+                let can_spare = |b: usize| self.load[b] >= la + 2;
+                // 1. A partition it owned before, from the most loaded holder.
+                let back = returns[a]
+                    .iter()
+                    .copied()
+                    .filter(|&p| can_spare(self.owner[p]))
+                    .max_by_key(|&p| (self.load[self.owner[p]], std::cmp::Reverse(p)));
+                // 2. From the most loaded donors that can spare one: a partition the donor did
+                //    not own before, else one it did.
+                let from = |sets: &[BTreeSet<usize>]| {
+                    by_load
+                        .iter()
+                        .rev()
+                        .take_while(|&&(lb, _)| lb >= la + 2)
+                        .find_map(|&(_, b)| {
+                            sets[b]
+                                .iter()
+                                .copied()
+                                .find(|&p| self.subscribes(a, self.part_topic[p]))
+                        })
+                };
+                if let Some(p) = back.or_else(|| from(&fresh)).or_else(|| from(&own)) {
+                    chosen = Some((p, a));
                     break;
                 }
             }
-            if !moved {
-                return;
+            let Some((p, a)) = chosen else { return };
+            let b = self.owner[p];
+            fresh[b].remove(&p);
+            own[b].remove(&p);
+            match self.prior[p] {
+                Some(y) if y == a => {
+                    returns[a].remove(&p);
+                    own[a].insert(p);
+                }
+                Some(y) => {
+                    if y == b {
+                        returns[b].insert(p);
+                    }
+                    fresh[a].insert(p);
+                }
+                None => {
+                    fresh[a].insert(p);
+                }
             }
+            by_load.remove(&(self.load[a], a));
+            by_load.remove(&(self.load[b], b));
+            self.give(p, a);
+            by_load.insert((self.load[a], a));
+            by_load.insert((self.load[b], b));
         }
     }
 
@@ -291,124 +345,171 @@ impl Solver {
     /// and one that moves it the other way never is. With no negative cycle the plan minimises
     /// `big * Σ load² - kept`, hence is balanced first and sticky second.
     fn cancel_negative_cycles(&mut self) {
-        let m = self.m;
-        if self.owner.len() >= 1 << 30 {
-            // Beyond what a packed edge holds; the direct moves are as far as it goes.
-            return;
-        }
-        let mut held: Vec<Vec<usize>> = vec![Vec::new(); m];
-        for (p, &x) in self.owner.iter().enumerate() {
-            held[x].push(p);
-        }
-        // The cheapest partition to move for each ordered pair of members. A row depends only
-        // on what its member holds, so a cancelled cycle refreshes just the rows it touched.
-        let mut pair = vec![NO_EDGE; m * m];
-        for x in 0..m {
-            self.fill_row(x, &held[x], &mut pair[x * m..(x + 1) * m]);
-        }
         loop {
-            let graph = Residual {
-                m,
-                big: m as i64 + 1,
-                pair: &pair,
-                load: &self.load,
+            let moves = {
+                let graph = Residual::new(self);
+                let cycles = graph.negative_cycles();
+                let mut moves = Vec::new();
+                for cycle in cycles {
+                    for (i, &x) in cycle.iter().enumerate() {
+                        let y = cycle[(i + 1) % cycle.len()];
+                        if x == self.m || y == self.m {
+                            continue; // an edge to or from the sink moves nothing itself
+                        }
+                        let (_, p) = graph.member_edge(x, y).expect("a cycle edge exists");
+                        moves.push((p, y));
+                    }
+                }
+                moves
             };
-            let cycles = graph.negative_cycles();
-            if cycles.is_empty() {
+            if moves.is_empty() {
                 return;
             }
-            let mut touched = BTreeSet::new();
-            for cycle in cycles {
-                for (i, &x) in cycle.iter().enumerate() {
-                    let y = cycle[(i + 1) % cycle.len()];
-                    if x == m || y == m {
-                        continue; // an edge to or from the sink moves nothing itself
-                    }
-                    let (p, _) = unpack(pair[x * m + y]);
-                    self.give(p, y);
-                    held[x].retain(|&q| q != p);
-                    held[y].push(p);
-                    touched.extend([x, y]);
-                }
-            }
-            for x in touched {
-                self.fill_row(x, &held[x], &mut pair[x * m..(x + 1) * m]);
-            }
-        }
-    }
-
-    /// Fills `row` (indexed by receiving member) with the cheapest of `held` (partitions member
-    /// `x` holds) to move to each other member: cost +1 if `x` owned it before, -1 if the
-    /// receiver did; ties go to the lowest partition index.
-    fn fill_row(&self, x: usize, held: &[usize], row: &mut [u32]) {
-        row.fill(NO_EDGE);
-        for &p in held {
-            let loss = i64::from(self.prior[p] == Some(x));
-            for &y in &self.eligible[self.part_topic[p]] {
-                if y == x {
-                    continue;
-                }
-                let cost = loss - i64::from(self.prior[p] == Some(y));
-                let better = row[y] == NO_EDGE || {
-                    let (q, c) = unpack(row[y]);
-                    (cost, p) < (c, q)
-                };
-                if better {
-                    row[y] = pack(p, cost);
-                }
+            // Cycles share no member, and each move was chosen among what its member held
+            // before any of them: they apply independently.
+            for (p, y) in moves {
+                self.give(p, y);
             }
         }
     }
 }
 
-/// No member-to-member edge.
-const NO_EDGE: u32 = u32::MAX;
-
-/// A member-to-member edge: the partition it moves (below 2^30) and its cost (-1, 0 or 1), in
-/// four bytes so that the member-pair matrix stays small.
-fn pack(partition: usize, cost: i64) -> u32 {
-    ((partition as u32) << 2) | (cost + 1) as u32
-}
-
-fn unpack(edge: u32) -> (usize, i64) {
-    ((edge >> 2) as usize, i64::from(edge & 3) - 1)
-}
-
-/// The residual graph: nodes `0..m` are the members, node `m` the sink.
+/// The residual graph of the current plan: nodes `0..m` are the members, node `m` the sink.
+///
+/// Member-to-member edges are not stored pair by pair (that would be members² for a group
+/// sharing one topic). They are derived per topic: every member holding a partition of topic
+/// `t` has an edge to every member subscribed to `t`, costing 0 if it holds one it did not own
+/// before and 1 otherwise; and a partition held by `x` whose previous owner is `y` gives the
+/// edge `x -> y` cost -1. The cost of `x -> y` is the cheapest of these.
 struct Residual<'a> {
-    m: usize,
+    s: &'a Solver,
     big: i64,
-    /// Packed member-to-member edges, row `x` holding the edges out of member `x`.
-    pair: &'a [u32],
-    load: &'a [usize],
+    /// Partitions each member holds, ascending.
+    held: Vec<Vec<usize>>,
+    /// Per topic: the members holding a partition of it, with the cheapest cost of moving one
+    /// of them (0 or 1).
+    holders: Vec<Vec<(usize, i64)>>,
+    /// `(x, y)`: `x` holds a partition `y` owned before (cost -1).
+    returns: Vec<(usize, usize)>,
 }
 
-impl Residual<'_> {
-    fn cost(&self, from: usize, to: usize) -> i64 {
-        if to == self.m {
-            self.big * (2 * self.load[from] as i64 + 1)
-        } else if from == self.m {
-            -self.big * (2 * self.load[to] as i64 - 1)
-        } else {
-            unpack(self.pair[from * self.m + to]).1
+impl<'a> Residual<'a> {
+    fn new(s: &'a Solver) -> Self {
+        let mut held: Vec<Vec<usize>> = vec![Vec::new(); s.m];
+        let mut holders: Vec<Vec<(usize, i64)>> = vec![Vec::new(); s.eligible.len()];
+        let mut returns = Vec::new();
+        // The topic whose holder list last saw each member, and where it sits in that list.
+        let mut seen_in: Vec<usize> = vec![NOBODY; s.m];
+        let mut slot: Vec<usize> = vec![0; s.m];
+        for (p, &x) in s.owner.iter().enumerate() {
+            let t = s.part_topic[p];
+            held[x].push(p);
+            if seen_in[x] != t {
+                seen_in[x] = t;
+                slot[x] = holders[t].len();
+                holders[t].push((x, 1));
+            }
+            match s.prior[p] {
+                Some(y) if y == x => {}
+                Some(y) => {
+                    holders[t][slot[x]].1 = 0;
+                    returns.push((x, y));
+                }
+                None => holders[t][slot[x]].1 = 0,
+            }
+        }
+        Residual {
+            s,
+            big: s.m as i64 + 1,
+            held,
+            holders,
+            returns,
         }
     }
 
-    fn for_each_edge(&self, mut f: impl FnMut(usize, usize, i64)) {
-        let m = self.m;
-        for x in 0..m {
-            for (y, &e) in self.pair[x * m..(x + 1) * m].iter().enumerate() {
-                if e != NO_EDGE {
-                    f(x, y, unpack(e).1);
+    /// The cheapest partition `x` can hand `y`, with its cost (+1 if `x` owned it before, -1 if
+    /// `y` did; ties to the lowest partition), or `None` when `x` holds nothing `y` subscribes
+    /// to.
+    fn member_edge(&self, x: usize, y: usize) -> Option<(i64, usize)> {
+        let s = self.s;
+        let mut best: Option<(i64, usize)> = None;
+        for &p in &self.held[x] {
+            if !s.subscribes(y, s.part_topic[p]) {
+                continue;
+            }
+            let cost = i64::from(s.prior[p] == Some(x)) - i64::from(s.prior[p] == Some(y));
+            if best.is_none_or(|b| (cost, p) < b) {
+                best = Some((cost, p));
+            }
+        }
+        best
+    }
+
+    fn sink_cost(&self, from: usize, to: usize) -> i64 {
+        let m = self.s.m;
+        if to == m {
+            self.big * (2 * self.s.load[from] as i64 + 1)
+        } else {
+            debug_assert_eq!(from, m);
+            -self.big * (2 * self.s.load[to] as i64 - 1)
+        }
+    }
+
+    fn cost(&self, from: usize, to: usize) -> Option<i64> {
+        let m = self.s.m;
+        if from == m || to == m {
+            Some(self.sink_cost(from, to))
+        } else {
+            self.member_edge(from, to).map(|(c, _)| c)
+        }
+    }
+
+    /// One Bellman-Ford round over every edge; returns whether anything was relaxed.
+    fn relax_all(&self, dist: &mut [i64], pred: &mut [usize]) -> bool {
+        let s = self.s;
+        let m = s.m;
+        let mut relaxed = false;
+        let mut relax = |u: usize, v: usize, d: i64, dist: &mut [i64]| {
+            if d < dist[v] {
+                dist[v] = d;
+                pred[v] = u;
+                relaxed = true;
+            }
+        };
+        // Member-to-member edges, topic by topic: the two best holders are enough to relax
+        // every subscriber (the best one unless that is the subscriber itself).
+        for (t, holders) in self.holders.iter().enumerate() {
+            let mut best = [(i64::MAX, NOBODY); 2];
+            for &(x, w) in holders {
+                let d = dist[x] + w;
+                if d < best[0].0 {
+                    best = [(d, x), best[0]];
+                } else if d < best[1].0 {
+                    best[1] = (d, x);
                 }
             }
+            for &y in &s.eligible[t] {
+                let (d, x) = if best[0].1 != y { best[0] } else { best[1] };
+                if x != NOBODY {
+                    relax(x, y, d, dist);
+                }
+            }
+        }
+        for &(x, y) in &self.returns {
+            let d = dist[x] - 1;
+            relax(x, y, d, dist);
         }
         for a in 0..m {
-            f(a, m, self.cost(a, m));
-            if self.load[a] > 0 {
-                f(m, a, self.cost(m, a));
+            let d = dist[a] + self.sink_cost(a, m);
+            relax(a, m, d, dist);
+        }
+        for a in 0..m {
+            if s.load[a] > 0 {
+                let d = dist[m] + self.sink_cost(m, a);
+                relax(m, a, d, dist);
             }
         }
+        relaxed
     }
 
     /// Vertex-disjoint cycles of negative total cost, each as its nodes in order (the last
@@ -419,20 +520,11 @@ impl Residual<'_> {
     /// is negative, and one usually shows up within a few rounds. Cycles of the predecessor
     /// graph never share a node, so they can all be cancelled at once.
     fn negative_cycles(&self) -> Vec<Vec<usize>> {
-        let nodes = self.m + 1;
+        let nodes = self.s.m + 1;
         let mut dist = vec![0i64; nodes];
         let mut pred = vec![usize::MAX; nodes];
         for _ in 0..=nodes {
-            let mut relaxed = false;
-            self.for_each_edge(|u, v, w| {
-                let d = dist[u] + w;
-                if d < dist[v] {
-                    dist[v] = d;
-                    pred[v] = u;
-                    relaxed = true;
-                }
-            });
-            if !relaxed {
+            if !self.relax_all(&mut dist, &mut pred) {
                 return Vec::new();
             }
             let cycles = self.predecessor_cycles(&pred);
@@ -472,11 +564,14 @@ impl Residual<'_> {
                 y = pred[y];
             }
             cycle.reverse();
-            let cost: i64 = (0..cycle.len())
+            let cost: Option<i64> = (0..cycle.len())
                 .map(|i| self.cost(cycle[i], cycle[(i + 1) % cycle.len()]))
                 .sum();
-            debug_assert!(cost < 0, "predecessor cycle of cost {cost}");
-            if cost < 0 {
+            debug_assert!(
+                cost.is_some_and(|c| c < 0),
+                "predecessor cycle of cost {cost:?}"
+            );
+            if cost.is_some_and(|c| c < 0) {
                 cycles.push(cycle);
             }
         }
@@ -500,25 +595,25 @@ pub struct StickyUserData {
 /// # Errors
 /// [`EncodeError::TooLong`] for a topic name or list too long for its length prefix.
 pub fn encode_sticky_user_data(data: &StickyUserData) -> Result<Bytes, EncodeError> {
-    let mut by_topic: Vec<(&str, Vec<i32>)> = Vec::new();
-    for (topic, p) in &data.previous_assignment {
-        match by_topic.iter_mut().find(|(t, _)| t == topic) {
-            Some((_, ps)) => ps.push(*p),
-            None => by_topic.push((topic, vec![*p])),
-        }
-    }
+    let groups = by_topic(&data.previous_assignment);
     let mut buf = BytesMut::new();
     put_length(
         &mut buf,
-        Some(by_topic.len()),
+        Some(groups.len()),
         false,
         true,
         "previous_assignment",
     )?;
-    for (topic, ps) in by_topic {
-        put_nullable_string(&mut buf, Some(topic), false, "topic")?;
-        put_length(&mut buf, Some(ps.len()), false, true, "partitions")?;
-        for p in ps {
+    for g in groups {
+        put_nullable_string(&mut buf, Some(&g.topic), false, "topic")?;
+        put_length(
+            &mut buf,
+            Some(g.partitions.len()),
+            false,
+            true,
+            "partitions",
+        )?;
+        for p in g.partitions {
             buf.put_i32(p);
         }
     }
@@ -526,27 +621,14 @@ pub fn encode_sticky_user_data(data: &StickyUserData) -> Result<Bytes, EncodeErr
     Ok(buf.freeze())
 }
 
-/// Decodes [`StickyUserData`] in version 1 (with the generation) or version 0 (without). A
-/// negative generation reads as unknown.
-///
-/// # Errors
-/// [`DecodeError`] if the bytes are truncated, invalid, or longer than version 1.
-pub fn decode_sticky_user_data(bytes: Bytes) -> Result<StickyUserData, DecodeError> {
+/// Decodes sticky user data with the previous assignment grouped by topic, as on the wire
+/// (memory within a small multiple of the input), and the generation.
+pub(super) fn decode_sticky_user_data_by_topic(
+    bytes: Bytes,
+) -> Result<(Vec<TopicPartitions>, Option<i32>), DecodeError> {
     const WHAT: &str = "StickyAssignorUserData";
     let mut r = Reader::new(bytes);
-    let mut previous_assignment = Vec::new();
-    let topics = r
-        .array_len(false, WHAT)?
-        .ok_or_else(|| r.error(WHAT, DecodeErrorKind::UnexpectedNull))?;
-    for _ in 0..topics {
-        let topic = r.string(false, WHAT)?;
-        let n = r
-            .array_len(false, WHAT)?
-            .ok_or_else(|| r.error(WHAT, DecodeErrorKind::UnexpectedNull))?;
-        for _ in 0..n {
-            previous_assignment.push((topic.clone(), r.i32(WHAT)?));
-        }
-    }
+    let previous = topic_partitions_list(&mut r, WHAT)?;
     let generation = match r.remaining() {
         0 => None,
         4 => Some(r.i32(WHAT)?).filter(|g| *g >= 0),
@@ -557,8 +639,26 @@ pub fn decode_sticky_user_data(bytes: Bytes) -> Result<StickyUserData, DecodeErr
             ));
         }
     };
+    Ok((previous, generation))
+}
+
+/// Decodes [`StickyUserData`] in version 1 (with the generation) or version 0 (without). A
+/// negative generation reads as unknown.
+///
+/// # Errors
+/// [`DecodeError`] if the bytes are truncated, invalid, or longer than version 1; also when the
+/// previous assignment as flat pairs would exceed the budget of
+/// [`FLAT_BUDGET_FACTOR`](super::FLAT_BUDGET_FACTOR).
+pub fn decode_sticky_user_data(bytes: Bytes) -> Result<StickyUserData, DecodeError> {
+    let len = bytes.len();
+    let (previous, generation) = decode_sticky_user_data_by_topic(bytes)?;
     Ok(StickyUserData {
-        previous_assignment,
+        previous_assignment: flatten(
+            previous,
+            len,
+            "StickyAssignorUserData",
+            "the grouped decoder",
+        )?,
         generation,
     })
 }
@@ -572,15 +672,12 @@ mod tests {
     type Plan = BTreeMap<String, Vec<(String, i32)>>;
 
     fn member(topics: &[&str], owned: &[(&str, i32)], generation: i32) -> MemberSubscription {
-        MemberSubscription {
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            owned_partitions: owned.iter().map(|(t, p)| tp(t, *p)).collect(),
-            generation_id: generation,
-            group_instance_id: None,
-        }
+        let owned: Vec<(String, i32)> = owned.iter().map(|(t, p)| tp(t, *p)).collect();
+        MemberSubscription::new(topics.iter().copied()).with_owned(&owned, generation)
     }
 
-    fn kept(plan: &Plan, id: &str, owned: &[(String, i32)]) -> usize {
+    fn kept(plan: &Plan, id: &str, m: &MemberSubscription) -> usize {
+        let owned = owned(m);
         plan[id].iter().filter(|x| owned.contains(x)).count()
     }
 
@@ -599,8 +696,8 @@ mod tests {
         let plan = StickyAssignor.assign(&partitions, &members);
         assert_eq!(plan["C0"].len(), 4);
         assert_eq!(plan["C2"].len(), 4);
-        assert_eq!(kept(&plan, "C0", &members["C0"].owned_partitions), 3);
-        assert_eq!(kept(&plan, "C2", &members["C2"].owned_partitions), 2);
+        assert_eq!(kept(&plan, "C0", &members["C0"]), 3);
+        assert_eq!(kept(&plan, "C2", &members["C2"]), 2);
     }
 
     #[test]
@@ -619,8 +716,8 @@ mod tests {
         ]);
         let plan = StickyAssignor.assign(&partitions, &members);
         assert_eq!(loads(&plan), [2, 2, 2]);
-        assert_eq!(kept(&plan, "a", &members["a"].owned_partitions), 2);
-        assert_eq!(kept(&plan, "b", &members["b"].owned_partitions), 2);
+        assert_eq!(kept(&plan, "a", &members["a"]), 2);
+        assert_eq!(kept(&plan, "b", &members["b"]), 2);
     }
 
     #[test]
@@ -673,6 +770,147 @@ mod tests {
     }
 
     #[test]
+    fn claims_of_an_older_generation_do_not_count() {
+        // b's claims are from generation 2 while a reports generation 6: b missed a rebalance,
+        // and its claim on t-1 is void even though nobody else claims it.
+        let partitions = BTreeMap::from([("t".to_string(), 4)]);
+        let members = BTreeMap::from([
+            ("a".to_string(), member(&["t"], &[("t", 0)], 6)),
+            (
+                "b".to_string(),
+                member(&["t"], &[("t", 1), ("t", 2), ("t", 3)], 2),
+            ),
+            ("c".to_string(), member(&["t"], &[], 6)),
+        ]);
+        let plan = StickyAssignor.assign(&partitions, &members);
+        assert!(plan["a"].contains(&tp("t", 0)));
+        let mut sorted = loads(&plan);
+        sorted.sort();
+        assert_eq!(sorted, [1, 1, 2]);
+        // Were b's claims current, b would keep two of them and c get the third.
+        let mut current = members.clone();
+        current.get_mut("b").unwrap().generation_id = 6;
+        let plan = StickyAssignor.assign(&partitions, &current);
+        assert_eq!(kept(&plan, "b", &current["b"]), 2);
+        assert_eq!(plan["a"], [tp("t", 0)]);
+    }
+
+    #[test]
+    fn duplicate_claims_of_the_highest_generation_count_as_unowned() {
+        let partitions = BTreeMap::from([("t".to_string(), 2)]);
+        let members = BTreeMap::from([
+            ("a".to_string(), member(&["t"], &[("t", 0), ("t", 1)], 3)),
+            ("b".to_string(), member(&["t"], &[("t", 1)], 3)),
+        ]);
+        let plan = StickyAssignor.assign(&partitions, &members);
+        // t-0 is a's; t-1 is nobody's and goes where balance wants it.
+        assert_eq!(plan["a"], [tp("t", 0)]);
+        assert_eq!(plan["b"], [tp("t", 1)]);
+    }
+
+    /// `members` members, each subscribed to every topic of `partitions`.
+    fn crowd(
+        members: usize,
+        partitions: &BTreeMap<String, i32>,
+    ) -> BTreeMap<String, MemberSubscription> {
+        (0..members)
+            .map(|i| {
+                (
+                    format!("m{i:05}"),
+                    MemberSubscription::new(partitions.keys().cloned()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_thousand_members_and_ten_partitions() {
+        // Far more members than partitions: the old member-pair matrix alone would have been a
+        // million entries; the plan is made from per-topic lists.
+        let partitions = BTreeMap::from([("t".to_string(), 10)]);
+        let mut members = crowd(1_000, &partitions);
+        let started = std::time::Instant::now();
+        let first = StickyAssignor.assign(&partitions, &members);
+        assert_eq!(loads(&first).iter().sum::<usize>(), 10);
+        assert!(loads(&first).iter().all(|&l| l <= 1));
+        // Everyone rejoins with what it had, and ten newcomers arrive: nothing moves.
+        for (id, m) in members.iter_mut() {
+            m.owned_partitions = by_topic(&first[id]);
+            m.generation_id = 1;
+        }
+        for i in 0..10 {
+            members.insert(format!("new{i}"), MemberSubscription::new(["t"]));
+        }
+        let second = StickyAssignor.assign(&partitions, &members);
+        for (id, list) in &first {
+            assert_eq!(&second[id], list, "{id} moved");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_thousand_members_with_ten_partitions_each_rebalance_after_a_join() {
+        // 10,000 partitions: a group of 10 grows to 1,000; everything must spread out, each
+        // member keeping what it can (the old owners keep exactly 10 each).
+        let partitions = BTreeMap::from([("a".to_string(), 6_000), ("b".to_string(), 4_000)]);
+        let mut members = crowd(10, &partitions);
+        let first = StickyAssignor.assign(&partitions, &members);
+        for (id, m) in members.iter_mut() {
+            m.owned_partitions = by_topic(&first[id]);
+            m.generation_id = 1;
+        }
+        let old: Vec<String> = members.keys().cloned().collect();
+        members.extend(crowd(1_000, &partitions).into_iter().skip(10));
+        assert_eq!(members.len(), 1_000);
+        let started = std::time::Instant::now();
+        let second = StickyAssignor.assign(&partitions, &members);
+        let elapsed = started.elapsed();
+        assert!(loads(&second).iter().all(|&l| l == 10));
+        for id in &old {
+            assert_eq!(kept(&second, id, &members[id]), 10, "{id}");
+        }
+        assert!(
+            elapsed < std::time::Duration::from_secs(30),
+            "took {elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn sticky_user_data_is_grouped_and_bounded() {
+        // One 32 KiB topic name with 8,000 partitions: 64 KiB as sent, 262 MB as flat pairs.
+        let name = "x".repeat(i16::MAX as usize);
+        let mut b = BytesMut::new();
+        b.put_i32(1);
+        b.put_i16(name.len() as i16);
+        b.put_slice(name.as_bytes());
+        b.put_i32(8_000);
+        for p in 0..8_000 {
+            b.put_i32(p);
+        }
+        b.put_i32(3);
+        let bytes = b.freeze();
+        let (groups, generation) = decode_sticky_user_data_by_topic(bytes.clone()).unwrap();
+        assert_eq!(generation, Some(3));
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].partitions.len(), 8_000);
+        let held: usize = groups
+            .iter()
+            .map(|g| g.topic.capacity() + 4 * g.partitions.capacity())
+            .sum();
+        assert!(
+            held <= 2 * bytes.len(),
+            "{held} bytes held for {}",
+            bytes.len()
+        );
+        let e = decode_sticky_user_data(bytes).expect_err("flat pairs would take 268 MB");
+        assert!(e.to_string().contains("8000 partitions"), "{e}");
+    }
+
+    #[test]
     fn sticky_user_data_round_trip_and_v0() {
         let data = StickyUserData {
             previous_assignment: vec![tp("a", 1), tp("a", 3), tp("b", 0)],
@@ -691,28 +929,18 @@ mod tests {
         assert!(decode_sticky_user_data(Bytes::from_static(&[0, 0, 0, 0, 1])).is_err());
     }
 
-    /// The previous owner of each partition, settled by generation (a test-side restatement).
+    /// The previous owner of each partition, settled by generation (a test-side restatement):
+    /// the one member of the highest generation claiming an existing partition of a topic it
+    /// subscribes to.
     fn settled_prior(g: &Group) -> BTreeMap<(String, i32), String> {
-        let mut best: BTreeMap<(String, i32), (i32, Option<String>)> = BTreeMap::new();
-        for (id, m) in &g.members {
-            let owned: BTreeSet<_> = m.owned_partitions.iter().cloned().collect();
-            for (t, p) in owned {
+        valid_claims(&g.members)
+            .into_iter()
+            .filter_map(|((t, p), claimants)| {
                 let n = g.partitions.get(&t).copied().unwrap_or(0);
-                if !m.topics.contains(&t) || !(0..n).contains(&p) {
-                    continue;
-                }
-                let e = best
-                    .entry((t, p))
-                    .or_insert((m.generation_id, Some(id.clone())));
-                if m.generation_id > e.0 {
-                    *e = (m.generation_id, Some(id.clone()));
-                } else if m.generation_id == e.0 && e.1.as_deref() != Some(id) {
-                    e.1 = None;
-                }
-            }
-        }
-        best.into_iter()
-            .filter_map(|(k, (_, o))| o.map(|o| (k, o)))
+                let only = (claimants.len() == 1).then(|| claimants.into_iter().next())??;
+                (g.members[&only].topics.contains(&t) && (0..n).contains(&p))
+                    .then_some(((t, p), only))
+            })
             .collect()
     }
 
@@ -833,7 +1061,7 @@ mod tests {
             }
             let first = StickyAssignor.assign(&g.partitions, &g.members);
             for (id, m) in g.members.iter_mut() {
-                m.owned_partitions = first[id].clone();
+                m.owned_partitions = by_topic(&first[id]);
                 m.generation_id = 1;
             }
             if joins || g.members.len() == 1 {
@@ -869,7 +1097,7 @@ mod tests {
         let started = std::time::Instant::now();
         let first = StickyAssignor.assign(&partitions, &members);
         for (id, m) in members.iter_mut() {
-            m.owned_partitions = first[id].clone();
+            m.owned_partitions = by_topic(&first[id]);
             m.generation_id = 1;
         }
         members.remove("m007");

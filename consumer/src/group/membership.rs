@@ -189,7 +189,8 @@ impl Coordinator<'_> {
             };
             // The coordinator holds a JoinGroup until every member has rejoined, up to the
             // rebalance timeout: wait that long and a little more, as the Java client does.
-            let wait = (rebalance_timeout + Duration::from_secs(5))
+            let wait = rebalance_timeout
+                .saturating_add(Duration::from_secs(5))
                 .max(self.client.config().request_timeout);
             let result = self.send(&req, Some(wait)).await;
             let resp = match result {

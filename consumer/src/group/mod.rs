@@ -14,14 +14,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafkawire_client::{Admin, Client, Error, GroupMembership, OffsetToCommit, Result};
+use kafkawire_client::{
+    Admin, Client, ClusterMetadata, Error, GroupMembership, OffsetToCommit, Result,
+};
 use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
 
 use crate::assignor::{self, MemberSubscription, RebalanceProtocol};
 use crate::assignor::{
-    Assignment, Subscription, decode_assignment, decode_subscription, encode_assignment,
-    encode_subscription,
+    Assignment, AssignmentByTopic, Subscription, decode_assignment_by_topic,
+    decode_subscription_by_topic, encode_assignment, encode_subscription,
 };
 use crate::{ConsumerConfig, Fetched, OffsetReset, PartitionConsumer, StartOffset};
 use membership::{Coordinator, Membership, SharedMembership};
@@ -111,6 +113,14 @@ pub struct GroupConsumer {
     unfinished_rebalance: Option<Vec<(String, i32)>>,
     /// Join + sync rounds failed in a row.
     failed_rebalances: u32,
+    /// Partition counts the last assignment was made with, of the topics whose change calls
+    /// for a new one: every topic of the group for the leader, the member's own otherwise
+    /// (0 for a topic without partitions then). A different count in the metadata cache makes
+    /// the member rejoin, as the Java consumer's metadata check does, so that partitions a topic
+    /// gains are assigned.
+    assignment_counts: BTreeMap<String, i32>,
+    /// The metadata snapshot last compared with `assignment_counts` (a refresh replaces it).
+    metadata_checked: Option<Arc<ClusterMetadata>>,
 }
 
 /// Join + sync rounds that may fail in a row (each in its own poll) before the error is
@@ -184,6 +194,8 @@ impl GroupConsumer {
             joined: false,
             unfinished_rebalance: None,
             failed_rebalances: 0,
+            assignment_counts: BTreeMap::new(),
+            metadata_checked: None,
             config,
         })
     }
@@ -343,7 +355,17 @@ impl GroupConsumer {
                 ),
             });
         }
-        let rejoin = self.state.lock().map(|s| s.needs_rejoin).unwrap_or(true);
+        let mut rejoin = self.state.lock().map(|s| s.needs_rejoin).unwrap_or(true);
+        if self.joined
+            && !rejoin
+            && let Some(change) = self.partition_count_change()
+        {
+            tracing::info!(group = %self.config.group_id, %change, "partition count changed: rejoining");
+            rejoin = true;
+            if let Ok(mut s) = self.state.lock() {
+                s.needs_rejoin = true;
+            }
+        }
         if (!self.joined || rejoin) && !self.rebalance().await? {
             return Ok(Fetched::default());
         }
@@ -610,46 +632,10 @@ impl GroupConsumer {
             )
             .await?;
         let mut assignments = BTreeMap::new();
+        let mut leader_counts = None;
         if joined.leader {
-            let assignor = assignor::by_name(&joined.protocol).ok_or_else(|| {
-                Error::Config(format!(
-                    "the group chose assignor {:?}, which this client does not have",
-                    joined.protocol
-                ))
-            })?;
-            let mut members = BTreeMap::new();
-            let mut topics = BTreeSet::new();
-            for (member_id, instance, metadata) in &joined.members {
-                let s = decode_subscription(metadata.clone()).map_err(|e| {
-                    Error::Config(format!(
-                        "member {member_id} sent a subscription this client cannot read: {e}"
-                    ))
-                })?;
-                topics.extend(s.topics.iter().cloned());
-                members.insert(
-                    member_id.clone(),
-                    MemberSubscription {
-                        topics: s.topics,
-                        owned_partitions: s.owned_partitions,
-                        generation_id: s.generation_id,
-                        group_instance_id: instance.clone(),
-                    },
-                );
-            }
-            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-            let meta = self.client.refresh_metadata(&names).await?;
-            let partitions_per_topic: BTreeMap<String, i32> = topics
-                .iter()
-                .filter_map(|t| {
-                    meta.topics
-                        .get(t)
-                        .filter(|m| m.error.is_ok())
-                        .map(|m| (t.clone(), m.partitions.len() as i32))
-                })
-                .collect();
-            let result = assignor.assign(&partitions_per_topic, &members);
-            for member_id in members.keys() {
-                let partitions = result.get(member_id).cloned().unwrap_or_default();
+            let (plan, counts) = lead(&self.client, &self.config.group_id, &joined).await?;
+            for (member_id, partitions) in plan {
                 let bytes = encode_assignment(
                     &Assignment {
                         partitions,
@@ -661,23 +647,41 @@ impl GroupConsumer {
                     api: ApiKey::SyncGroup,
                     source,
                 })?;
-                assignments.insert(member_id.clone(), bytes);
+                assignments.insert(member_id, bytes);
             }
+            leader_counts = Some(counts);
         }
+        let coordinator = self.coordinator();
         let bytes = coordinator.sync(&joined, assignments).await?;
-        let new: BTreeSet<(String, i32)> = if bytes.is_empty() {
-            BTreeSet::new()
-        } else {
-            decode_assignment(bytes)
-                .map_err(|e| {
-                    Error::Config(format!(
-                        "the leader sent an assignment this client cannot read: {e}"
-                    ))
-                })?
-                .partitions
-                .into_iter()
-                .collect()
+        let assignment = match decode_assignment_by_topic(bytes) {
+            Ok(a) => a,
+            Err(e) => {
+                // Rejoining would only fetch the same bytes again: take nothing this
+                // generation and let the group go on.
+                tracing::warn!(
+                    group = %self.config.group_id,
+                    error = %e,
+                    "the leader sent an assignment this client cannot read; taking none"
+                );
+                AssignmentByTopic::default()
+            }
         };
+        let (new, cache) = accept_assignment(
+            &self.client,
+            &self.config.group_id,
+            &self.topics,
+            assignment,
+        )
+        .await;
+        self.assignment_counts = match leader_counts {
+            Some(counts) => counts,
+            None => self
+                .topics
+                .iter()
+                .map(|t| (t.clone(), partition_count(&cache, t).unwrap_or(0)))
+                .collect(),
+        };
+        self.metadata_checked = None;
         if protocol == RebalanceProtocol::Cooperative {
             let revoked: Vec<(String, i32)> = self.assigned.difference(&new).cloned().collect();
             if !revoked.is_empty() {
@@ -709,6 +713,27 @@ impl GroupConsumer {
             }
         }
         Ok(())
+    }
+
+    /// A change of a watched topic's partition count in the metadata cache since the last
+    /// assignment, described; `None` if none (or the cache has not changed since the last
+    /// call).
+    fn partition_count_change(&mut self) -> Option<String> {
+        let meta = self.client.metadata();
+        if self
+            .metadata_checked
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, &meta))
+        {
+            return None;
+        }
+        let change = self.assignment_counts.iter().find_map(|(t, &before)| {
+            partition_count(&meta, t)
+                .filter(|&now| now != before)
+                .map(|now| format!("{t}: {before} -> {now} partitions"))
+        });
+        self.metadata_checked = Some(meta);
+        change
     }
 
     fn start_heartbeat(&mut self) {
@@ -794,4 +819,197 @@ impl GroupConsumer {
             }
         }));
     }
+}
+
+/// A partition count as an `i32` (the protocol's type), saturating.
+fn clamp_count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The partition count of `topic` in `meta`: the number of partitions of a topic the metadata
+/// lists without error, 0 for one it reports as not existing, `None` when it says nothing
+/// reliable (not asked about yet, or a transient error such as a leader election).
+fn partition_count(meta: &ClusterMetadata, topic: &str) -> Option<i32> {
+    let t = meta.topics.get(topic)?;
+    if t.error.is_ok() {
+        Some(clamp_count(t.partitions.len()))
+    } else if t.error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION {
+        Some(0)
+    } else {
+        None
+    }
+}
+
+/// The partition indexes of `topic` that `meta` lists (none for a topic with an error).
+fn known_partitions(meta: &ClusterMetadata, topic: &str) -> BTreeSet<i32> {
+    meta.topics
+        .get(topic)
+        .filter(|t| t.error.is_ok())
+        .map(|t| t.partitions.iter().map(|p| p.partition).collect())
+        .unwrap_or_default()
+}
+
+/// The leader's part of a join: reads every member's subscription, refreshes metadata for
+/// the topics they want, and runs the assignor. Returns the plan (an entry per member) and
+/// the partition count of every topic of the group it was made with.
+///
+/// A subscription that does not decode counts as subscribing to nothing: that member gets
+/// an empty assignment, and the rest of the group is assigned as usual (failing the whole
+/// group because of one member would let any member stop everyone).
+async fn lead(
+    client: &Client,
+    group: &str,
+    joined: &membership::Joined,
+) -> Result<(BTreeMap<String, Vec<(String, i32)>>, BTreeMap<String, i32>)> {
+    let assignor = assignor::by_name(&joined.protocol).ok_or_else(|| {
+        Error::Config(format!(
+            "the group chose assignor {:?}, which this client does not have",
+            joined.protocol
+        ))
+    })?;
+    let mut members = BTreeMap::new();
+    let mut topics = BTreeSet::new();
+    for (member_id, instance, metadata) in &joined.members {
+        let m = match decode_subscription_by_topic(metadata.clone()) {
+            Ok(s) => MemberSubscription::from_subscription_by_topic(s, instance.clone()),
+            Err(e) => {
+                tracing::warn!(
+                    group,
+                    member = %member_id,
+                    error = %e,
+                    bytes = metadata.len(),
+                    "a member's subscription cannot be read: it is treated as subscribing \
+                     to nothing"
+                );
+                MemberSubscription {
+                    group_instance_id: instance.clone(),
+                    ..MemberSubscription::new(Vec::<String>::new())
+                }
+            }
+        };
+        topics.extend(m.topics.iter().cloned());
+        members.insert(member_id.clone(), m);
+    }
+    let partitions_per_topic: BTreeMap<String, i32> = if topics.is_empty() {
+        BTreeMap::new()
+    } else {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let meta = client.refresh_metadata(&names).await?;
+        topics
+            .iter()
+            .filter_map(|t| {
+                meta.topics
+                    .get(t)
+                    .filter(|m| m.error.is_ok())
+                    .map(|m| (t.clone(), clamp_count(m.partitions.len())))
+            })
+            .collect()
+    };
+    let mut plan = assignor.assign(&partitions_per_topic, &members);
+    // Every member gets an entry, and only members get one, whatever the assignor did.
+    plan.retain(|id, _| members.contains_key(id));
+    for id in members.keys() {
+        plan.entry(id.clone()).or_default();
+    }
+    let counts = topics
+        .into_iter()
+        .map(|t| {
+            let n = partitions_per_topic.get(&t).copied().unwrap_or(0);
+            (t, n)
+        })
+        .collect();
+    Ok((plan, counts))
+}
+
+/// The partitions of `assignment` this member takes, and the metadata it judged them by.
+///
+/// Only partitions of subscribed topics that the metadata knows are taken. A partition the
+/// cached metadata does not know (the leader saw a newer partition count) refreshes the
+/// metadata of those topics once; one still unknown after that is left out with a warning
+/// (it becomes readable through the rejoin the partition count check starts once the
+/// metadata shows it) rather than failing the rebalance, which would only start another
+/// with the same outcome. The result holds at most the partitions the metadata lists, so
+/// its size does not depend on what the leader sent.
+async fn accept_assignment(
+    client: &Client,
+    group: &str,
+    topics: &[String],
+    assignment: AssignmentByTopic,
+) -> (BTreeSet<(String, i32)>, Arc<ClusterMetadata>) {
+    let ours: BTreeSet<&str> = topics.iter().map(String::as_str).collect();
+    let mut cache = client.metadata();
+    // Refresh for topics with a partition the cache does not know, and for subscribed
+    // topics it knows nothing about (their partition count is watched from now on).
+    let mut stale: BTreeSet<&str> = ours
+        .iter()
+        .copied()
+        .filter(|t| partition_count(&cache, t).is_none())
+        .collect();
+    let mut known: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
+    for entry in &assignment.partitions {
+        let Some(&topic) = ours.get(entry.topic.as_str()) else {
+            continue;
+        };
+        if stale.contains(topic) {
+            continue;
+        }
+        let known = known
+            .entry(topic)
+            .or_insert_with(|| known_partitions(&cache, topic));
+        if entry.partitions.iter().any(|p| !known.contains(p)) {
+            stale.insert(topic);
+        }
+    }
+    if !stale.is_empty() {
+        let names: Vec<&str> = stale.into_iter().collect();
+        tracing::debug!(topics = ?names, "refreshing metadata for the assignment");
+        match client.refresh_metadata(&names).await {
+            Ok(fresh) => cache = fresh,
+            Err(e) => {
+                tracing::warn!(error = %e, "metadata refresh for the assignment failed")
+            }
+        }
+        known.clear();
+    }
+    let mut accepted = BTreeSet::new();
+    let mut unsubscribed = 0usize;
+    let mut unknown: BTreeMap<&str, (usize, i32)> = BTreeMap::new();
+    for entry in &assignment.partitions {
+        let Some(&topic) = ours.get(entry.topic.as_str()) else {
+            unsubscribed += entry.partitions.len();
+            continue;
+        };
+        let known = known
+            .entry(topic)
+            .or_insert_with(|| known_partitions(&cache, topic));
+        for &p in &entry.partitions {
+            if known.contains(&p) {
+                accepted.insert((topic, p));
+            } else {
+                unknown.entry(topic).or_insert((0, p)).0 += 1;
+            }
+        }
+    }
+    if unsubscribed > 0 {
+        tracing::warn!(
+            group,
+            partitions = unsubscribed,
+            "the assignment names topics this member does not subscribe to; ignoring them"
+        );
+    }
+    for (topic, (count, example)) in unknown {
+        tracing::warn!(
+            group,
+            topic,
+            partitions = count,
+            example,
+            "the assignment names partitions the metadata does not know, even after a \
+             refresh; leaving them out"
+        );
+    }
+    let accepted = accepted
+        .into_iter()
+        .map(|(t, p)| (t.to_owned(), p))
+        .collect();
+    (accepted, cache)
 }
