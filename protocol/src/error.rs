@@ -53,6 +53,18 @@ pub enum DecodeErrorKind {
         /// Bytes this batch needs: at least this many (decompression stops at the limit).
         needed: usize,
     },
+    /// Decoding would build a representation larger than the reader's decode budget
+    /// ([`Reader::budget`](crate::primitives::Reader::budget): by default
+    /// [`DECODE_BUDGET_FACTOR`](crate::primitives::DECODE_BUDGET_FACTOR) x the input +
+    /// [`DECODE_BUDGET_SLACK`](crate::primitives::DECODE_BUDGET_SLACK)): input made of the
+    /// smallest elements the format allows (empty strings, empty structs) in numbers no real
+    /// message has.
+    DecodeBudget {
+        /// The budget, in bytes of decoded representation.
+        limit: usize,
+        /// Bytes the next element needed when the budget ran out.
+        needed: usize,
+    },
     /// A value that breaks a rule of the format (described in the text).
     Invalid(String),
     /// A frame size above the configured limit, or negative.
@@ -98,6 +110,10 @@ impl std::fmt::Display for DecodeErrorKind {
             } => write!(
                 f,
                 "decompression budget of {limit} bytes exceeded: earlier batches took {used} bytes and this batch needs at least {needed} more"
+            ),
+            DecodeErrorKind::DecodeBudget { limit, needed } => write!(
+                f,
+                "decoded size budget of {limit} bytes exceeded ({needed} more bytes needed): the input holds far more tiny elements than any real message"
             ),
             DecodeErrorKind::Invalid(e) => f.write_str(e),
             DecodeErrorKind::FrameSize { size, limit } => {

@@ -69,15 +69,76 @@ pub struct Reader {
     pos: usize,
     /// Offset of `buf` within the outermost buffer, so errors name absolute byte offsets.
     base: usize,
+    /// Bytes of decoded representation still allowed (see [`Reader::budget`]).
+    budget: usize,
+}
+
+/// The default decode budget is this many times the input's size (plus
+/// [`DECODE_BUDGET_SLACK`]). Messages shaped like real ones charge up to about 6x their size
+/// (measured in `protocol/tests/alloc_bounds.rs`: ListGroups v3 of 50,000 groups 5.9x,
+/// Metadata with one replica per partition 4.6x, OffsetFetch 4.5x), so 12 leaves them a 2x
+/// margin; input made only of the smallest elements the format allows (a list of empty compact
+/// strings: 1 byte each, 24 bytes decoded) would reach 24x and more, and is refused instead.
+pub const DECODE_BUDGET_FACTOR: usize = 12;
+
+/// Added to the default decode budget, in bytes, so small messages never meet it.
+pub const DECODE_BUDGET_SLACK: usize = 1 << 20;
+
+/// The default decode budget for `input_len` bytes of input, in bytes:
+/// [`DECODE_BUDGET_FACTOR`] x `input_len` + [`DECODE_BUDGET_SLACK`].
+pub fn default_decode_budget(input_len: usize) -> usize {
+    input_len
+        .saturating_mul(DECODE_BUDGET_FACTOR)
+        .saturating_add(DECODE_BUDGET_SLACK)
 }
 
 impl Reader {
-    /// A reader over `buf`, starting at its first byte.
+    /// A reader over `buf`, starting at its first byte, with the default decode budget
+    /// ([`default_decode_budget`] of `buf.len()`).
     pub fn new(buf: Bytes) -> Self {
+        let budget = default_decode_budget(buf.len());
+        Reader::with_budget(buf, budget)
+    }
+
+    /// A reader over `buf` whose decoders may build at most `budget` bytes of representation
+    /// (see [`Reader::budget`]).
+    pub fn with_budget(buf: Bytes, budget: usize) -> Self {
         Reader {
             buf,
             pos: 0,
             base: 0,
+            budget,
+        }
+    }
+
+    /// Bytes of decoded representation the decoders may still build. Array decoding
+    /// ([`decode_array`]) charges each element's in-memory size as capacity is reserved,
+    /// strings their length, unknown tagged fields their entry; when a charge does not fit the
+    /// decode fails with [`DecodeErrorKind::DecodeBudget`]. This bounds the memory a message
+    /// can cost by its own size, whatever mix of elements it holds (array counts are also
+    /// checked against the bytes left, see [`Reader::array_len_min`]).
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Charges `bytes` of decoded representation against [`Reader::budget`].
+    ///
+    /// # Errors
+    /// [`DecodeErrorKind::DecodeBudget`] when fewer than `bytes` are left; the budget is then
+    /// unchanged.
+    pub fn charge(&mut self, bytes: usize, what: &'static str) -> Result<(), DecodeError> {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(self.error(
+                what,
+                DecodeErrorKind::DecodeBudget {
+                    limit: self.budget,
+                    needed: bytes,
+                },
+            )),
         }
     }
 
@@ -148,7 +209,12 @@ impl Reader {
     pub fn sub_reader(&mut self, n: usize, what: &'static str) -> Result<Reader, DecodeError> {
         let base = self.position();
         let buf = self.take_bytes(n, what)?;
-        Ok(Reader { buf, pos: 0, base })
+        Ok(Reader {
+            buf,
+            pos: 0,
+            base,
+            budget: self.budget,
+        })
     }
 
     /// Reads a boolean (one byte, non-zero is true).
@@ -295,6 +361,7 @@ impl Reader {
         let Some(n) = self.length(compact, false, 1, what)? else {
             return Ok(None);
         };
+        self.charge(n, what)?;
         let at = self.position();
         let raw = self.take(n, what)?;
         match std::str::from_utf8(raw) {
@@ -389,10 +456,15 @@ impl Reader {
             let size = self.uvarint("tagged field size")? as usize;
             let mut sub = self.sub_reader(size, "tagged field data")?;
             let base = sub.pos;
-            if !known(tag, &mut sub)? {
+            let known = known(tag, &mut sub);
+            // What the field's decoder built counts against this reader's budget too.
+            self.budget = sub.budget;
+            if !known? {
                 if unknown.len() == unknown.capacity() {
                     // Double as fields arrive, never past the announced count.
-                    unknown.reserve_exact(unknown.len().clamp(1, count as usize - i));
+                    let more = unknown.len().clamp(1, count as usize - i);
+                    self.charge(more * std::mem::size_of::<RawTaggedField>(), "tagged field")?;
+                    unknown.reserve_exact(more);
                 }
                 unknown.push(RawTaggedField {
                     tag,
@@ -419,17 +491,22 @@ pub fn prealloc_len<T>(n: usize) -> usize {
 /// Decodes an array of `n` elements with `elem` (the length already read and checked, e.g. by
 /// [`Reader::array_len_min`]). Memory follows the elements actually decoded: at most
 /// [`prealloc_len`] elements are reserved up front, then the vector doubles as elements arrive,
-/// never beyond `n`. The first error is returned.
+/// never beyond `n`. Each reservation is charged to the reader's decode budget
+/// ([`Reader::budget`]) at the element's in-memory size. The first error is returned.
 #[inline]
 pub fn decode_array<T>(
     r: &mut Reader,
     n: usize,
     mut elem: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
 ) -> Result<Vec<T>, DecodeError> {
-    let mut v = Vec::with_capacity(prealloc_len::<T>(n));
+    let first = prealloc_len::<T>(n);
+    r.charge(first * std::mem::size_of::<T>(), "array")?;
+    let mut v = Vec::with_capacity(first);
     for i in 0..n {
         if v.len() == v.capacity() {
-            v.reserve_exact(i.clamp(1, n - i));
+            let more = i.clamp(1, n - i);
+            r.charge(more * std::mem::size_of::<T>(), "array")?;
+            v.reserve_exact(more);
         }
         v.push(elem(r)?);
     }

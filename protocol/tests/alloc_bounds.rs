@@ -24,10 +24,11 @@ use kafkawire_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafkawire_protocol::messages::{ApiKey, ApiVisitor, Message, Request};
+use kafkawire_protocol::primitives::default_decode_budget;
 use kafkawire_protocol::records::{
     Compression, DecodeOptions, DecompressionBudget, RecordBatchBuilder, RecordSet,
 };
-use kafkawire_protocol::{DecodeError, DecodeErrorKind};
+use kafkawire_protocol::{DecodeError, DecodeErrorKind, Reader};
 use peak_alloc::PeakAlloc;
 
 #[global_allocator]
@@ -607,4 +608,149 @@ fn dense_structs_cost_what_their_representation_costs() {
             assert!(peak <= 48 * bytes.len() + SLACK, "{peak}");
         }
     }
+}
+
+/// Bytes of decoded representation `M` charges to its reader for `bytes` (decoded with an
+/// unlimited budget).
+fn charged<M: Message>(bytes: &Bytes, version: i16) -> usize {
+    let mut r = Reader::with_budget(bytes.clone(), usize::MAX);
+    M::decode(&mut r, version).unwrap();
+    assert!(r.is_empty());
+    usize::MAX - r.budget()
+}
+
+/// Large messages shaped like real ones (a Metadata answer for a 100,000-partition cluster
+/// with one and with three replicas, 50,000 listed groups, an OffsetFetch of 100,000
+/// partitions) charge up to ~6x their size; the default decode budget
+/// (`DECODE_BUDGET_FACTOR` = 12 x input + 1 MiB) must leave them at least a 2x margin.
+#[test]
+fn real_shaped_large_messages_fit_the_default_decode_budget() {
+    use kafkawire_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
+    use kafkawire_protocol::messages::offset_fetch_response::{
+        OffsetFetchResponse, OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+    };
+    let _serial = serial();
+    let metadata = |replicas: i32| MetadataResponse {
+        topics: (0..1_000)
+            .map(|t| MetadataResponseTopic {
+                name: Some(format!("orders.events.region-{t:04}")),
+                partitions: (0..100)
+                    .map(|p| MetadataResponsePartition {
+                        partition_index: p,
+                        leader_id: p % 5,
+                        leader_epoch: 3,
+                        replica_nodes: (0..replicas).map(|r| (p + r) % 5).collect(),
+                        isr_nodes: (0..replicas).map(|r| (p + r) % 5).collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let groups = ListGroupsResponse {
+        groups: (0..50_000)
+            .map(|g| ListedGroup {
+                group_id: format!("service-{g}"),
+                protocol_type: "consumer".into(),
+                group_state: "Stable".into(),
+                group_type: "classic".into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let offsets = OffsetFetchResponse {
+        topics: (0..1_000)
+            .map(|t| OffsetFetchResponseTopic {
+                name: format!("orders.events.region-{t:04}"),
+                partitions: (0..100)
+                    .map(|p| OffsetFetchResponsePartition {
+                        partition_index: p,
+                        committed_offset: 1_000_000 + p as i64,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut cases: Vec<(String, Bytes, usize)> = Vec::new();
+    for version in [1, 9, 12] {
+        for replicas in [1, 3] {
+            let b = metadata(replicas).encode_bytes(version).unwrap();
+            let c = charged::<MetadataResponse>(&b, version);
+            cases.push((format!("Metadata v{version}, RF {replicas}"), b, c));
+        }
+    }
+    for version in [0, 3, 5] {
+        let b = groups.encode_bytes(version).unwrap();
+        let c = charged::<ListGroupsResponse>(&b, version);
+        cases.push((format!("ListGroups v{version}"), b, c));
+    }
+    for version in [1, 6, 7] {
+        let b = offsets.encode_bytes(version).unwrap();
+        let c = charged::<OffsetFetchResponse>(&b, version);
+        cases.push((format!("OffsetFetch v{version}"), b, c));
+    }
+    let mut worst = 0f64;
+    for (what, bytes, charged) in cases {
+        let ratio = charged as f64 / bytes.len() as f64;
+        println!(
+            "{what}: {} bytes in, {charged} bytes charged ({ratio:.2}x)",
+            bytes.len()
+        );
+        worst = worst.max(ratio);
+        assert!(
+            charged * 2 <= default_decode_budget(bytes.len()),
+            "{what}: {ratio:.2}x leaves less than a 2x margin under the default budget"
+        );
+    }
+    println!("worst: {worst:.2}x");
+}
+
+/// The densest input at scale (8 MiB of empty compact strings: 24 bytes decoded per byte,
+/// 200 MB if decoded, 40x with a vector's doubling) is refused by the decode budget, with
+/// peak memory held near the budget (18x), not near 40x the input.
+#[test]
+fn dense_input_at_scale_is_refused_by_the_decode_budget() {
+    use kafkawire_protocol::messages::list_transactions_response::ListTransactionsResponse;
+    let _serial = serial();
+    const N: usize = 8 << 20;
+    let mut body = BytesMut::new();
+    body.put_i32(0); // throttle
+    body.put_i16(0); // error code
+    let mut v = N as u64 + 1; // compact array of N empty strings
+    while v >= 0x80 {
+        body.put_u8(v as u8 | 0x80);
+        v >>= 7;
+    }
+    body.put_u8(v as u8);
+    body.put_bytes(0x01, N);
+    body.put_u8(1); // empty transaction states
+    body.put_u8(0); // no tagged fields
+    let frame = response_frame(ApiKey::ListTransactions, 0, &body);
+    let n = frame.len();
+    let mut result = None;
+    let peak = peak_of(|| {
+        result = Some(decode_frame::<ListTransactionsResponse>(
+            frame.clone(),
+            ApiKey::ListTransactions,
+            0,
+        ));
+    });
+    let err = result.unwrap().unwrap_err();
+    assert!(
+        matches!(err.kind, DecodeErrorKind::DecodeBudget { .. }),
+        "{err}"
+    );
+    println!(
+        "{n} bytes of empty strings: {err}; peak {peak} bytes ({:.1}x)",
+        peak as f64 / n as f64
+    );
+    // A vector's last doubling holds its old buffer (half the charge) beside the new one.
+    let bound = default_decode_budget(n) * 3 / 2 + SLACK;
+    assert!(peak <= bound, "peak {peak} > {bound}");
 }
