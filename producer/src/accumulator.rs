@@ -1,32 +1,34 @@
 //! The record accumulator: per-partition queues of batches waiting to be sent.
 //!
-//! `send` appends records to the last open batch of their partition (or opens one); the sender
-//! takes whole batches from the front of each queue when they are full, have lingered long
-//! enough, or a flush asks for them. Retried batches go back to the front, in sequence order, so
-//! a partition's records leave in the order they were given to `send`.
+//! `send` encodes each record straight into the last open batch of its partition (a
+//! [`RecordBatchBuilder`] whose buffer was reserved from `buffer_memory` when the batch opened),
+//! so a buffered record costs its encoded bytes and nothing else; the sender takes whole
+//! batches from the front of each queue when they are full, have lingered long enough, or a
+//! flush asks for them. Retried batches go back to the front, in sequence order, so a
+//! partition's records leave in the order they were given to `send`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafkawire_client::{Error, Result};
-use tokio::sync::oneshot;
+use kafkawire_protocol::EncodeError;
+use kafkawire_protocol::records::{CompressionConfig, RecordBatchBuilder, RecordSet, set_producer};
 
-use crate::RecordMetadata;
+use crate::delivery::Completion;
 
 /// A topic-partition.
 pub(crate) type TopicPartition = (Arc<str>, i32);
 
-/// A record waiting in a batch, with where its result goes.
-pub(crate) struct PendingRecord {
+/// A record as `send` hands it to the accumulator (borrowed from the application's record).
+pub(crate) struct RecordRef<'a> {
     pub(crate) timestamp: i64,
-    pub(crate) key: Option<Bytes>,
-    pub(crate) value: Option<Bytes>,
-    pub(crate) headers: Vec<(String, Option<Bytes>)>,
-    /// Upper bound of its encoded size in bytes; also the buffer memory it holds.
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: &'a [(&'a str, Option<&'a [u8]>)],
+    /// Upper bound of its encoded size in bytes ([`record_size`]).
     pub(crate) size: usize,
-    pub(crate) tx: oneshot::Sender<Result<RecordMetadata>>,
 }
 
 /// The bytes a record takes inside a batch (protocol guide, "Record"): its fields and the varints
@@ -57,12 +59,60 @@ pub(crate) fn record_size(
 /// Bytes of a batch header (magic 2), counted against `batch_size`.
 pub(crate) const BATCH_OVERHEAD: usize = 61;
 
+/// Bytes a record may take beyond [`record_size`]: timestamp and offset deltas longer than the
+/// 3 bytes counted there (up to 10 and 5 bytes).
+const DELTA_SLACK: usize = 12;
+
+/// Room `RecordBatchBuilder::push` needs past the last record (its 8-byte varint stores).
+const PUSH_SLACK: usize = 8;
+
+/// Memory accounted to a batch beyond its record buffer: the batch's own state and its share
+/// of the completion its records' futures hold.
+pub(crate) const BATCH_BOOKKEEPING: usize = 512;
+
+/// How batches are opened.
+#[derive(Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub(crate) batch_size: usize,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) compression: CompressionConfig,
+}
+
+impl BatchSettings {
+    /// The buffer memory a new batch for a record of `size` bytes reserves: its record buffer
+    /// (`batch_size`, or one record's worth for a larger record) and its bookkeeping.
+    pub(crate) fn reservation(&self, size: usize) -> usize {
+        self.batch_size.max(BATCH_OVERHEAD + size + DELTA_SLACK) + PUSH_SLACK + BATCH_BOOKKEEPING
+    }
+}
+
+/// A batch's records: encoded as they arrive, then as the bytes sent to the broker.
+pub(crate) enum Payload {
+    /// Records pushed so far, uncompressed, without a header.
+    Records(RecordBatchBuilder),
+    /// The encoded batch (header, compression, CRC), for the producer id, epoch and base
+    /// sequence in `ProducerBatch::encoded_for`; a retry sends the same bytes.
+    Encoded(Bytes),
+}
+
 /// A batch of one partition, from its first record until it is acknowledged or fails.
 pub(crate) struct ProducerBatch {
     pub(crate) tp: TopicPartition,
-    pub(crate) records: Vec<PendingRecord>,
-    /// Sum of the records' sizes plus the header.
+    pub(crate) payload: Payload,
+    /// The producer fields `Payload::Encoded` carries.
+    encoded_for: Option<((i64, i16), i32)>,
+    /// Number of records.
+    pub(crate) record_count: usize,
+    /// Encoded size before compression, header included.
     pub(crate) bytes: usize,
+    /// Buffer memory this batch holds (returned when it settles).
+    pub(crate) reserved: usize,
+    /// Where its records' futures look for the outcome.
+    completion: Arc<Completion>,
+    /// Index of its first record in `completion` (a split's second half starts past 0).
+    first_index: u32,
+    /// Its records' futures were resolved (or it was split into batches that will).
+    settled: bool,
     pub(crate) created: Instant,
     /// `created + delivery_timeout`: past it the batch fails (KIP-91).
     pub(crate) deadline: Instant,
@@ -87,15 +137,53 @@ pub(crate) struct ProducerBatch {
     pub(crate) closed: bool,
 }
 
+/// A batch dropped without being settled (the sender stopped) fails its records' futures.
+impl Drop for ProducerBatch {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            self.completion.fail(
+                self.first_index,
+                self.end_index(),
+                &Error::ProducerClosed {
+                    reason: Some("the sender stopped before the record was settled".into()),
+                },
+            );
+        }
+    }
+}
+
+/// A record read back from a batch (to split it).
+struct OwnedRecord {
+    timestamp: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
 impl ProducerBatch {
-    pub(crate) fn new(tp: TopicPartition, delivery_timeout: Duration) -> ProducerBatch {
+    /// An empty open batch whose record buffer holds `reserved` bytes of buffer memory.
+    pub(crate) fn new(
+        tp: TopicPartition,
+        settings: &BatchSettings,
+        reserved: usize,
+    ) -> ProducerBatch {
         let created = Instant::now();
+        let capacity = reserved.saturating_sub(BATCH_OVERHEAD + BATCH_BOOKKEEPING);
+        let mut builder = RecordBatchBuilder::with_capacity(capacity);
+        builder.compression(settings.compression);
         ProducerBatch {
             tp,
-            records: Vec::new(),
+            payload: Payload::Records(builder),
+            encoded_for: None,
+            record_count: 0,
             bytes: BATCH_OVERHEAD,
+            reserved,
+            completion: Arc::new(Completion::default()),
+            first_index: 0,
+            settled: false,
             created,
-            deadline: created + delivery_timeout,
+            deadline: created + settings.delivery_timeout,
             attempts: 0,
             retry_at: None,
             base_sequence: None,
@@ -107,66 +195,202 @@ impl ProducerBatch {
         }
     }
 
-    /// Completes every record with `err` and returns the memory they held.
-    pub(crate) fn fail(self, err: &Error) -> usize {
-        let mut bytes = 0;
-        for r in self.records {
-            bytes += r.size;
-            let _ = r.tx.send(Err(err.clone()));
+    fn end_index(&self) -> u32 {
+        self.first_index + self.record_count as u32
+    }
+
+    /// Whether `r` can go into this batch without its buffer growing: it is open, and empty or
+    /// with room for `r` within `batch_size`.
+    fn fits(&self, r: &RecordRef<'_>, batch_size: usize) -> bool {
+        let Payload::Records(builder) = &self.payload else {
+            return false;
+        };
+        if self.closed {
+            return false;
         }
-        bytes
+        let need = self.bytes - BATCH_OVERHEAD + r.size + DELTA_SLACK + PUSH_SLACK;
+        (self.record_count == 0 || self.bytes + r.size <= batch_size) && need <= builder.capacity()
+    }
+
+    /// Encodes `r` into the batch; returns its index for its future.
+    fn push(&mut self, r: &RecordRef<'_>) -> Result<u32, EncodeError> {
+        let Payload::Records(builder) = &mut self.payload else {
+            return Err(EncodeError::Invalid("the batch is closed".into()));
+        };
+        builder.push(r.timestamp, r.key, r.value, r.headers)?;
+        self.bytes = builder.estimated_size();
+        let index = self.end_index();
+        self.record_count += 1;
+        Ok(index)
+    }
+
+    /// The encoded batch for its current producer id, epoch and base sequence: encoded (and
+    /// compressed) the first time, the same bytes for every retry, and restamped (header and
+    /// CRC only, KIP-360) when it was numbered again.
+    pub(crate) fn encode(&mut self, transactional: bool) -> Result<Bytes, EncodeError> {
+        let ids = self.producer.zip(self.base_sequence);
+        let ((pid, epoch), seq) = ids.unwrap_or(((-1, -1), -1));
+        let transactional = transactional && ids.is_some();
+        match &mut self.payload {
+            Payload::Encoded(bytes) => {
+                if self.encoded_for != ids {
+                    let mut b = BytesMut::from(&bytes[..]);
+                    set_producer(&mut b, pid, epoch, seq, transactional)?;
+                    *bytes = b.freeze();
+                    self.encoded_for = ids;
+                }
+                Ok(bytes.clone())
+            }
+            Payload::Records(builder) => {
+                builder.producer(pid, epoch, seq);
+                builder.transactional(transactional);
+                let bytes = builder.build()?;
+                self.payload = Payload::Encoded(bytes.clone());
+                self.encoded_for = ids;
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// Completes every record with `err` and returns the memory they held.
+    pub(crate) fn fail(mut self, err: &Error) -> usize {
+        self.settled = true;
+        self.completion
+            .fail(self.first_index, self.end_index(), err);
+        self.reserved
     }
 
     /// Completes every record as written at `base_offset` (-1 when unknown); returns the memory
     /// they held.
-    pub(crate) fn succeed(self, base_offset: i64, log_append_time: i64) -> usize {
-        let mut bytes = 0;
-        for (i, r) in self.records.into_iter().enumerate() {
-            bytes += r.size;
-            let _ = r.tx.send(Ok(RecordMetadata {
-                topic: self.tp.0.to_string(),
-                partition: self.tp.1,
-                offset: if base_offset < 0 {
-                    -1
-                } else {
-                    base_offset + i as i64
-                },
-                timestamp: if log_append_time >= 0 {
-                    log_append_time
-                } else {
-                    r.timestamp
-                },
-            }));
-        }
-        bytes
+    pub(crate) fn succeed(mut self, base_offset: i64, log_append_time: i64) -> usize {
+        self.settled = true;
+        self.completion.succeed(
+            self.first_index,
+            self.end_index(),
+            base_offset,
+            log_append_time,
+        );
+        self.reserved
     }
 
-    /// Splits into two halves (after MESSAGE_TOO_LARGE); sequences follow on.
-    pub(crate) fn split(mut self) -> (ProducerBatch, ProducerBatch) {
-        let half = self.records.len() / 2;
-        let tail: Vec<PendingRecord> = self.records.split_off(half);
-        let mk =
-            |records: Vec<PendingRecord>, seq: Option<i32>, from: &ProducerBatch| ProducerBatch {
-                tp: from.tp.clone(),
-                bytes: BATCH_OVERHEAD + records.iter().map(|r| r.size).sum::<usize>(),
-                records,
-                created: from.created,
-                deadline: from.deadline,
-                attempts: from.attempts,
+    /// The records, decoded from the encoded batch (or the open one).
+    fn records(&mut self) -> std::result::Result<Vec<OwnedRecord>, String> {
+        let bytes = match &mut self.payload {
+            Payload::Encoded(b) => b.clone(),
+            Payload::Records(builder) => builder.build().map_err(|e| e.to_string())?,
+        };
+        let mut out = Vec::with_capacity(self.record_count);
+        for batch in RecordSet::new(bytes) {
+            let batch = batch.map_err(|e| e.to_string())?;
+            for r in batch.records() {
+                let r = r.map_err(|e| e.to_string())?;
+                out.push(OwnedRecord {
+                    timestamp: r.timestamp(),
+                    key: r.key().map(<[u8]>::to_vec),
+                    value: r.value().map(<[u8]>::to_vec),
+                    headers: r
+                        .headers()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Splits into two halves (after MESSAGE_TOO_LARGE); sequences follow on. Each half is
+    /// encoded again from the records; their futures keep resolving from the same completion.
+    /// `Err` (the batch handed back) when there is one record, or the records do not read back.
+    #[allow(clippy::result_large_err)] // moved once, on a rare path
+    pub(crate) fn split(
+        mut self,
+        compression: CompressionConfig,
+    ) -> std::result::Result<(ProducerBatch, ProducerBatch), ProducerBatch> {
+        if self.record_count < 2 {
+            return Err(self);
+        }
+        let records = match self.records() {
+            Ok(r) if r.len() == self.record_count => r,
+            _ => return Err(self),
+        };
+        let half = records.len() / 2;
+        let mut halves = Vec::with_capacity(2);
+        for (part, first) in [(&records[..half], 0), (&records[half..], half)] {
+            let capacity: usize = part
+                .iter()
+                .map(|r| {
+                    let headers: Vec<(String, Option<Bytes>)> = Vec::new();
+                    record_size(r.key.as_deref(), r.value.as_deref(), &headers)
+                        + r.headers
+                            .iter()
+                            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 10)
+                            .sum::<usize>()
+                        + DELTA_SLACK
+                })
+                .sum::<usize>()
+                + PUSH_SLACK;
+            let mut builder = RecordBatchBuilder::with_capacity(capacity);
+            builder.compression(compression);
+            for r in part {
+                let headers: Vec<(&str, Option<&[u8]>)> = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_deref()))
+                    .collect();
+                if builder
+                    .push(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers)
+                    .is_err()
+                {
+                    return Err(self);
+                }
+            }
+            let seq = self
+                .base_sequence
+                .map(|s| s.wrapping_add(first as i32) & i32::MAX);
+            halves.push(ProducerBatch {
+                tp: self.tp.clone(),
+                bytes: builder.estimated_size(),
+                payload: Payload::Records(builder),
+                encoded_for: None,
+                record_count: part.len(),
+                reserved: if first == 0 {
+                    self.reserved / 2
+                } else {
+                    self.reserved - self.reserved / 2
+                },
+                completion: self.completion.clone(),
+                first_index: self.first_index + first as u32,
+                settled: false,
+                created: self.created,
+                deadline: self.deadline,
+                attempts: self.attempts,
                 retry_at: None,
                 base_sequence: seq,
-                producer: from.producer,
-                maybe_written: from.maybe_written,
+                producer: self.producer,
+                maybe_written: self.maybe_written,
                 after_unacked: false,
-                last_error: from.last_error.clone(),
+                last_error: self.last_error.clone(),
                 closed: true,
-            };
-        let first_seq = self.base_sequence;
-        let second_seq = first_seq.map(|s| s.wrapping_add(half as i32) & i32::MAX);
-        let a = mk(std::mem::take(&mut self.records), first_seq, &self);
-        let b = mk(tail, second_seq, &self);
-        (a, b)
+            });
+        }
+        // The halves settle these records now.
+        self.settled = true;
+        let b = halves.pop().expect("two halves");
+        let a = halves.pop().expect("two halves");
+        Ok((a, b))
     }
+}
+
+/// Where `Accumulator::append` put a record.
+pub(crate) struct Appended {
+    pub(crate) completion: Arc<Completion>,
+    pub(crate) index: u32,
+    pub(crate) topic: Arc<str>,
+    /// The sender should wake: a batch was opened (its linger timer starts) or became full.
+    pub(crate) wake: bool,
+    /// Buffer memory reserved by the caller that the record did not need (it went into a
+    /// batch another caller opened meanwhile): to be given back.
+    pub(crate) unused_reservation: usize,
 }
 
 /// Per-partition queues.
@@ -192,26 +416,51 @@ impl Accumulator {
         t
     }
 
-    /// Appends a record to its partition's open batch (or a new one). Returns true when the
-    /// sender should be woken: a batch was opened (its linger timer starts) or became full.
+    /// Encodes a record into its partition's open batch. Without room there, a new batch is
+    /// opened with `reservation` bytes of buffer memory the caller holds; with no reservation
+    /// either, `Ok(None)`: the caller reserves [`BatchSettings::reservation`] and calls again.
     pub(crate) fn append(
         &mut self,
-        tp: TopicPartition,
-        record: PendingRecord,
-        batch_size: usize,
-        delivery_timeout: Duration,
-    ) -> bool {
-        let q = self.queues.entry(tp.clone()).or_default();
-        let fits = q.back().is_some_and(|b| {
-            !b.closed && (b.records.is_empty() || b.bytes + record.size <= batch_size)
-        });
-        if !fits {
-            q.push_back(ProducerBatch::new(tp, delivery_timeout));
-        }
+        topic: &str,
+        partition: i32,
+        r: &RecordRef<'_>,
+        reservation: Option<usize>,
+        settings: &BatchSettings,
+    ) -> Result<Option<Appended>, EncodeError> {
+        let name = self.intern(topic);
+        let tp = (name, partition);
+        let q = match self.queues.get_mut(&tp) {
+            Some(q) => q,
+            None => self.queues.entry(tp.clone()).or_default(),
+        };
+        let fits = q.back().is_some_and(|b| b.fits(r, settings.batch_size));
+        let unused_reservation = match (fits, reservation) {
+            (true, held) => held.unwrap_or(0),
+            (false, None) => return Ok(None),
+            (false, Some(held)) => {
+                q.push_back(ProducerBatch::new(tp.clone(), settings, held));
+                0
+            }
+        };
         let b = q.back_mut().expect("a batch was just ensured");
-        b.bytes += record.size;
-        b.records.push(record);
-        !fits || b.bytes >= batch_size
+        let index = match b.push(r) {
+            Ok(i) => i,
+            Err(e) => {
+                if b.record_count == 0 {
+                    // The batch opened for this record stays empty: gone again (the caller
+                    // gives its reservation back).
+                    q.pop_back();
+                }
+                return Err(e);
+            }
+        };
+        Ok(Some(Appended {
+            completion: b.completion.clone(),
+            index,
+            topic: tp.0,
+            wake: !fits || b.bytes >= settings.batch_size,
+            unused_reservation,
+        }))
     }
 
     /// Puts a batch back for another attempt, ahead of newer ones and in sequence order.
@@ -243,56 +492,80 @@ pub(crate) fn seq_before(a: i32, b: i32) -> bool {
 mod tests {
     use super::*;
 
-    fn rec(n: usize) -> (PendingRecord, oneshot::Receiver<Result<RecordMetadata>>) {
-        let (tx, rx) = oneshot::channel();
-        (
-            PendingRecord {
-                timestamp: 1,
-                key: None,
-                value: Some(Bytes::from(vec![0; n])),
-                headers: vec![],
-                size: n,
-                tx,
-            },
-            rx,
-        )
+    fn settings(batch_size: usize) -> BatchSettings {
+        BatchSettings {
+            batch_size,
+            delivery_timeout: Duration::from_secs(60),
+            compression: CompressionConfig::default(),
+        }
+    }
+
+    /// Appends a record whose value is `id` padded to `len` bytes; returns whether the sender
+    /// would be woken.
+    fn put(
+        acc: &mut Accumulator,
+        tp: &TopicPartition,
+        id: u32,
+        len: usize,
+        s: &BatchSettings,
+    ) -> bool {
+        let mut v = vec![0u8; len.max(4)];
+        v[..4].copy_from_slice(&id.to_be_bytes());
+        let size = record_size(None, Some(&v), &[]);
+        let r = RecordRef {
+            timestamp: 1,
+            key: None,
+            value: Some(&v),
+            headers: &[],
+            size,
+        };
+        match acc.append(&tp.0, tp.1, &r, None, s).unwrap() {
+            Some(a) => a.wake,
+            None => {
+                acc.append(&tp.0, tp.1, &r, Some(s.reservation(size)), s)
+                    .unwrap()
+                    .expect("appended with a reservation")
+                    .wake
+            }
+        }
     }
 
     #[test]
     fn batches_fill_to_batch_size_then_a_new_one_opens() {
         let mut acc = Accumulator::default();
         let tp: TopicPartition = (Arc::from("t"), 0);
-        let d = Duration::from_secs(1);
-        let mut rxs = vec![];
-        for _ in 0..3 {
-            let (r, rx) = rec(40);
-            rxs.push(rx);
-            acc.append(tp.clone(), r, 200, d);
+        let s = settings(220);
+        for id in 0..3 {
+            put(&mut acc, &tp, id, 40, &s);
         }
         assert_eq!(acc.queues[&tp].len(), 1);
-        let (r, _rx) = rec(40);
         assert!(
-            acc.append(tp.clone(), r, 200, d),
+            put(&mut acc, &tp, 3, 40, &s),
             "a second batch makes the first ready"
         );
         assert_eq!(acc.queues[&tp].len(), 2);
         // A record larger than batch_size still gets a batch of its own.
-        let (r, _rx2) = rec(1000);
-        acc.append(tp.clone(), r, 200, d);
+        put(&mut acc, &tp, 4, 1000, &s);
         assert_eq!(acc.queues[&tp].len(), 3);
+        // Every batch's buffer held its records without growing past what was reserved.
+        for b in &acc.queues[&tp] {
+            let Payload::Records(builder) = &b.payload else {
+                panic!("open batches hold records")
+            };
+            assert!(builder.capacity() + BATCH_OVERHEAD + BATCH_BOOKKEEPING <= b.reserved + 64);
+        }
     }
 
     #[test]
     fn requeued_batches_go_back_in_sequence_order() {
         let mut acc = Accumulator::default();
         let tp: TopicPartition = (Arc::from("t"), 0);
-        let d = Duration::from_secs(1);
-        let (r, _rx) = rec(10);
-        acc.append(tp.clone(), r, 100, d);
-        let mut b5 = ProducerBatch::new(tp.clone(), d);
+        let s = settings(100);
+        put(&mut acc, &tp, 0, 10, &s);
+        let mut b5 = ProducerBatch::new(tp.clone(), &s, 1024);
         b5.base_sequence = Some(5);
         b5.closed = true;
-        let mut b0 = ProducerBatch::new(tp.clone(), d);
+        let mut b0 = ProducerBatch::new(tp.clone(), &s, 1024);
         b0.base_sequence = Some(0);
         b0.closed = true;
         acc.requeue(b5);
@@ -309,25 +582,13 @@ mod tests {
         assert!(!seq_before(4, 4));
     }
 
-    /// A record carrying `id` in its value, accounted as `size` bytes.
-    fn tagged(id: u32, size: usize) -> PendingRecord {
-        let (tx, _rx) = oneshot::channel();
-        PendingRecord {
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::copy_from_slice(&id.to_be_bytes())),
-            headers: vec![],
-            size,
-            tx,
-        }
-    }
-
-    fn ids(b: &ProducerBatch) -> Vec<u32> {
-        b.records
+    fn ids(b: &mut ProducerBatch) -> Vec<u32> {
+        b.records()
+            .expect("records read back")
             .iter()
             .map(|r| {
                 let v = r.value.as_deref().expect("tagged");
-                u32::from_be_bytes(v.try_into().expect("4 bytes"))
+                u32::from_be_bytes(v[..4].try_into().expect("4 bytes"))
             })
             .collect()
     }
@@ -354,7 +615,7 @@ mod tests {
                 .map(|p| (Arc::from("t"), p))
                 .collect();
             let batch_size = rng.gen_range(BATCH_OVERHEAD + 1..400);
-            let d = Duration::from_secs(60);
+            let s = settings(batch_size);
             let first_seq = if rng.gen_bool(0.3) {
                 i32::MAX - rng.gen_range(0..40)
             } else {
@@ -374,12 +635,12 @@ mod tests {
                          tp: &TopicPartition|
              -> Option<ProducerBatch> {
                 let mut b = acc.queues.get_mut(tp)?.pop_front()?;
-                assert!(!b.records.is_empty(), "seed {seed}: empty batch queued");
+                assert!(b.record_count > 0, "seed {seed}: empty batch queued");
                 b.closed = true;
                 if b.base_sequence.is_none() {
                     let seq = assign.entry(tp.clone()).or_insert(first_seq);
                     b.base_sequence = Some(*seq);
-                    *seq = next_seq(*seq, b.records.len());
+                    *seq = next_seq(*seq, b.record_count);
                 }
                 Some(b)
             };
@@ -388,11 +649,12 @@ mod tests {
             let ack = |acc: &mut Accumulator,
                        expect: &mut HashMap<TopicPartition, i32>,
                        acked: &mut HashMap<TopicPartition, Vec<u32>>,
-                       b: ProducerBatch| {
+                       mut b: ProducerBatch| {
                 let want = expect.entry(b.tp.clone()).or_insert(first_seq);
                 if b.base_sequence == Some(*want) {
-                    *want = next_seq(*want, b.records.len());
-                    acked.entry(b.tp.clone()).or_default().extend(ids(&b));
+                    *want = next_seq(*want, b.record_count);
+                    acked.entry(b.tp.clone()).or_default().extend(ids(&mut b));
+                    b.succeed(0, -1);
                 } else {
                     acc.requeue(b);
                 }
@@ -402,8 +664,8 @@ mod tests {
                 match rng.gen_range(0..100) {
                     0..45 => {
                         let tp = partitions[rng.gen_range(0..partitions.len())].clone();
-                        let size = rng.gen_range(1..batch_size * 3 / 2);
-                        acc.append(tp.clone(), tagged(next_id, size), batch_size, d);
+                        let len = rng.gen_range(1..batch_size * 3 / 2);
+                        put(&mut acc, &tp, next_id, len, &s);
                         appended.entry(tp).or_default().push(next_id);
                         next_id += 1;
                     }
@@ -423,11 +685,13 @@ mod tests {
                     }
                     93..100 if !in_flight.is_empty() => {
                         let i = rng.gen_range(0..in_flight.len());
-                        if in_flight[i].records.len() > 1 {
-                            let (a, b) = in_flight.swap_remove(i).split();
+                        if in_flight[i].record_count > 1 {
+                            let Ok((a, b)) = in_flight.swap_remove(i).split(s.compression) else {
+                                panic!("seed {seed}: split refused");
+                            };
                             assert_eq!(
                                 b.base_sequence,
-                                a.base_sequence.map(|s| next_seq(s, a.records.len())),
+                                a.base_sequence.map(|s| next_seq(s, a.record_count)),
                                 "seed {seed}: split sequences"
                             );
                             acc.requeue(b);
@@ -473,22 +737,15 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let tp: TopicPartition = (Arc::from("t"), 0);
         let mut acc = Accumulator::default();
+        let s = settings(256);
         for id in 0..2000 {
-            acc.append(
-                tp.clone(),
-                tagged(id, rng.gen_range(1..300)),
-                256,
-                Duration::from_secs(1),
-            );
+            put(&mut acc, &tp, id, rng.gen_range(1..300), &s);
         }
-        let q = &acc.queues[&tp];
         let mut all = Vec::new();
-        for b in q {
-            assert_eq!(
-                b.bytes,
-                BATCH_OVERHEAD + b.records.iter().map(|r| r.size).sum::<usize>()
-            );
-            assert!(b.records.len() == 1 || b.bytes <= 256, "{} bytes", b.bytes);
+        for b in acc.queues.get_mut(&tp).unwrap().iter_mut() {
+            assert!(b.record_count == 1 || b.bytes <= 256, "{} bytes", b.bytes);
+            let encoded = b.encode(false).unwrap();
+            assert!(encoded.len() <= b.bytes, "{} > {}", encoded.len(), b.bytes);
             all.extend(ids(b));
         }
         assert_eq!(all, (0..2000).collect::<Vec<u32>>());

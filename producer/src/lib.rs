@@ -29,25 +29,22 @@
 
 mod accumulator;
 mod config;
+mod delivery;
 mod partitioner;
 mod sender;
 mod state;
 mod txn;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+pub use config::{Acks, ProducerBuilder, ProducerConfig};
+pub use delivery::DeliveryFuture;
 use kafkawire_client::{Client, Error, Result};
 use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
-use tokio::sync::oneshot;
-
-pub use config::{Acks, ProducerBuilder, ProducerConfig};
 pub use partitioner::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 pub(crate) use state::Shared;
 pub use txn::{ConsumerGroupMetadata, TopicPartitionOffset};
@@ -108,8 +105,8 @@ impl ProducerRecord {
 /// Where a record was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// Topic.
-    pub topic: String,
+    /// Topic (shared with the producer's other records of the topic: no allocation per record).
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset; -1 with acks=0, or when the broker reported the batch as a duplicate of one it
@@ -117,25 +114,6 @@ pub struct RecordMetadata {
     pub offset: i64,
     /// The record's timestamp, or the broker's append time when the topic uses LogAppendTime.
     pub timestamp: i64,
-}
-
-/// Resolves when the record is acknowledged (or fails). Dropping it does not cancel the send.
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| {
-            r.unwrap_or_else(|_| {
-                Err(Error::ProducerClosed {
-                    reason: Some("the sender stopped before the record was settled".into()),
-                })
-            })
-        })
-    }
 }
 
 /// Sends records. Cheap to clone; clones share one accumulator and sender. When the last clone
@@ -229,32 +207,80 @@ impl Producer {
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let size = self.shared.check_record(&record)?;
         let partition = self.shared.partition_now(&record)?;
-        let permits = self.shared.try_reserve(size)?;
-        Ok(self.shared.append(record, partition, size, permits))
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        if let Some(f) = self
+            .shared
+            .append(&record, partition, size, timestamp, None)?
+        {
+            return Ok(f);
+        }
+        let held = self.shared.try_reserve(self.shared.reservation(size))?;
+        self.append_reserved(&record, partition, size, timestamp, held)
     }
 
     async fn accept(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let size = self.shared.check_record(&record)?;
+        let partition = match self.shared.partition_now(&record) {
+            Ok(p) => p,
+            Err(_) => self.partition_within_max_block(&record).await?,
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        // Into the open batch of the partition when it has room: no memory to wait for.
+        if let Some(f) = self
+            .shared
+            .append(&record, partition, size, timestamp, None)?
+        {
+            return Ok(f);
+        }
+        let held = self.shared.reserve(self.shared.reservation(size)).await?;
+        self.append_reserved(&record, partition, size, timestamp, held)
+    }
+
+    /// Appends with `held` bytes of buffer memory reserved for a new batch; gives them back on
+    /// an error.
+    fn append_reserved(
+        &self,
+        record: &ProducerRecord,
+        partition: i32,
+        size: usize,
+        timestamp: i64,
+        held: usize,
+    ) -> Result<DeliveryFuture> {
+        match self
+            .shared
+            .append(record, partition, size, timestamp, Some(held))
+        {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => {
+                self.shared.unreserve(held);
+                Err(Error::ProducerClosed {
+                    reason: Some("the record could not be buffered".into()),
+                })
+            }
+            Err(e) => {
+                self.shared.unreserve(held);
+                Err(e)
+            }
+        }
+    }
+
+    /// The record's partition, waiting up to `max_block` for the topic's metadata.
+    async fn partition_within_max_block(&self, record: &ProducerRecord) -> Result<i32> {
         let max_block = self.shared.config.max_block;
-        let partition =
-            match tokio::time::timeout(max_block, self.shared.partition_for(&record)).await {
-                Ok(p) => p?,
-                Err(_) => {
-                    return Err(Error::broker_error(
-                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                        ApiKey::Metadata,
-                        None,
-                        Some(&record.topic),
-                        record.partition,
-                        Some(format!(
-                            "no metadata for the topic within max_block ({} ms)",
-                            max_block.as_millis()
-                        )),
-                    ));
-                }
-            };
-        let permits = self.shared.reserve(size).await?;
-        Ok(self.shared.append(record, partition, size, permits))
+        match tokio::time::timeout(max_block, self.shared.partition_for(record)).await {
+            Ok(p) => p,
+            Err(_) => Err(Error::broker_error(
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                ApiKey::Metadata,
+                None,
+                Some(&record.topic),
+                record.partition,
+                Some(format!(
+                    "no metadata for the topic within max_block ({} ms)",
+                    max_block.as_millis()
+                )),
+            )),
+        }
     }
 
     /// Sends one record and waits for its acknowledgement.

@@ -14,7 +14,6 @@ use kafkawire_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
 use kafkawire_protocol::messages::produce_response::ProduceResponse;
-use kafkawire_protocol::records::{CompressionConfig, RecordBatchBuilder};
 use rand::Rng;
 use tokio::sync::mpsc;
 
@@ -399,7 +398,7 @@ fn collect(
         let mut batch = q.pop_front().expect("front");
         if cfg.idempotent() && batch.base_sequence.is_none() {
             let busy = inflight.busy(&tp);
-            match ids.assign(&tp, batch.records.len(), busy) {
+            match ids.assign(&tp, batch.record_count, busy) {
                 Some((producer, seq)) => {
                     batch.producer = Some(producer);
                     batch.base_sequence = Some(seq);
@@ -442,32 +441,8 @@ fn send(
     let cfg = &shared.config;
     let mut topics: HashMap<Arc<str>, Vec<PartitionProduceData>> = HashMap::new();
     let mut encoded_ok = Vec::new();
-    for batch in batches {
-        let mut b = RecordBatchBuilder::new();
-        b.compression(CompressionConfig {
-            codec: cfg.compression,
-            level: cfg.compression_level,
-        });
-        if let (Some(seq), Some((pid, epoch))) = (batch.base_sequence, batch.producer) {
-            b.producer(pid, epoch, seq);
-            b.transactional(cfg.transactional_id.is_some());
-        }
-        let mut failed = None;
-        for r in &batch.records {
-            let headers: Vec<(&str, Option<&[u8]>)> = r
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_deref()))
-                .collect();
-            if let Err(e) = b.push(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers) {
-                failed = Some(e);
-                break;
-            }
-        }
-        let bytes = match failed {
-            None => b.build(),
-            Some(e) => Err(e),
-        };
+    for mut batch in batches {
+        let bytes = batch.encode(cfg.transactional_id.is_some());
         match bytes {
             Ok(bytes) => {
                 topics
@@ -668,16 +643,20 @@ fn on_error(
     if matches!(
         code,
         Some(ErrorCode::MESSAGE_TOO_LARGE | ErrorCode::RECORD_LIST_TOO_LARGE)
-    ) && batch.records.len() > 1
+    ) && batch.record_count > 1
     {
         tracing::debug!(
-            records = batch.records.len(),
+            records = batch.record_count,
             "batch too large for the broker: splitting"
         );
-        let (a, b) = batch.split();
-        shared.requeue(b);
-        shared.requeue(a);
-        return;
+        match batch.split(shared.settings.compression) {
+            Ok((a, b)) => {
+                shared.requeue(b);
+                shared.requeue(a);
+                return;
+            }
+            Err(b) => batch = b,
+        }
     }
     if now >= batch.deadline {
         expire(shared, batch, Some(&e));

@@ -10,15 +10,15 @@ use kafkawire_client::{Client, Error, Result};
 use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::messages::init_producer_id_request::InitProducerIdRequest;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::accumulator::{
-    Accumulator, BATCH_OVERHEAD, PendingRecord, ProducerBatch, TopicPartition, record_size,
-    seq_before,
+    Accumulator, BATCH_OVERHEAD, BatchSettings, ProducerBatch, RecordRef, TopicPartition,
+    record_size, seq_before,
 };
 use crate::config::ProducerConfig;
 use crate::txn::TxnState;
-use crate::{DeliveryFuture, ProducerRecord, now_ms};
+use crate::{DeliveryFuture, ProducerRecord};
 
 /// Producer id and epoch, and each partition's sequence state (KIP-98, KIP-360).
 ///
@@ -95,6 +95,10 @@ impl Ids {
 pub(crate) struct Shared {
     pub(crate) client: Client,
     pub(crate) config: ProducerConfig,
+    /// How batches are opened (from `config`).
+    pub(crate) settings: BatchSettings,
+    /// Buffer memory in bytes, as the semaphore's permits (`buffer_memory`, capped).
+    memory_total: usize,
     pub(crate) acc: Mutex<Accumulator>,
     memory: Semaphore,
     pub(crate) wake: Arc<Notify>,
@@ -119,6 +123,15 @@ impl Shared {
             .min(u32::MAX as usize);
         Shared {
             client,
+            settings: BatchSettings {
+                batch_size: config.batch_size,
+                delivery_timeout: config.delivery_timeout,
+                compression: kafkawire_protocol::records::CompressionConfig {
+                    codec: config.compression,
+                    level: config.compression_level,
+                },
+            },
+            memory_total: permits,
             acc: Mutex::new(Accumulator::default()),
             memory: Semaphore::new(permits),
             wake: Arc::new(Notify::new()),
@@ -225,7 +238,16 @@ impl Shared {
         }
     }
 
+    /// The buffer memory a new batch for a record of `size` bytes reserves (at most all of it).
+    pub(crate) fn reservation(&self, size: usize) -> usize {
+        self.settings.reservation(size).min(self.memory_total)
+    }
+
     pub(crate) async fn reserve(&self, size: usize) -> Result<usize> {
+        if let Ok(p) = self.memory.try_acquire_many(size as u32) {
+            p.forget();
+            return Ok(size);
+        }
         match tokio::time::timeout(self.config.max_block, self.memory.acquire_many(size as u32))
             .await
         {
@@ -254,47 +276,65 @@ impl Shared {
         }
     }
 
-    /// Puts the record into its partition's batch. `permits` bytes of buffer are already held.
+    /// Encodes the record into its partition's open batch, or into a new one opened with
+    /// `reservation` bytes of buffer memory (held by the caller). `Ok(None)`: no open batch
+    /// had room and no reservation was given; reserve [`Shared::reservation`] and call again.
+    /// On an error the caller still holds its reservation.
     pub(crate) fn append(
         &self,
-        r: ProducerRecord,
+        r: &ProducerRecord,
         partition: i32,
         size: usize,
-        permits: usize,
-    ) -> DeliveryFuture {
-        let (tx, rx) = oneshot::channel();
-        let rec = PendingRecord {
-            timestamp: r.timestamp.unwrap_or_else(now_ms),
-            key: r.key,
-            value: r.value,
-            headers: r.headers,
-            size: permits.max(size),
-            tx,
+        timestamp: i64,
+        reservation: Option<usize>,
+    ) -> Result<Option<DeliveryFuture>> {
+        let mut header_refs: Vec<(&str, Option<&[u8]>)> = Vec::new();
+        if !r.headers.is_empty() {
+            header_refs.extend(r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
+        }
+        let rec = RecordRef {
+            timestamp,
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: &header_refs,
+            size,
+        };
+        let appended = {
+            let mut acc = self.acc.lock().map_err(|_| Error::ProducerClosed {
+                reason: Some("internal state poisoned".into()),
+            })?;
+            if acc.closing {
+                return Err(Error::ProducerClosed { reason: None });
+            }
+            acc.append(&r.topic, partition, &rec, reservation, &self.settings)
+                .map_err(|source| Error::Encode {
+                    api: ApiKey::Produce,
+                    source,
+                })?
+        };
+        let Some(a) = appended else {
+            return Ok(None);
         };
         self.outstanding.fetch_add(1, Ordering::SeqCst);
-        let wake = match self.acc.lock() {
-            Ok(mut acc) => {
-                let topic = acc.intern(&r.topic);
-                acc.append(
-                    (topic, partition),
-                    rec,
-                    self.config.batch_size,
-                    self.config.delivery_timeout,
-                )
-            }
-            Err(_) => {
-                let _ = rec.tx.send(Err(Error::ProducerClosed {
-                    reason: Some("internal state poisoned".into()),
-                }));
-                self.release(permits, 1);
-                false
-            }
-        };
+        if a.unused_reservation > 0 {
+            self.memory.add_permits(a.unused_reservation);
+        }
         self.config.partitioner.on_append(&r.topic, partition, size);
-        if wake {
+        if a.wake {
             self.wake.notify_one();
         }
-        DeliveryFuture { rx }
+        Ok(Some(DeliveryFuture {
+            completion: a.completion,
+            index: a.index,
+            timestamp,
+            topic: a.topic,
+            partition,
+        }))
+    }
+
+    /// Gives back buffer memory a caller reserved and did not use.
+    pub(crate) fn unreserve(&self, bytes: usize) {
+        self.memory.add_permits(bytes);
     }
 
     // ---- settling batches ----
@@ -316,7 +356,7 @@ impl Shared {
     /// The count of unsettled records drops before the futures resolve, so an application that
     /// sees its record acknowledged also sees it counted out of `pending()`.
     pub(crate) fn complete_ok(&self, b: ProducerBatch, base_offset: i64, append_time: i64) {
-        self.release(b.records.iter().map(|r| r.size).sum(), b.records.len());
+        self.release(b.reserved, b.record_count);
         b.succeed(base_offset, append_time);
     }
 
@@ -324,7 +364,7 @@ impl Shared {
         if self.config.transactional_id.is_some() {
             self.txn_abortable(err);
         }
-        self.release(b.records.iter().map(|r| r.size).sum(), b.records.len());
+        self.release(b.reserved, b.record_count);
         b.fail(err);
     }
 
@@ -359,7 +399,7 @@ impl Shared {
             Err(_) => return,
         };
         for b in batches {
-            self.release(b.records.iter().map(|r| r.size).sum(), b.records.len());
+            self.release(b.reserved, b.record_count);
             b.fail(&err);
         }
     }

@@ -100,7 +100,7 @@ async fn leader_move_mid_stream_is_followed_and_nothing_is_duplicated() {
         let second = producer.send_batch(records("t", 0, 5..10)).await.unwrap();
         let offsets: Vec<i64> = second.iter().map(|m| m.offset).collect();
         assert_eq!(offsets, [5, 6, 7, 8, 9]);
-        assert!(second.iter().all(|m| m.topic == "t" && m.partition == 0));
+        assert!(second.iter().all(|m| &*m.topic == "t" && m.partition == 0));
         // The old leader refused (NOT_LEADER_OR_FOLLOWER), the new one took the batch.
         assert_eq!(produce_brokers(&cluster), [0, 0, 2]);
         assert_eq!(client.leader_for("t", 0).await.unwrap(), 2);
@@ -288,7 +288,7 @@ async fn acks_zero_returns_offset_minus_one_and_the_records_arrive() {
             .send_and_wait(ProducerRecord::new("t", "v0").partition(0))
             .await
             .unwrap();
-        assert_eq!((m.topic.as_str(), m.partition, m.offset), ("t", 0, -1));
+        assert_eq!((&*m.topic, m.partition, m.offset), ("t", 0, -1));
         let more = producer.send_batch(records("t", 0, 1..4)).await.unwrap();
         assert!(more.iter().all(|m| m.offset == -1));
         // No response comes back: wait for the broker to have them.

@@ -80,7 +80,7 @@ async fn round_trip(compression: Compression, codec: &str) {
         assert_eq!(written.len(), chunk.len());
         for (r, m) in chunk.iter().zip(&written) {
             let key = r.key.as_ref().expect("keyed");
-            assert_eq!(m.topic, topic);
+            assert_eq!(&*m.topic, topic.as_str());
             assert_eq!(
                 m.partition,
                 partition_for_key(key, PARTITIONS),

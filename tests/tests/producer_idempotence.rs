@@ -206,7 +206,7 @@ async fn exactly_once_in_order(codec: Compression) -> Vec<Vec<(i64, i16)>> {
     // their murmur2 partition.
     let mut sent: Vec<Vec<usize>> = vec![Vec::new(); BIG_PARTITIONS as usize];
     for (i, (r, m)) in records.iter().zip(&written).enumerate() {
-        assert_eq!(m.topic, topic);
+        assert_eq!(&*m.topic, topic.as_str());
         if let Some(k) = &r.key {
             assert_eq!(
                 m.partition,

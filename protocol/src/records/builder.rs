@@ -90,6 +90,22 @@ impl RecordBatchBuilder {
         }
     }
 
+    /// An empty builder (as [`RecordBatchBuilder::new`]) whose record buffer holds
+    /// `capacity` bytes of encoded records before it grows: a producer that accounts for a
+    /// batch's memory up front reserves it here, so pushing never reallocates. `push` needs 8
+    /// bytes of room past each record it writes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        RecordBatchBuilder {
+            records: BytesMut::with_capacity(capacity),
+            ..RecordBatchBuilder::new()
+        }
+    }
+
+    /// Bytes the record buffer holds before it grows.
+    pub fn capacity(&self) -> usize {
+        self.records.capacity()
+    }
+
     /// Sets the base offset (0 for produce requests; a broker writes the log offset).
     pub fn base_offset(&mut self, offset: i64) -> &mut Self {
         self.base_offset = offset;
@@ -359,6 +375,40 @@ impl RecordBatchBuilder {
     }
 }
 
+/// Rewrites the producer id, epoch, base sequence and transactional bit of an encoded magic-2
+/// record batch in place, and its CRC-32C (protocol guide, "Record Batch"; KIP-98). The records
+/// (compressed or not) are untouched, so a producer can give a batch it already encoded a new
+/// epoch and sequence (KIP-360) without encoding it again.
+///
+/// # Errors
+/// [`EncodeError::Invalid`] when `batch` is shorter than a batch header or not magic 2.
+pub fn set_producer(
+    batch: &mut [u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    transactional: bool,
+) -> Result<(), EncodeError> {
+    if batch.len() < RECORD_BATCH_OVERHEAD || batch[16] as i8 != MAGIC_V2 {
+        return Err(EncodeError::Invalid(
+            "not an encoded magic-2 record batch".into(),
+        ));
+    }
+    let mut attributes = i16::from_be_bytes([batch[21], batch[22]]);
+    if transactional {
+        attributes |= ATTR_TRANSACTIONAL;
+    } else {
+        attributes &= !ATTR_TRANSACTIONAL;
+    }
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
 /// The error for the first of a record's key, value and header count that is too long, in the
 /// order `push` checks them.
 #[cold]
@@ -518,7 +568,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::records::{Batch, RecordSet};
+    use crate::records::{Batch, Compression, RecordSet};
 
     use crate::records::tests::{Hdrs, Rec, try_push as push};
 
@@ -595,6 +645,32 @@ mod tests {
 
     /// Small lengths (across 63/64, where a length's varint grows to 2 bytes), lengths across
     /// 8191/8192 (3 bytes), and large ones (3-byte record lengths).
+    #[test]
+    fn set_producer_rewrites_ids_and_crc_only() {
+        for codec in [Compression::None, Compression::Lz4] {
+            let mut b = RecordBatchBuilder::with_capacity(256);
+            b.compression(codec);
+            b.producer(7, 1, 40);
+            b.push(1_000, Some(b"k"), Some(b"v"), &[]).unwrap();
+            b.push(1_002, None, Some(b"w"), &[]).unwrap();
+            let mut expected = b.clone();
+            expected.producer(9, 3, 100).transactional(true);
+            let mut bytes = b.build().unwrap().to_vec();
+            set_producer(&mut bytes, 9, 3, 100, true).unwrap();
+            assert_eq!(bytes, expected.build().unwrap().to_vec(), "{codec:?}");
+            let batch = RecordSet::new(Bytes::from(bytes)).next().unwrap().unwrap();
+            assert_eq!(
+                (
+                    batch.producer_id(),
+                    batch.producer_epoch(),
+                    batch.is_transactional()
+                ),
+                (9, 3, true)
+            );
+        }
+        assert!(set_producer(&mut [0u8; 60], 1, 1, 1, false).is_err());
+    }
+
     fn bytes_strategy() -> impl Strategy<Value = Option<Vec<u8>>> {
         let len = prop_oneof![
             4 => 0usize..130,

@@ -44,7 +44,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use batch::{BatchHeader, RecordBatch};
-pub use builder::{EndTxnMarker, RecordBatchBuilder, control_batch};
+pub use builder::{EndTxnMarker, RecordBatchBuilder, control_batch, set_producer};
 pub use legacy::{LegacyBatch, LegacyRecord};
 pub use record::{ControlRecord, ControlRecordType, Header, Headers, Record, Records};
 pub use set::{Batch, BatchRecords, RecordSet};
