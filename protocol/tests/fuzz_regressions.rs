@@ -29,7 +29,7 @@ fn regressions(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
             .flat_map(|l| l.chars().filter(|c| !c.is_whitespace()))
             .collect();
         assert!(
-            hex.len() % 2 == 0,
+            hex.len().is_multiple_of(2),
             "{}: odd number of hex digits",
             path.display()
         );
@@ -55,7 +55,6 @@ fn replay_record_set(data: &[u8]) -> (usize, usize) {
         } else {
             DEFAULT_MAX_DECOMPRESSED_SIZE
         },
-        ..DecodeOptions::default()
     };
     let budget = DecompressionBudget::new(1 << 20);
     let set = if o & 4 == 4 {
