@@ -8,6 +8,7 @@ mod perf;
 mod perf_consume;
 mod produce;
 mod security;
+mod usage;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -361,8 +361,10 @@ async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
 
     let pool = (PAYLOAD_POOL_BYTES / args.record_size.max(1)).clamp(1, MAX_PAYLOADS);
     let payloads = payloads(args.record_size, pool);
+    let topic_name: std::sync::Arc<str> = args.topic.as_str().into();
     let stats = Arc::new(Stats::new(args.record_size, args.records, partitions));
 
+    let cpu_start = crate::usage::cpu_time();
     let started = Instant::now();
     let reporter = {
         let stats = stats.clone();
@@ -391,7 +393,7 @@ async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
             }
         }
         let record = ProducerRecord {
-            topic: args.topic.clone(),
+            topic: topic_name.clone(),
             value: Some(payloads[(i % pool as u64) as usize].clone()),
             ..ProducerRecord::default()
         };
@@ -461,6 +463,10 @@ async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
         percentile_ms(&lat, 0.99),
         percentile_ms(&lat, 0.999),
     );
+    let usage = crate::usage::summary(acked, cpu_start);
+    if !usage.is_empty() {
+        println!("{usage} (the whole process: sends, sender, connection)");
+    }
     if args.partitions_hint {
         let counts: Vec<String> = stats
             .per_partition

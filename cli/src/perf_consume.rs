@@ -160,6 +160,7 @@ pub(crate) async fn run(client: &Client, args: &ConsumePerfArgs) -> Result<(), E
     let meta = client.topic_metadata(&args.topic).await?;
 
     let joined = Arc::new(Mutex::new(None));
+    let cpu_start = crate::usage::cpu_time();
     let started = Instant::now();
     let mut builder = Consumer::builder(client).auto_offset_reset(match args.from {
         StartAt::Earliest => OffsetReset::Earliest,
@@ -274,6 +275,10 @@ pub(crate) async fn run(client: &Client, args: &ConsumePerfArgs) -> Result<(), E
             .map(|j| j.duration_since(started)),
     };
     println!("{}", summary_line(&summary));
+    let usage = crate::usage::summary(count, cpu_start);
+    if !usage.is_empty() {
+        println!("{usage} (the whole process, from start to the last record)");
+    }
     if timed_out {
         return Err(Error::Config(format!(
             "only {count} of the {} records asked for arrived: none for {} ms (does {} hold that many from --from {}? Raise --timeout-ms to wait longer)",

@@ -61,6 +61,7 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
             args.compression
         ))
     })?;
+    let topic_name: std::sync::Arc<str> = args.topic.as_str().into();
     let mut headers = Vec::new();
     for h in &args.headers {
         let (k, v) = h
@@ -150,7 +151,7 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
             let (key, value) = split_key(line, sep);
             bytes += (key.as_ref().map_or(0, Bytes::len) + value.len()) as u64;
             let record = ProducerRecord {
-                topic: args.topic.clone(),
+                topic: topic_name.clone(),
                 partition: args.partition,
                 key,
                 value: Some(value),

@@ -401,34 +401,21 @@ pub(crate) struct Accumulator {
     pub(crate) flushing: usize,
     /// Set by `close`: send everything, accept nothing more.
     pub(crate) closing: bool,
-    /// One shared name per topic, so batches do not allocate it again.
-    topics: HashMap<String, Arc<str>>,
 }
 
 impl Accumulator {
-    /// The shared name of `topic`.
-    pub(crate) fn intern(&mut self, topic: &str) -> Arc<str> {
-        if let Some(t) = self.topics.get(topic) {
-            return t.clone();
-        }
-        let t: Arc<str> = Arc::from(topic);
-        self.topics.insert(topic.to_owned(), t.clone());
-        t
-    }
-
     /// Encodes a record into its partition's open batch. Without room there, a new batch is
     /// opened with `reservation` bytes of buffer memory the caller holds; with no reservation
     /// either, `Ok(None)`: the caller reserves [`BatchSettings::reservation`] and calls again.
     pub(crate) fn append(
         &mut self,
-        topic: &str,
+        topic: &Arc<str>,
         partition: i32,
         r: &RecordRef<'_>,
         reservation: Option<usize>,
         settings: &BatchSettings,
     ) -> Result<Option<Appended>, EncodeError> {
-        let name = self.intern(topic);
-        let tp = (name, partition);
+        let tp = (topic.clone(), partition);
         let q = match self.queues.get_mut(&tp) {
             Some(q) => q,
             None => self.queues.entry(tp.clone()).or_default(),

@@ -52,8 +52,10 @@ pub use txn::{ConsumerGroupMetadata, TopicPartitionOffset};
 /// A record to send.
 #[derive(Debug, Clone, Default)]
 pub struct ProducerRecord {
-    /// Topic.
-    pub topic: String,
+    /// Topic. An `Arc<str>`, so an application sending many records to one topic can share
+    /// one name (`let t: Arc<str> = "orders".into();` then `ProducerRecord::new(t.clone(), v)`)
+    /// instead of allocating it per record.
+    pub topic: Arc<str>,
     /// Partition; `None` lets the partitioner choose (murmur2 of the key; sticky for a null
     /// key).
     pub partition: Option<i32>,
@@ -69,9 +71,9 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record with a value and no key.
-    pub fn new(topic: &str, value: impl Into<Bytes>) -> Self {
+    pub fn new(topic: impl TopicName, value: impl Into<Bytes>) -> Self {
         ProducerRecord {
-            topic: topic.to_owned(),
+            topic: topic.into_topic_name(),
             value: Some(value.into()),
             ..Default::default()
         }
@@ -99,6 +101,43 @@ impl ProducerRecord {
     pub fn timestamp(mut self, ms: i64) -> Self {
         self.timestamp = Some(ms);
         self
+    }
+}
+
+/// A topic name for [`ProducerRecord::new`]: `&str`, `String`, `&String` (allocate a shared
+/// name), or `Arc<str>` / `&Arc<str>` (share one without allocating).
+pub trait TopicName {
+    /// The name as a shared string.
+    fn into_topic_name(self) -> Arc<str>;
+}
+
+impl TopicName for &str {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl TopicName for String {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl TopicName for &String {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self.as_str())
+    }
+}
+
+impl TopicName for Arc<str> {
+    fn into_topic_name(self) -> Arc<str> {
+        self
+    }
+}
+
+impl TopicName for &Arc<str> {
+    fn into_topic_name(self) -> Arc<str> {
+        self.clone()
     }
 }
 

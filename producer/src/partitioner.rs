@@ -103,13 +103,16 @@ impl Partitioner for DefaultPartitioner {
         let Ok(mut sticky) = self.sticky.lock() else {
             return random_below(partitions);
         };
-        let entry = sticky
-            .entry(topic.to_owned())
-            .or_insert_with(|| (random_below(partitions), 0));
-        if entry.0 >= partitions {
-            *entry = (random_below(partitions), 0);
+        // Looked up by `&str` first: the name is copied once per topic, not per record.
+        if let Some(entry) = sticky.get_mut(topic) {
+            if !(0..partitions).contains(&entry.0) {
+                *entry = (random_below(partitions), 0);
+            }
+            return entry.0;
         }
-        entry.0
+        let p = random_below(partitions);
+        sticky.insert(topic.to_owned(), (p, 0));
+        p
     }
 
     fn on_append(&self, topic: &str, partition: i32, bytes: usize) {
@@ -122,7 +125,7 @@ impl Partitioner for DefaultPartitioner {
             entry.1 += bytes;
             if entry.1 >= self.switch_bytes {
                 // Pick again at the next record; the partition count is known then.
-                sticky.remove(topic);
+                *entry = (-1, 0);
             }
         }
     }

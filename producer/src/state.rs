@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) outstanding: AtomicUsize,
     idle: Notify,
     fatal: Mutex<Option<Error>>,
+    /// `fatal` is set (checked on every send without taking the lock).
+    has_fatal: AtomicBool,
     pub(crate) ids: Mutex<Ids>,
     pub(crate) txn: Mutex<TxnState>,
     /// Serialises the transactional calls.
@@ -138,6 +140,7 @@ impl Shared {
             outstanding: AtomicUsize::new(0),
             idle: Notify::new(),
             fatal: Mutex::new(None),
+            has_fatal: AtomicBool::new(false),
             ids: Mutex::new(Ids::default()),
             txn: Mutex::new(TxnState::default()),
             txn_calls: tokio::sync::Mutex::new(()),
@@ -152,12 +155,12 @@ impl Shared {
 
     /// Size check and state check before anything is reserved.
     pub(crate) fn check_record(&self, r: &ProducerRecord) -> Result<usize> {
-        if let Some(e) = self.fatal_error() {
+        if self.has_fatal.load(Ordering::Acquire)
+            && let Some(e) = self.fatal_error()
+        {
             return Err(e);
         }
-        if self.acc.lock().map(|a| a.closing).unwrap_or(true) {
-            return Err(Error::ProducerClosed { reason: None });
-        }
+        // Closing is checked under the accumulator's lock when the record is appended.
         if self.config.transactional_id.is_some() {
             self.check_in_transaction()?;
         }
@@ -165,7 +168,7 @@ impl Shared {
         let limit = self.config.max_request_size.min(self.config.buffer_memory);
         if size + BATCH_OVERHEAD > limit {
             return Err(Error::RecordTooLarge {
-                topic: r.topic.clone(),
+                topic: r.topic.to_string(),
                 size,
                 limit,
                 setting: if self.config.max_request_size <= self.config.buffer_memory {
@@ -202,7 +205,7 @@ impl Shared {
         match self.client.metadata().partition_count(&r.topic) {
             Some(n) if n > 0 => self.choose(r, n),
             _ => Err(Error::NoLeader {
-                topic: r.topic.clone(),
+                topic: r.topic.to_string(),
                 partition: r.partition.unwrap_or(-1),
                 reason: Some("no metadata for the topic yet; use send, which waits for it".into()),
             }),
@@ -414,6 +417,7 @@ impl Shared {
         if let Ok(mut f) = self.fatal.lock() {
             f.get_or_insert(e);
         }
+        self.has_fatal.store(true, Ordering::Release);
     }
 
     pub(crate) fn fatal_error(&self) -> Option<Error> {
