@@ -29,7 +29,11 @@ pub(crate) fn peak_rss() -> Option<u64> {
         let u = getrusage(UsageWho::RUSAGE_SELF).ok()?;
         let max = u.max_rss().max(0) as u64;
         // Linux and the BSDs report KiB, macOS bytes.
-        Some(if cfg!(target_os = "macos") { max } else { max * 1024 })
+        Some(if cfg!(target_os = "macos") {
+            max
+        } else {
+            max * 1024
+        })
     }
     #[cfg(not(unix))]
     {
@@ -77,7 +81,10 @@ mod tests {
             // A test process holds more than 1 MB.
             assert!(peak_rss().expect("getrusage") > 1_000_000);
             let line = summary(1_000, Some(start));
-            assert!(line.contains("µs/record") && line.contains("peak RSS"), "{line}");
+            assert!(
+                line.contains("µs/record") && line.contains("peak RSS"),
+                "{line}"
+            );
         }
     }
 }

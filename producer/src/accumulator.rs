@@ -78,11 +78,21 @@ pub(crate) struct BatchSettings {
     pub(crate) compression: CompressionConfig,
 }
 
+/// Record buffer a new batch starts with (or `batch_size` if smaller); it doubles, reserving
+/// more buffer memory each time, as records arrive, up to `batch_size`. Many partitions with a
+/// large `batch_size` thus hold only what their records take.
+pub(crate) const INITIAL_BATCH_BUFFER: usize = 16 * 1024;
+
 impl BatchSettings {
-    /// The buffer memory a new batch for a record of `size` bytes reserves: its record buffer
-    /// (`batch_size`, or one record's worth for a larger record) and its bookkeeping.
+    /// The buffer memory a new batch for a record of `size` bytes reserves: its first record
+    /// buffer (the smaller of `batch_size` and [`INITIAL_BATCH_BUFFER`], or one record's worth
+    /// for a larger record) and its bookkeeping.
     pub(crate) fn reservation(&self, size: usize) -> usize {
-        self.batch_size.max(BATCH_OVERHEAD + size + DELTA_SLACK) + PUSH_SLACK + BATCH_BOOKKEEPING
+        self.batch_size
+            .min(INITIAL_BATCH_BUFFER)
+            .max(BATCH_OVERHEAD + size + DELTA_SLACK)
+            + PUSH_SLACK
+            + BATCH_BOOKKEEPING
     }
 }
 
@@ -199,17 +209,34 @@ impl ProducerBatch {
         self.first_index + self.record_count as u32
     }
 
-    /// Whether `r` can go into this batch without its buffer growing: it is open, and empty or
-    /// with room for `r` within `batch_size`.
-    fn fits(&self, r: &RecordRef<'_>, batch_size: usize) -> bool {
+    /// Whether `r` can go into this batch: at once, after its buffer grows, or not at all
+    /// (closed, or no room within `batch_size`).
+    fn room(&self, r: &RecordRef<'_>, batch_size: usize) -> Room {
         let Payload::Records(builder) = &self.payload else {
-            return false;
+            return Room::None;
         };
-        if self.closed {
-            return false;
+        if self.closed || (self.record_count > 0 && self.bytes + r.size > batch_size) {
+            return Room::None;
         }
         let need = self.bytes - BATCH_OVERHEAD + r.size + DELTA_SLACK + PUSH_SLACK;
-        (self.record_count == 0 || self.bytes + r.size <= batch_size) && need <= builder.capacity()
+        if need <= builder.capacity() {
+            Room::Now
+        } else {
+            // Double (as the buffer itself would), never past `batch_size`, at least enough.
+            let cap = builder.capacity();
+            let target = (cap * 2)
+                .min(batch_size + DELTA_SLACK + PUSH_SLACK)
+                .max(need);
+            Room::AfterGrowing(target - cap)
+        }
+    }
+
+    /// Grows the record buffer by `bytes` of buffer memory the caller reserved.
+    fn grow(&mut self, bytes: usize) {
+        if let Payload::Records(builder) = &mut self.payload {
+            builder.reserve_exact(bytes);
+            self.reserved += bytes;
+        }
     }
 
     /// Encodes `r` into the batch; returns its index for its future.
@@ -381,6 +408,17 @@ impl ProducerBatch {
     }
 }
 
+/// Room for a record in a partition's open batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Within the buffer it has.
+    Now,
+    /// After the buffer grows by this many bytes (within `batch_size`).
+    AfterGrowing(usize),
+    /// None: a new batch is needed.
+    None,
+}
+
 /// Where `Accumulator::append` put a record.
 pub(crate) struct Appended {
     pub(crate) completion: Arc<Completion>,
@@ -404,9 +442,30 @@ pub(crate) struct Accumulator {
 }
 
 impl Accumulator {
-    /// Encodes a record into its partition's open batch. Without room there, a new batch is
-    /// opened with `reservation` bytes of buffer memory the caller holds; with no reservation
-    /// either, `Ok(None)`: the caller reserves [`BatchSettings::reservation`] and calls again.
+    /// Buffer memory to reserve before [`Accumulator::append`] can take `r` (0: none needed):
+    /// what the partition's open batch needs to grow for it, or a new batch's reservation.
+    pub(crate) fn needed(
+        &self,
+        topic: &Arc<str>,
+        partition: i32,
+        r: &RecordRef<'_>,
+        settings: &BatchSettings,
+    ) -> usize {
+        let tp = (topic.clone(), partition);
+        match self.queues.get(&tp).and_then(VecDeque::back) {
+            Some(b) => match b.room(r, settings.batch_size) {
+                Room::Now => 0,
+                Room::AfterGrowing(n) => n,
+                Room::None => settings.reservation(r.size),
+            },
+            None => settings.reservation(r.size),
+        }
+    }
+
+    /// Encodes a record into its partition's open batch. When that batch needs more buffer, or
+    /// a new batch is needed, `reservation` (bytes of buffer memory the caller holds, see
+    /// [`Accumulator::needed`]) pays for it; without one, `Ok(None)`: the caller reserves and
+    /// calls again.
     pub(crate) fn append(
         &mut self,
         topic: &Arc<str>,
@@ -420,11 +479,18 @@ impl Accumulator {
             Some(q) => q,
             None => self.queues.entry(tp.clone()).or_default(),
         };
-        let fits = q.back().is_some_and(|b| b.fits(r, settings.batch_size));
-        let unused_reservation = match (fits, reservation) {
-            (true, held) => held.unwrap_or(0),
-            (false, None) => return Ok(None),
-            (false, Some(held)) => {
+        let room = q
+            .back()
+            .map_or(Room::None, |b| b.room(r, settings.batch_size));
+        let opened = room == Room::None;
+        let unused_reservation = match (room, reservation) {
+            (Room::Now, held) => held.unwrap_or(0),
+            (_, None) => return Ok(None),
+            (Room::AfterGrowing(_), Some(held)) => {
+                q.back_mut().expect("an open batch").grow(held);
+                0
+            }
+            (Room::None, Some(held)) => {
                 q.push_back(ProducerBatch::new(tp.clone(), settings, held));
                 0
             }
@@ -445,7 +511,7 @@ impl Accumulator {
             completion: b.completion.clone(),
             index,
             topic: tp.0,
-            wake: !fits || b.bytes >= settings.batch_size,
+            wake: opened || b.bytes >= settings.batch_size,
             unused_reservation,
         }))
     }
@@ -509,7 +575,9 @@ mod tests {
         match acc.append(&tp.0, tp.1, &r, None, s).unwrap() {
             Some(a) => a.wake,
             None => {
-                acc.append(&tp.0, tp.1, &r, Some(s.reservation(size)), s)
+                let need = acc.needed(&tp.0, tp.1, &r, s);
+                assert!(need > 0);
+                acc.append(&tp.0, tp.1, &r, Some(need), s)
                     .unwrap()
                     .expect("appended with a reservation")
                     .wake
@@ -541,6 +609,40 @@ mod tests {
             };
             assert!(builder.capacity() + BATCH_OVERHEAD + BATCH_BOOKKEEPING <= b.reserved + 64);
         }
+    }
+
+    /// A large `batch_size` is not reserved up front: a batch starts with a 16 KiB buffer and
+    /// doubles it (reserving each step) as records arrive, so its reservation always covers its
+    /// buffer and stays within twice what its records take.
+    #[test]
+    fn large_batches_grow_their_reservation_with_their_records() {
+        let mut acc = Accumulator::default();
+        let tp: TopicPartition = (Arc::from("t"), 0);
+        let s = settings(1 << 20);
+        put(&mut acc, &tp, 0, 100, &s);
+        let first = acc.queues[&tp][0].reserved;
+        assert!(first <= INITIAL_BATCH_BUFFER + 1024, "{first}");
+        let mut last = first;
+        let mut grew = 0;
+        for id in 1..12_000 {
+            put(&mut acc, &tp, id, 100, &s);
+            let b = acc.queues[&tp].back().unwrap();
+            let Payload::Records(builder) = &b.payload else {
+                panic!("open")
+            };
+            assert!(builder.capacity() + BATCH_BOOKKEEPING <= b.reserved, "{id}");
+            assert!(
+                b.reserved <= 2 * b.bytes + INITIAL_BATCH_BUFFER + 1024,
+                "{id}"
+            );
+            if acc.queues[&tp].len() == 1 && b.reserved > last {
+                grew += 1;
+                last = b.reserved;
+            }
+        }
+        assert!(grew >= 5, "grew {grew} times");
+        assert!(acc.queues[&tp].len() > 1, "a 1 MiB batch filled up");
+        assert!(acc.queues[&tp][0].bytes <= 1 << 20);
     }
 
     #[test]

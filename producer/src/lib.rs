@@ -247,13 +247,14 @@ impl Producer {
         let size = self.shared.check_record(&record)?;
         let partition = self.shared.partition_now(&record)?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        if let Some(f) = self
+        let need = match self
             .shared
             .append(&record, partition, size, timestamp, None)?
         {
-            return Ok(f);
-        }
-        let held = self.shared.try_reserve(self.shared.reservation(size))?;
+            Ok(f) => return Ok(f),
+            Err(need) => need,
+        };
+        let held = self.shared.try_reserve(need)?;
         self.append_reserved(&record, partition, size, timestamp, held)
     }
 
@@ -265,13 +266,14 @@ impl Producer {
         };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         // Into the open batch of the partition when it has room: no memory to wait for.
-        if let Some(f) = self
+        let need = match self
             .shared
             .append(&record, partition, size, timestamp, None)?
         {
-            return Ok(f);
-        }
-        let held = self.shared.reserve(self.shared.reservation(size)).await?;
+            Ok(f) => return Ok(f),
+            Err(need) => need,
+        };
+        let held = self.shared.reserve(need).await?;
         self.append_reserved(&record, partition, size, timestamp, held)
     }
 
@@ -289,8 +291,8 @@ impl Producer {
             .shared
             .append(record, partition, size, timestamp, Some(held))
         {
-            Ok(Some(f)) => Ok(f),
-            Ok(None) => {
+            Ok(Ok(f)) => Ok(f),
+            Ok(Err(_)) => {
                 self.shared.unreserve(held);
                 Err(Error::ProducerClosed {
                     reason: Some("the record could not be buffered".into()),

@@ -241,11 +241,6 @@ impl Shared {
         }
     }
 
-    /// The buffer memory a new batch for a record of `size` bytes reserves (at most all of it).
-    pub(crate) fn reservation(&self, size: usize) -> usize {
-        self.settings.reservation(size).min(self.memory_total)
-    }
-
     pub(crate) async fn reserve(&self, size: usize) -> Result<usize> {
         if let Ok(p) = self.memory.try_acquire_many(size as u32) {
             p.forget();
@@ -279,10 +274,10 @@ impl Shared {
         }
     }
 
-    /// Encodes the record into its partition's open batch, or into a new one opened with
-    /// `reservation` bytes of buffer memory (held by the caller). `Ok(None)`: no open batch
-    /// had room and no reservation was given; reserve [`Shared::reservation`] and call again.
-    /// On an error the caller still holds its reservation.
+    /// Encodes the record into its partition's open batch, growing it or opening a new one
+    /// with `reservation` bytes of buffer memory (held by the caller). `Ok(Err(n))`: that
+    /// needs `n` bytes of buffer memory and no reservation was given; reserve them and call
+    /// again. On an error the caller still holds its reservation.
     pub(crate) fn append(
         &self,
         r: &ProducerRecord,
@@ -290,7 +285,7 @@ impl Shared {
         size: usize,
         timestamp: i64,
         reservation: Option<usize>,
-    ) -> Result<Option<DeliveryFuture>> {
+    ) -> Result<std::result::Result<DeliveryFuture, usize>> {
         let mut header_refs: Vec<(&str, Option<&[u8]>)> = Vec::new();
         if !r.headers.is_empty() {
             header_refs.extend(r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
@@ -309,15 +304,22 @@ impl Shared {
             if acc.closing {
                 return Err(Error::ProducerClosed { reason: None });
             }
-            acc.append(&r.topic, partition, &rec, reservation, &self.settings)
-                .map_err(|source| Error::Encode {
-                    api: ApiKey::Produce,
-                    source,
-                })?
+            match acc.append(&r.topic, partition, &rec, reservation, &self.settings) {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    let need = acc.needed(&r.topic, partition, &rec, &self.settings);
+                    // Never more than the whole buffer (a larger batch_size than buffer_memory).
+                    return Ok(Err(need.clamp(1, self.memory_total)));
+                }
+                Err(source) => {
+                    return Err(Error::Encode {
+                        api: ApiKey::Produce,
+                        source,
+                    });
+                }
+            }
         };
-        let Some(a) = appended else {
-            return Ok(None);
-        };
+        let a = appended;
         self.outstanding.fetch_add(1, Ordering::SeqCst);
         if a.unused_reservation > 0 {
             self.memory.add_permits(a.unused_reservation);
@@ -326,7 +328,7 @@ impl Shared {
         if a.wake {
             self.wake.notify_one();
         }
-        Ok(Some(DeliveryFuture {
+        Ok(Ok(DeliveryFuture {
             completion: a.completion,
             index: a.index,
             timestamp,

@@ -106,6 +106,19 @@ impl RecordBatchBuilder {
         self.records.capacity()
     }
 
+    /// Grows the record buffer to hold `additional` more bytes than its capacity now, exactly
+    /// (where `push` would grow it by doubling), so a producer can grow it by what it accounted.
+    pub fn reserve_exact(&mut self, additional: usize) {
+        let target = self.records.capacity() + additional;
+        if self.records.is_empty() {
+            self.records = BytesMut::with_capacity(target);
+            return;
+        }
+        let mut grown = BytesMut::with_capacity(target);
+        grown.extend_from_slice(&self.records);
+        self.records = grown;
+    }
+
     /// Sets the base offset (0 for produce requests; a broker writes the log offset).
     pub fn base_offset(&mut self, offset: i64) -> &mut Self {
         self.base_offset = offset;
