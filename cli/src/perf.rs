@@ -56,8 +56,8 @@ pub(crate) struct ProducePerfArgs {
     /// How long a batch waits for more records, in ms (linger).
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
-    /// Largest batch per partition, in bytes.
-    #[arg(long, default_value_t = 16 * 1024)]
+    /// Largest batch per partition, in bytes (batch.size; the producer's default).
+    #[arg(long, default_value_t = 256 * 1024)]
     batch_size: usize,
     /// Producer buffer, in bytes: how much may wait to be sent or acknowledged.
     #[arg(long, default_value_t = 32 * 1024 * 1024)]

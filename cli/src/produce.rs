@@ -32,8 +32,8 @@ pub(crate) struct ProduceArgs {
     /// How long a batch waits for more records, in ms (linger).
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
-    /// Largest batch per partition, in bytes.
-    #[arg(long, default_value_t = 16 * 1024)]
+    /// Largest batch per partition, in bytes (batch.size; the producer's default).
+    #[arg(long, default_value_t = 256 * 1024)]
     batch_size: usize,
     /// Idempotent delivery (needs acks=all). Default: true with acks=all, else false.
     #[arg(long)]

@@ -209,6 +209,7 @@ impl Producer {
     }
 
     pub(crate) fn start(client: Client, config: ProducerConfig) -> Producer {
+        config.partitioner.configure(config.batch_size);
         let shared = Arc::new(Shared::new(client, config));
         let task = tokio::spawn(sender::run(shared.clone()));
         if let Ok(mut t) = shared.sender_task.lock() {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Kafka's murmur2 hash of a key, bit for bit as the Java client's default partitioner computes
 /// it (seed `0x9747b28c`, m = `0x5bd1e995`, r = 24, tail bytes little-endian), so a key lands
@@ -61,6 +62,13 @@ pub trait Partitioner: Send + Sync {
     fn on_append(&self, topic: &str, partition: i32, bytes: usize) {
         let _ = (topic, partition, bytes);
     }
+
+    /// Called once when a producer starts with this partitioner, with its `batch_size` in
+    /// bytes (sticky partitioners switch after about a batch, KIP-794). The default does
+    /// nothing.
+    fn configure(&self, batch_size: usize) {
+        let _ = batch_size;
+    }
 }
 
 /// The Java client's default: murmur2 of the key for keyed records; for null keys, uniform
@@ -69,22 +77,32 @@ pub trait Partitioner: Send + Sync {
 /// fill up instead of being spread thin.
 #[derive(Debug)]
 pub struct DefaultPartitioner {
-    switch_bytes: usize,
+    /// Bytes after which a sticky partition switches; 0 until a producer configures it.
+    switch_bytes: AtomicUsize,
+    /// Set by [`DefaultPartitioner::new`]: `configure` leaves `switch_bytes` alone.
+    fixed: bool,
     sticky: Mutex<HashMap<String, (i32, usize)>>,
 }
 
 impl Default for DefaultPartitioner {
-    /// Switches after 16 KiB, the default `batch.size`.
+    /// Switches after about the producer's `batch_size` (set when the producer starts; 16 KiB
+    /// until then).
     fn default() -> Self {
-        DefaultPartitioner::new(16 * 1024)
+        DefaultPartitioner {
+            switch_bytes: AtomicUsize::new(16 * 1024),
+            fixed: false,
+            sticky: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl DefaultPartitioner {
-    /// Sticky partitions switch after about `switch_bytes` bytes.
+    /// Sticky partitions switch after about `switch_bytes` bytes, whatever the producer's
+    /// `batch_size`.
     pub fn new(switch_bytes: usize) -> Self {
         DefaultPartitioner {
-            switch_bytes: switch_bytes.max(1),
+            switch_bytes: AtomicUsize::new(switch_bytes.max(1)),
+            fixed: true,
             sticky: Mutex::new(HashMap::new()),
         }
     }
@@ -115,6 +133,13 @@ impl Partitioner for DefaultPartitioner {
         p
     }
 
+    fn configure(&self, batch_size: usize) {
+        if !self.fixed {
+            self.switch_bytes
+                .store(batch_size.max(1), Ordering::Relaxed);
+        }
+    }
+
     fn on_append(&self, topic: &str, partition: i32, bytes: usize) {
         let Ok(mut sticky) = self.sticky.lock() else {
             return;
@@ -123,7 +148,7 @@ impl Partitioner for DefaultPartitioner {
             && entry.0 == partition
         {
             entry.1 += bytes;
-            if entry.1 >= self.switch_bytes {
+            if entry.1 >= self.switch_bytes.load(Ordering::Relaxed) {
                 // Pick again at the next record; the partition count is known then.
                 *entry = (-1, 0);
             }

@@ -305,7 +305,12 @@ impl Shared {
                 return Err(Error::ProducerClosed { reason: None });
             }
             match acc.append(&r.topic, partition, &rec, reservation, &self.settings) {
-                Ok(Some(a)) => a,
+                // Counted while the lock is held: the sender cannot settle the record (and
+                // count it out) before it is counted in.
+                Ok(Some(a)) => {
+                    self.outstanding.fetch_add(1, Ordering::SeqCst);
+                    a
+                }
                 Ok(None) => {
                     let need = acc.needed(&r.topic, partition, &rec, &self.settings);
                     // Never more than the whole buffer (a larger batch_size than buffer_memory).
@@ -320,7 +325,6 @@ impl Shared {
             }
         };
         let a = appended;
-        self.outstanding.fetch_add(1, Ordering::SeqCst);
         if a.unused_reservation > 0 {
             self.memory.add_permits(a.unused_reservation);
         }

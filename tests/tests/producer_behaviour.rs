@@ -89,7 +89,12 @@ async fn null_keys_stick_to_one_partition_until_a_batch_is_full() {
     let client = common::connect(&broker).await;
     let sticky = broker.topic("sticky");
     common::create_topic(&client, &sticky, 4).await;
-    let producer = Producer::new(&client, ProducerConfig::default()).expect("valid config");
+    // 16 KiB batches (the default is 256 KiB): the sticky partitioner follows batch_size.
+    let config = ProducerConfig {
+        batch_size: 16 * 1024,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(&client, config).expect("valid config");
 
     // Small records (well under one 16 KiB batch in all) stick to one partition, across calls,
     // with contiguous offsets in send order (uniform sticky partitioning, KIP-794).
