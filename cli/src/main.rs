@@ -2,6 +2,7 @@
 
 mod admin;
 mod consume;
+mod doctor;
 mod format;
 mod groups;
 mod perf;
@@ -82,6 +83,10 @@ enum Command {
     /// Measure throughput and latency against a broker.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Check the way to the cluster and say what is wrong and how to fix it: bootstrap,
+    /// every broker's advertised address, API versions, TLS/SASL, a topic's leaders and record
+    /// clocks, a group's coordinator. One verdict per line; exit status 1 if a check fails.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// The client configuration, and notes for the user about it.
@@ -210,6 +215,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Doctor(args) = &cli.command {
+        let healthy = runtime.block_on(doctor::run(prepared.config.clone(), args));
+        return if healthy {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let result = runtime.block_on(run(&cli, prepared.config.clone()));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -229,6 +242,8 @@ async fn run(cli: &Cli, config: ClientConfig) -> Result<(), Error> {
         Command::Consume(args) => consume::run(&client, args).await,
         Command::Groups(cmd) => groups::run(&client, cmd).await,
         Command::Perf(cmd) => perf::run(&client, cmd).await,
+        // Run by `main` before any connection: an unreachable bootstrap is a verdict there.
+        Command::Doctor(_) => Ok(()),
     }
 }
 
