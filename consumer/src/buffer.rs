@@ -3,7 +3,8 @@
 //! A fetch response is kept whole (its batches are reference-counted views of the response
 //! buffer); a poll hands out at most `max_poll_records` records of it by narrowing the offset
 //! range each [`FetchedPartition`] exposes, so no record is copied or decoded twice beyond the
-//! one or two batches where a cut falls.
+//! one or two batches where a cut falls, and a batch cut by several polls is walked once: each
+//! part remembers where in the batch it begins ([`FetchedPartition::resume`]).
 
 use kafkawire_protocol::records::Batch;
 
@@ -28,6 +29,8 @@ pub(crate) fn split(
     // position forward (records whose offsets do not increase, which only a broker at fault
     // sends, make the partition go out whole instead).
     let mut highest: Option<i64> = None;
+    // Where in its batch the cut record is, for the rest to continue from.
+    let mut cut_at = None;
     'batches: for b in p.batches.iter() {
         if b.is_control() || b.last_offset() < from || b.base_offset() >= end {
             continue;
@@ -40,7 +43,13 @@ pub(crate) fn split(
             highest = highest.max(Some(b.last_offset()));
             continue;
         }
-        for r in b.records() {
+        let mut records = match p.resume {
+            Some((base, at)) if base == b.base_offset() => b.records_from(at),
+            _ => b.records(),
+        };
+        loop {
+            let before = records.position();
+            let Some(r) = records.next() else { break };
             let Ok(r) = r else {
                 return (p, None, n);
             };
@@ -53,6 +62,7 @@ pub(crate) fn split(
             }
             if n == quota {
                 cut = Some(offset);
+                cut_at = Some((b.base_offset(), before));
                 break 'batches;
             }
             n += 1;
@@ -73,6 +83,7 @@ pub(crate) fn split(
         log_start_offset: p.log_start_offset,
         reset: p.reset,
         batches: p.batches.iter().filter(keep).cloned().collect(),
+        resume: p.resume,
     };
     let rest = FetchedPartition {
         fetch_offset: cut,
@@ -82,6 +93,7 @@ pub(crate) fn split(
             .into_iter()
             .filter(|b| b.last_offset() >= cut)
             .collect(),
+        resume: cut_at,
         ..p
     };
     (first, Some(rest), n)
@@ -122,6 +134,7 @@ mod tests {
             batches: RecordSet::new(Bytes::from(all))
                 .map(|b| b.unwrap())
                 .collect(),
+            resume: None,
         }
     }
 

@@ -10,7 +10,7 @@ use kafkawire_protocol::messages::fetch_request::{FetchPartition, FetchRequest, 
 use kafkawire_protocol::messages::fetch_response::FetchResponse;
 use kafkawire_protocol::records::{
     Batch, BatchHeader, Compression, DecodeOptions, DecompressionBudget, LOG_OVERHEAD, MAGIC_V2,
-    Record, RecordSet,
+    Record, RecordSet, RecordsPosition,
 };
 use kafkawire_protocol::{DecodeError, DecodeErrorKind, ErrorCode, Uuid};
 
@@ -54,6 +54,10 @@ pub struct FetchedPartition {
     pub reset: Option<(i64, i64)>,
     /// The decoded batches, in offset order.
     pub batches: Vec<Batch>,
+    /// Where, in the batch with this base offset, the records of this part begin (set when
+    /// `max_poll_records` cut a batch: the next part continues there instead of decoding the
+    /// batch's earlier records again).
+    pub(crate) resume: Option<(i64, RecordsPosition)>,
 }
 
 impl FetchedPartition {
@@ -73,7 +77,13 @@ impl FetchedPartition {
         self.batches
             .iter()
             .filter(move |b| !b.is_control() && b.last_offset() >= from && b.base_offset() < end)
-            .flat_map(|b| b.records().map(move |r| r.map(|r| (b, r))))
+            .flat_map(move |b| {
+                let records = match self.resume {
+                    Some((base, at)) if base == b.base_offset() => b.records_from(at),
+                    _ => b.records(),
+                };
+                records.map(move |r| r.map(|r| (b, r)))
+            })
             .filter(move |r| {
                 r.as_ref()
                     .map_or(true, |(_, r)| r.offset() >= from && r.offset() < end)
@@ -522,6 +532,7 @@ async fn handle_response(
                     log_start_offset: p.log_start_offset,
                     reset: Some((old, new)),
                     batches: Vec::new(),
+                    resume: None,
                 });
                 continue;
             }
@@ -600,6 +611,7 @@ async fn handle_response(
                 log_start_offset: p.log_start_offset,
                 reset: None,
                 batches,
+                resume: None,
             });
             if let Some(e) = error {
                 defer(c, e);

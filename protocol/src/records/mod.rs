@@ -47,7 +47,7 @@ pub use batch::{BatchHeader, RecordBatch};
 pub use builder::{EndTxnMarker, RecordBatchBuilder, control_batch, set_producer};
 pub use legacy::{LegacyBatch, LegacyRecord};
 pub use record::{ControlRecord, ControlRecordType, Header, Headers, Record, Records};
-pub use set::{Batch, BatchRecords, RecordSet};
+pub use set::{Batch, BatchRecords, RecordSet, RecordsPosition};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,7 +104,8 @@ pub enum Compression {
     Snappy,
     /// Codec 3: the LZ4 frame format (KIP-57).
     Lz4,
-    /// Codec 4: a zstd frame (KIP-110); magic 2 only.
+    /// Codec 4: a zstd frame (KIP-110); magic 2 only. Cargo feature `zstd` (pure Rust, on by
+    /// default) or `zstd-c` (the C library libzstd, faster and with every level).
     Zstd,
 }
 
@@ -170,9 +171,15 @@ impl Compression {
         }
     }
 
-    /// This codec at compression level `level` (KIP-390): gzip 1-9, zstd within
-    /// `zstd::compression_level_range()` (negative levels are the fast modes). Snappy and LZ4
-    /// have no levels here; a level given for them is ignored.
+    /// This codec at compression level `level` (KIP-390): gzip 1-9, zstd -131072 to 22
+    /// (libzstd's range; negative levels are the fast modes, 0 is the default). A level out
+    /// of range makes encoding fail with [`EncodeError::Invalid`](crate::error::EncodeError::Invalid).
+    /// Snappy and LZ4 have no levels here; a level given for them is ignored.
+    ///
+    /// zstd levels take effect with the cargo feature `zstd-c` (libzstd). The default, pure-Rust
+    /// zstd (`ruzstd`) implements a single level, about libzstd's level 1, and uses it for
+    /// every level: batches then come out larger than at Kafka's default level 3 (see
+    /// `benches/benches/zstd_codecs.rs`), and any Kafka client reads them.
     pub const fn with_level(self, level: i32) -> CompressionConfig {
         CompressionConfig {
             codec: self,
@@ -205,7 +212,8 @@ impl FromStr for Compression {
 }
 
 /// A codec plus an optional level, for encoding. `level: None` is the codec's default (gzip 6,
-/// zstd 3, matching the Java client). Build one with [`Compression::with_level`] or from a
+/// zstd 3, matching the Java client; without the `zstd-c` feature zstd has one level, see
+/// [`Compression::with_level`]). Build one with [`Compression::with_level`] or from a
 /// [`Compression`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct CompressionConfig {

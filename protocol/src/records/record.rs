@@ -375,6 +375,21 @@ impl<'a> Records<'a> {
         }
     }
 
+    /// Where the iteration stands: bytes of the batch's records consumed and records left.
+    pub(crate) fn position(&self) -> (usize, u32) {
+        (self.total - self.buf.len(), self.remaining)
+    }
+
+    /// Continues at `position` (from [`Records::position`] on the same batch): the records
+    /// before it are not read again. A position that does not fit this batch starts over.
+    pub(crate) fn resume(mut self, (consumed, remaining): (usize, u32)) -> Self {
+        if consumed <= self.buf.len() && remaining <= self.remaining {
+            self.buf = &self.buf[consumed..];
+            self.remaining = remaining;
+        }
+        self
+    }
+
     #[cold]
     #[inline(never)]
     fn fail(&mut self, e: DecodeError) -> DecodeError {

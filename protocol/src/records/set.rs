@@ -115,6 +115,29 @@ impl Batch {
         }
     }
 
+    /// As [`Batch::records`], continuing where an earlier iteration of this batch stood
+    /// ([`BatchRecords::position`]): the records before `position` are not decoded again, so a
+    /// consumer handing out a large batch in parts walks each record once. A position taken
+    /// from another batch that does not fit this one starts from the first record.
+    pub fn records_from(&self, position: RecordsPosition) -> BatchRecords<'_> {
+        let mut r = self.records();
+        match (&mut r.inner, position.0) {
+            (Inner::V2(v2), Pos::V2(consumed, remaining)) => {
+                *v2 = v2.clone().resume((consumed, remaining));
+            }
+            (Inner::Legacy(_, it), Pos::Legacy(left)) => {
+                let skip = it.len().saturating_sub(left);
+                if left <= it.len() {
+                    for _ in 0..skip {
+                        it.next();
+                    }
+                }
+            }
+            _ => {}
+        }
+        r
+    }
+
     /// The partition leader epoch the leader stamped on the batch (magic 2), or -1 for legacy
     /// message sets, which carry none (KIP-101).
     pub fn partition_leader_epoch(&self) -> i32 {
@@ -146,6 +169,32 @@ impl Batch {
 #[derive(Debug, Clone)]
 pub struct BatchRecords<'a> {
     inner: Inner<'a>,
+}
+
+/// Where an iteration of a batch's records stands ([`BatchRecords::position`]), to continue
+/// it later with [`Batch::records_from`] without decoding the records before it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordsPosition(Pos);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pos {
+    /// Bytes of the records consumed, records left.
+    V2(usize, u32),
+    /// Records left.
+    Legacy(usize),
+}
+
+impl BatchRecords<'_> {
+    /// Where this iteration stands: the next record [`Iterator::next`] would read.
+    pub fn position(&self) -> RecordsPosition {
+        RecordsPosition(match &self.inner {
+            Inner::V2(r) => {
+                let (consumed, remaining) = r.position();
+                Pos::V2(consumed, remaining)
+            }
+            Inner::Legacy(_, it) => Pos::Legacy(it.len()),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

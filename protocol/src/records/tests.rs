@@ -681,3 +681,33 @@ fn legacy_inner_message_bookkeeping_counts_against_the_limits() {
     assert_eq!(b.records().count(), 10_000);
     assert_eq!(budget.used(), need);
 }
+
+/// An iteration continued from a position yields exactly the records after it, for every cut,
+/// every codec (decompressed once) and a legacy set; a position that does not fit a batch
+/// starts that batch over instead of failing.
+#[test]
+fn records_resume_from_a_position() {
+    for codec in [Compression::None, Compression::Lz4] {
+        let batch = only_batch(sample_batch(codec, 20));
+        let all: Vec<i64> = batch.records().map(|r| r.unwrap().offset()).collect();
+        for cut in 0..=all.len() {
+            let mut it = batch.records();
+            for _ in 0..cut {
+                it.next().unwrap().unwrap();
+            }
+            let pos = it.position();
+            let rest: Vec<i64> = batch
+                .records_from(pos)
+                .map(|r| r.unwrap().offset())
+                .collect();
+            assert_eq!(rest, all[cut..].to_vec(), "{codec:?} cut {cut}");
+        }
+        let small = only_batch(sample_batch(codec, 2));
+        let mut it = batch.records();
+        for _ in 0..10 {
+            it.next();
+        }
+        let foreign = small.records_from(it.position());
+        assert_eq!(foreign.count(), 2, "{codec:?}: a foreign position starts over");
+    }
+}
