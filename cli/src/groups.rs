@@ -1,4 +1,5 @@
-//! `kafkawire groups`: list, describe (members, committed offsets, lag) and delete groups.
+//! `kafkawire groups`: list, describe (members, committed offsets, lag) and delete groups,
+//! reset or delete their committed offsets, and show their lag.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,24 @@ pub(crate) enum GroupsCommand {
     /// Move a group's committed offsets (KIP-122). Prints old -> new per partition; changes
     /// nothing unless --execute is given. Refuses while the group has active members.
     ResetOffsets(ResetArgs),
+    /// Delete a group's committed offsets for a topic (OffsetDelete, KIP-496). The group must
+    /// not be consuming the topic (its members must not be subscribed to it).
+    DeleteOffsets {
+        /// Group id.
+        group: String,
+        /// Topic whose committed offsets to delete.
+        #[arg(long)]
+        topic: String,
+        /// Partition (repeatable; default: every partition of the topic).
+        #[arg(long, value_name = "P")]
+        partition: Vec<i32>,
+    },
+    /// Show, per group and partition with a committed offset: the committed offset, the end
+    /// offset (high watermark) and the lag between them, in records. All groups, or GROUP.
+    Lag {
+        /// Only this group.
+        group: Option<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,6 +167,57 @@ pub(crate) async fn run(client: &Client, cmd: &GroupsCommand) -> Result<(), Erro
             Ok(())
         }
         GroupsCommand::ResetOffsets(args) => reset_offsets(&admin, client, args).await,
+        GroupsCommand::DeleteOffsets {
+            group,
+            topic,
+            partition,
+        } => {
+            let partitions: Vec<(String, i32)> = if partition.is_empty() {
+                client
+                    .topic_metadata(topic)
+                    .await?
+                    .partitions
+                    .iter()
+                    .map(|p| (topic.clone(), p.partition))
+                    .collect()
+            } else {
+                partition.iter().map(|p| (topic.clone(), *p)).collect()
+            };
+            admin.delete_group_offsets(group, &partitions).await?;
+            eprintln!(
+                "deleted the committed offsets of group {group} for {} partition(s) of {topic}",
+                partitions.len()
+            );
+            Ok(())
+        }
+        GroupsCommand::Lag { group } => {
+            let lags = match group {
+                Some(g) => vec![admin.group_lag(g).await?],
+                None => admin.all_groups_lag().await?,
+            };
+            let mut s = String::from("group\ttopic\tpartition\tcommitted\tend\tlag\n");
+            let dash = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+            for g in &lags {
+                for p in &g.partitions {
+                    s.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\n",
+                        g.group_id,
+                        p.topic,
+                        p.partition,
+                        p.committed,
+                        dash(p.end_offset),
+                        dash(p.lag)
+                    ));
+                }
+            }
+            out(&s)?;
+            if let Some(g) = group
+                && lags.iter().all(|l| l.partitions.is_empty())
+            {
+                eprintln!("group {g} has no committed offsets");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1,4 +1,7 @@
-//! Administrative operations: topics and offsets.
+//! Administrative operations: topics and offsets. More in the submodules: `cluster`
+//! (DescribeCluster and the shared retry loops), `configs` (DescribeConfigs,
+//! IncrementalAlterConfigs), `partitions` (CreatePartitions, DeleteRecords, ListOffsets by
+//! timestamp, end offsets), `lag` (OffsetDelete, group lag).
 
 use std::time::Duration;
 
@@ -15,6 +18,18 @@ use kafkawire_protocol::messages::{ApiKey, Request};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::metadata::TopicMetadata;
+
+mod cluster;
+mod configs;
+mod lag;
+mod partitions;
+
+pub use cluster::ClusterDescription;
+pub use configs::{
+    AlterConfigOp, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigResourceType, ConfigSource,
+};
+pub use lag::{GroupLag, PartitionLag};
+pub use partitions::{ListedOffset, NewPartitions};
 
 /// A topic to create.
 #[derive(Debug, Clone)]

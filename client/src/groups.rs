@@ -130,7 +130,7 @@ impl Admin {
     /// Runs `call` against the group's coordinator, finding it again and retrying (with
     /// backoff) while the answer is NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE or
     /// COORDINATOR_LOAD_IN_PROGRESS or a transport error.
-    async fn with_coordinator<T, F, Fut>(&self, group: &str, call: F) -> Result<T>
+    pub(crate) async fn with_coordinator<T, F, Fut>(&self, group: &str, call: F) -> Result<T>
     where
         F: Fn(i32) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,

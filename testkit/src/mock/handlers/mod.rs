@@ -9,6 +9,8 @@
 //!   partition's leader.
 //! - `cluster`: ApiVersions, Metadata, CreateTopics and DeleteTopics.
 //! - `groups`: FindCoordinator, InitProducerId, OffsetCommit and OffsetFetch.
+//! - `admin`: CreatePartitions, DeleteRecords, DescribeConfigs, IncrementalAlterConfigs,
+//!   DescribeCluster, ListGroups and OffsetDelete.
 //! - `sasl`: on connections accepted with SASL enabled, the gate before every request and
 //!   SaslHandshake / SaslAuthenticate (otherwise they get default responses).
 //! - Every other API: its response type's `Default` (`other_api`).
@@ -36,6 +38,7 @@ macro_rules! decode_or_close {
     };
 }
 
+mod admin;
 mod cluster;
 mod groups;
 mod partitions;
@@ -201,6 +204,13 @@ async fn respond(
         ApiKey::InitProducerId => groups::init_producer_id(shared, req, answer),
         ApiKey::OffsetCommit => groups::offset_commit(shared, req, answer),
         ApiKey::OffsetFetch => groups::offset_fetch(shared, req, answer),
+        ApiKey::CreatePartitions => admin::create_partitions(shared, req, answer),
+        ApiKey::DeleteRecords => admin::delete_records(shared, req, answer),
+        ApiKey::DescribeConfigs => admin::describe_configs(shared, req, answer),
+        ApiKey::IncrementalAlterConfigs => admin::incremental_alter_configs(shared, req, answer),
+        ApiKey::DescribeCluster => admin::describe_cluster(shared, req, answer),
+        ApiKey::ListGroups => admin::list_groups(shared, req, answer),
+        ApiKey::OffsetDelete => admin::offset_delete(shared, req, answer),
         _ => other_api(req, answer),
     }
 }
@@ -235,16 +245,13 @@ fn other_api(req: &ScriptedRequest, answer: Answer) -> Reply {
             consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest,
             describe_acls_request::DescribeAclsRequest,
             describe_client_quotas_request::DescribeClientQuotasRequest,
-            describe_cluster_request::DescribeClusterRequest,
             elect_leaders_request::ElectLeadersRequest,
             end_txn_request::EndTxnRequest,
             heartbeat_request::HeartbeatRequest,
             join_group_request::JoinGroupRequest,
             leave_group_request::LeaveGroupRequest,
-            list_groups_request::ListGroupsRequest,
             list_partition_reassignments_request::ListPartitionReassignmentsRequest,
             list_transactions_request::ListTransactionsRequest,
-            offset_delete_request::OffsetDeleteRequest,
             sasl_authenticate_request::SaslAuthenticateRequest,
             sasl_handshake_request::SaslHandshakeRequest,
             sync_group_request::SyncGroupRequest,
@@ -255,17 +262,13 @@ fn other_api(req: &ScriptedRequest, answer: Answer) -> Reply {
             alter_configs_request::AlterConfigsRequest,
             consumer_group_describe_request::ConsumerGroupDescribeRequest,
             create_acls_request::CreateAclsRequest,
-            create_partitions_request::CreatePartitionsRequest,
             delete_acls_request::DeleteAclsRequest,
             delete_groups_request::DeleteGroupsRequest,
-            delete_records_request::DeleteRecordsRequest,
-            describe_configs_request::DescribeConfigsRequest,
             describe_groups_request::DescribeGroupsRequest,
             describe_log_dirs_request::DescribeLogDirsRequest,
             describe_producers_request::DescribeProducersRequest,
             describe_topic_partitions_request::DescribeTopicPartitionsRequest,
             describe_transactions_request::DescribeTransactionsRequest,
-            incremental_alter_configs_request::IncrementalAlterConfigsRequest,
             txn_offset_commit_request::TxnOffsetCommitRequest,
         ],
     }

@@ -1,0 +1,200 @@
+//! Group offsets beyond commit and fetch: deleting a group's committed offsets (OffsetDelete,
+//! KIP-496) and a group's lag (committed offset against the high watermark).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafkawire_protocol::ErrorCode;
+use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+
+use super::cluster::Partition;
+use crate::admin::Admin;
+use crate::error::{Error, Result};
+
+/// How far a group's committed offset is behind the end of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The committed offset (the next offset the group reads).
+    pub committed: i64,
+    /// The partition's high watermark; `None` when the partition no longer exists (its topic
+    /// was deleted or shrank).
+    pub end_offset: Option<i64>,
+    /// `end_offset - committed`, in records (offsets), never below 0; `None` without an end
+    /// offset.
+    pub lag: Option<i64>,
+}
+
+/// A group's lag on every partition it has committed offsets for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLag {
+    /// Group id.
+    pub group_id: String,
+    /// Per partition, sorted by topic and partition.
+    pub partitions: Vec<PartitionLag>,
+}
+
+impl GroupLag {
+    /// The sum of the partitions' lags, in records (partitions without an end offset count 0).
+    pub fn total(&self) -> i64 {
+        self.partitions.iter().filter_map(|p| p.lag).sum()
+    }
+}
+
+impl Admin {
+    /// Deletes a group's committed offsets for `partitions` (OffsetDelete, KIP-496; protocol
+    /// guide "OffsetDelete API"), sent to the group's coordinator and retried while it moves.
+    /// The group must not be consuming those topics (its members must not be subscribed to
+    /// them): the group may be empty, or active on other topics.
+    ///
+    /// # Errors
+    /// [`Error::Broker`] with the group's error (GROUP_ID_NOT_FOUND, GROUP_AUTHORIZATION_FAILED,
+    /// INVALID_GROUP_ID, NON_EMPTY_GROUP for a non-consumer group with members) naming the
+    /// group in the message, or the first partition's (GROUP_SUBSCRIBED_TO_TOPIC while members
+    /// read the topic, UNKNOWN_TOPIC_OR_PARTITION, TOPIC_AUTHORIZATION_FAILED) naming the topic
+    /// and partition; [`Error::UnsupportedVersion`] from brokers without the API (before Kafka
+    /// 2.4). Coordinator moves (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+    /// COORDINATOR_LOAD_IN_PROGRESS) are retried.
+    pub async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in partitions {
+            by_topic.entry(t).or_default().push(*p);
+        }
+        let req = OffsetDeleteRequest {
+            group_id: group.to_owned(),
+            topics: by_topic
+                .into_iter()
+                .map(|(t, ps)| OffsetDeleteRequestTopic {
+                    name: t.to_owned(),
+                    partitions: ps
+                        .into_iter()
+                        .map(|p| OffsetDeleteRequestPartition {
+                            partition_index: p,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let req = &req;
+        self.with_coordinator(group, |node| async move {
+            let conn = self.client().broker_connection(node).await?;
+            let resp = conn.send(req).await?;
+            if resp.error_code != 0 {
+                return Err(Error::broker_error(
+                    ErrorCode(resp.error_code),
+                    ApiKey::OffsetDelete,
+                    Some(conn.broker()),
+                    None,
+                    None,
+                    Some(format!("group {group}")),
+                ));
+            }
+            for t in &resp.topics {
+                for p in &t.partitions {
+                    if p.error_code != 0 {
+                        return Err(Error::broker_error(
+                            ErrorCode(p.error_code),
+                            ApiKey::OffsetDelete,
+                            Some(conn.broker()),
+                            Some(&t.name),
+                            Some(p.partition_index),
+                            Some(format!("group {group}")),
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The group's lag on each partition it has a committed offset for: the committed offset
+    /// (OffsetFetch, from the coordinator) against the partition's high watermark
+    /// ([`Admin::end_offsets`]: ListOffsets LATEST, one request per leader). Partitions the
+    /// group has no offset for are not listed, even when its members are assigned them.
+    ///
+    /// # Errors
+    /// As [`Admin::committed_offsets`] and [`Admin::end_offsets`]. A group unknown to the
+    /// coordinator has no offsets: an empty list, not an error.
+    pub async fn group_lag(&self, group: &str) -> Result<GroupLag> {
+        let mut all = self.lag_of(&[group.to_owned()]).await?;
+        Ok(all.pop().unwrap_or_else(|| GroupLag {
+            group_id: group.to_owned(),
+            partitions: Vec::new(),
+        }))
+    }
+
+    /// [`Admin::group_lag`] of every group ListGroups names (consumer groups and groups that
+    /// only store offsets), sorted by group id. End offsets are asked once for all groups.
+    ///
+    /// # Errors
+    /// As [`Admin::list_groups`] and [`Admin::group_lag`].
+    pub async fn all_groups_lag(&self) -> Result<Vec<GroupLag>> {
+        let groups: Vec<String> = self
+            .list_groups()
+            .await?
+            .into_iter()
+            .map(|g| g.group_id)
+            .collect();
+        self.lag_of(&groups).await
+    }
+
+    async fn lag_of(&self, groups: &[String]) -> Result<Vec<GroupLag>> {
+        let mut committed = Vec::with_capacity(groups.len());
+        for g in groups {
+            committed.push((g, self.committed_offsets(g, None).await?));
+        }
+        let wanted: BTreeSet<&Partition> = committed.iter().flat_map(|(_, c)| c.keys()).collect();
+        // Only partitions that exist: a committed offset may outlive its topic.
+        let mut topics: Vec<&str> = wanted.iter().map(|(t, _)| t.as_str()).collect();
+        topics.dedup();
+        let meta = if topics.is_empty() {
+            self.client().metadata()
+        } else {
+            self.client().refresh_metadata(&topics).await?
+        };
+        let existing: Vec<Partition> = wanted
+            .into_iter()
+            .filter(|(t, p)| {
+                meta.topics.get(t).is_some_and(|m| m.error.is_ok())
+                    && meta.partition(t, *p).is_some()
+            })
+            .cloned()
+            .collect();
+        let ends = self.end_offsets(&existing).await?;
+        Ok(committed
+            .into_iter()
+            .map(|(g, offsets)| GroupLag {
+                group_id: g.clone(),
+                partitions: offsets
+                    .into_iter()
+                    .map(|((topic, partition), committed)| {
+                        let end_offset = ends.get(&(topic.clone(), partition)).copied();
+                        PartitionLag {
+                            lag: end_offset.map(|e| (e - committed).max(0)),
+                            topic,
+                            partition,
+                            committed,
+                            end_offset,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
