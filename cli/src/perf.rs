@@ -358,6 +358,12 @@ async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
         ..ProducerConfig::default()
     };
     let producer = Producer::new(client, config)?;
+    let printer = {
+        let (c, p) = (client.clone(), producer.clone());
+        crate::logging::StatsPrinter::start(move || {
+            crate::logging::stats_line(&c.stats(), Some(&p.stats()), None)
+        })
+    };
 
     let pool = (PAYLOAD_POOL_BYTES / args.record_size.max(1)).clamp(1, MAX_PAYLOADS);
     let payloads = payloads(args.record_size, pool);
@@ -438,6 +444,9 @@ async fn produce(client: &Client, args: &ProducePerfArgs) -> Result<(), Error> {
     let elapsed = started.elapsed();
     reporter.abort();
     let closed = producer.close(Duration::from_secs(30)).await;
+    if let Some(p) = printer {
+        p.finish();
+    }
 
     let acked = stats.acked.load(Ordering::Relaxed);
     let failed = stats.failed.load(Ordering::Relaxed);

@@ -206,7 +206,16 @@ pub(crate) async fn run(client: &Client, args: &ConsumePerfArgs) -> Result<(), E
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut failure = None;
     let mut timed_out = false;
+    let mut ticker = crate::logging::StatsTicker::start();
+    let stats_line = |consumer: &Consumer| {
+        crate::logging::stats_line(&client.stats(), None, Some(&consumer.stats()))
+    };
     while count < args.records {
+        if let Some(t) = ticker.as_mut()
+            && t.due()
+        {
+            eprintln!("{}", stats_line(&consumer));
+        }
         let Some(remaining) = time_left(last_progress, timeout, Instant::now()) else {
             timed_out = true;
             break;
@@ -259,6 +268,9 @@ pub(crate) async fn run(client: &Client, args: &ConsumePerfArgs) -> Result<(), E
     }
     if let Some(r) = reporter {
         r.abort();
+    }
+    if ticker.is_some() {
+        eprintln!("{}", stats_line(&consumer));
     }
     let closed = consumer.close().await;
     if let Some(e) = failure {

@@ -93,6 +93,12 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
         ..ProducerConfig::default()
     };
     let producer = Producer::new(client, config)?;
+    let printer = {
+        let (c, p) = (client.clone(), producer.clone());
+        crate::logging::StatsPrinter::start(move || {
+            crate::logging::stats_line(&c.stats(), Some(&p.stats()), None)
+        })
+    };
     if args.transactional_id.is_some() {
         producer.init_transactions().await?;
         producer.begin_transaction()?;
@@ -185,6 +191,9 @@ pub(crate) async fn run(client: &Client, args: &ProduceArgs) -> Result<(), Error
         producer.commit_transaction().await?;
     }
     producer.close(Duration::from_secs(30)).await?;
+    if let Some(p) = printer {
+        p.finish();
+    }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     eprintln!(
         "produced {records} records ({bytes} bytes of keys and values) to {} in {secs:.2} s: {:.0} records/s, {:.2} MB/s",

@@ -13,6 +13,7 @@ use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{Error, Result};
 use crate::metadata::ClusterMetadata;
 use crate::security::SecurityConfig;
+use crate::stats::{BrokerCounters, ClientStats};
 use crate::tls::{self, TlsConnector};
 
 /// Settings of a [`Client`]. Defaults follow the Java client.
@@ -106,6 +107,9 @@ struct Inner {
     /// The TLS connector of every connection, built once from `config.security.tls` when the
     /// security protocol uses TLS.
     tls: Option<TlsConnector>,
+    /// The counters of each broker address dialled (locked only to open a connection and to
+    /// take a snapshot).
+    stats: std::sync::Mutex<HashMap<String, Arc<BrokerCounters>>>,
 }
 
 /// A handle on a Kafka cluster: clone it freely, all clones share connections and metadata.
@@ -157,6 +161,7 @@ impl Client {
                 bootstrap_addr: RwLock::new(None),
                 brokers: std::sync::Mutex::new(HashMap::new()),
                 metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
+                stats: std::sync::Mutex::new(HashMap::new()),
             }),
         };
         client.refresh_metadata(&[]).await?;
@@ -169,6 +174,64 @@ impl Client {
     /// The configuration in use.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// What this client (and every producer and consumer on it) has counted so far, per broker
+    /// address: requests per API, bytes both ways, latency, requests in flight, throttle time,
+    /// failed requests, connects and reconnects. Counting costs a few relaxed atomic operations
+    /// per request; a snapshot takes a lock and reads them. With the `metrics` feature the same
+    /// counters go to the `metrics` recorder (see [`crate::stats`]).
+    pub fn stats(&self) -> ClientStats {
+        let counters: Vec<Arc<BrokerCounters>> = self
+            .inner
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut brokers: Vec<_> = counters.iter().map(|c| c.snapshot()).collect();
+        brokers.sort_by(|a, b| a.address.cmp(&b.address));
+        ClientStats { brokers }
+    }
+
+    /// The counters of broker address `address` (created on first use), with its node id when
+    /// known.
+    fn counters(&self, address: &str, node_id: Option<i32>) -> Arc<BrokerCounters> {
+        let c = self
+            .inner
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(address.to_owned())
+            .or_insert_with(|| Arc::new(BrokerCounters::new(address)))
+            .clone();
+        if let Some(id) = node_id {
+            c.set_node_id(id);
+        }
+        c
+    }
+
+    /// Sets up a connection to `address`, counting it (a reconnect when it replaces a lost
+    /// shared connection, as `kind` says).
+    async fn dial(
+        &self,
+        address: &str,
+        node_id: Option<i32>,
+        config: ConnectionConfig,
+        setup_timeout: Duration,
+        kind: Dial,
+    ) -> Result<Connection> {
+        let counters = self.counters(address, node_id);
+        let c =
+            Connection::connect_counted(address, config, setup_timeout, counters.clone()).await?;
+        let again = match kind {
+            Dial::Bootstrap => counters.bootstrapped(),
+            Dial::Shared { again } => again,
+            Dial::Dedicated => false,
+        };
+        counters.on_connect(again);
+        Ok(c)
     }
 
     /// The bootstrap address that answered last.
@@ -208,12 +271,15 @@ impl Client {
         let mut attempts = Vec::new();
         let mut tls_failure = None;
         for addr in &self.inner.config.bootstrap {
-            match Connection::connect(
-                addr,
-                self.connection_config(tls::host_of(addr)),
-                self.inner.config.connection_setup_timeout,
-            )
-            .await
+            match self
+                .dial(
+                    addr,
+                    None,
+                    self.connection_config(tls::host_of(addr)),
+                    self.inner.config.connection_setup_timeout,
+                    Dial::Bootstrap,
+                )
+                .await
             {
                 Ok(c) => {
                     let c = Arc::new(c);
@@ -271,8 +337,15 @@ impl Client {
             let Ok(mut g) = slot.try_lock() else { continue };
             let target = self.inner.config.address_map.resolve(&b.address());
             let setup = self.inner.config.connection_setup_timeout;
-            if let Ok(c) =
-                Connection::connect(&target, self.connection_config(&b.host), setup).await
+            if let Ok(c) = self
+                .dial(
+                    &target,
+                    Some(*id),
+                    self.connection_config(&b.host),
+                    setup,
+                    Dial::Shared { again: g.reached },
+                )
+                .await
             {
                 let c = Arc::new(c);
                 g.conn = Some(c.clone());
@@ -341,6 +414,14 @@ impl Client {
             }
         };
         let fresh = ClusterMetadata::from_response(&resp);
+        tracing::debug!(
+            broker = conn.broker(),
+            version,
+            brokers = fresh.brokers.len(),
+            topics = fresh.topics.len(),
+            replace,
+            "metadata refreshed"
+        );
         let merged = if replace {
             fresh
         } else {
@@ -480,7 +561,10 @@ impl Client {
             false if persistent => Diagnose::Always,
             false => Diagnose::Unresolvable,
         };
-        match self.open_connection(node_id, setup, diagnose).await {
+        let kind = Dial::Shared {
+            again: slot.reached,
+        };
+        match self.open_connection(node_id, setup, diagnose, kind).await {
             Ok(c) => {
                 slot.reached = true;
                 slot.failures = 0;
@@ -531,17 +615,19 @@ impl Client {
             node_id,
             self.inner.config.connection_setup_timeout,
             Diagnose::Always,
+            Dial::Dedicated,
         )
         .await
     }
 
     /// Opens a connection to `node_id`; a failure goes through the advertised-listener
-    /// diagnosis as `diagnose` says.
+    /// diagnosis as `diagnose` says; `kind` says whether it is a reconnect.
     async fn open_connection(
         &self,
         node_id: i32,
         setup_timeout: Duration,
         diagnose: Diagnose,
+        kind: Dial,
     ) -> Result<Connection> {
         let mut meta = self.metadata();
         if !meta.brokers.contains_key(&node_id) {
@@ -556,7 +642,16 @@ impl Client {
         };
         let advertised = b.address();
         let target = self.inner.config.address_map.resolve(&advertised);
-        match Connection::connect(&target, self.connection_config(&b.host), setup_timeout).await {
+        match self
+            .dial(
+                &target,
+                Some(node_id),
+                self.connection_config(&b.host),
+                setup_timeout,
+                kind,
+            )
+            .await
+        {
             Ok(c) => Ok(c),
             // A TLS failure is a setting to fix, never the advertised-listener trap.
             Err(e @ (Error::Tls { .. } | Error::Authentication { .. })) => Err(e),
@@ -753,6 +848,17 @@ impl Client {
         }
         r
     }
+}
+
+/// What a connection is for, to count reconnects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dial {
+    /// The bootstrap connection: a reconnect when one to the same address was set up before.
+    Bootstrap,
+    /// A broker's shared connection; `again`: one was set up before (and was lost).
+    Shared { again: bool },
+    /// A connection of its own (a group member's to its coordinator): never a reconnect.
+    Dedicated,
 }
 
 /// When a failed connect goes through the advertised-listener diagnosis.

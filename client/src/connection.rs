@@ -21,7 +21,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
+use crate::stats::{BrokerCounters, BrokerStats};
 use crate::tls::{self, TlsConnector};
+
+/// The target of the per-request events (`--debug protocol` on the command line): each request
+/// written and each response read, at TRACE level.
+const PROTOCOL: &str = "kafkawire_client::protocol";
 
 /// Settings of one connection.
 #[derive(Debug, Clone)]
@@ -110,6 +115,8 @@ pub(crate) struct Shared {
     /// The longest throttle honoured: the request timeout, so that a throttle never makes a
     /// request wait past its own timeout.
     max_throttle: Duration,
+    /// The counters of this broker (shared by the client's connections to it).
+    pub(crate) stats: Arc<BrokerCounters>,
 }
 
 impl Shared {
@@ -119,6 +126,7 @@ impl Shared {
         if ms <= 0 {
             return;
         }
+        self.stats.on_throttle(ms);
         let asked = Duration::from_millis(ms as u64);
         let held = asked.min(self.max_throttle);
         if held < asked {
@@ -205,6 +213,7 @@ struct Forget {
 
 impl Drop for Forget {
     fn drop(&mut self) {
+        self.shared.stats.on_settled();
         if let Ok(mut p) = self.shared.pending.lock()
             && p.get(&self.id).is_some_and(|w| !w.written)
         {
@@ -382,6 +391,18 @@ impl Connection {
         config: ConnectionConfig,
         setup_timeout: Duration,
     ) -> Result<Connection> {
+        let stats = Arc::new(BrokerCounters::new(addr));
+        Connection::connect_counted(addr, config, setup_timeout, stats).await
+    }
+
+    /// As [`Connection::connect`], counting into `stats` (the client's counters of this
+    /// broker). Logs the setup: each step at DEBUG, the connection set up at INFO.
+    pub(crate) async fn connect_counted(
+        addr: &str,
+        config: ConnectionConfig,
+        setup_timeout: Duration,
+        stats: Arc<BrokerCounters>,
+    ) -> Result<Connection> {
         let io = |source| Error::Io {
             broker: addr.to_owned(),
             source,
@@ -390,17 +411,31 @@ impl Connection {
         let stage = std::sync::atomic::AtomicU8::new(0);
         let tls = config.tls.is_some();
         let sasl = config.sasl.clone();
+        let mechanism = sasl.as_ref().map(|s| s.mechanism.to_string());
+        let started = tokio::time::Instant::now();
+        tracing::debug!(
+            broker = addr,
+            tls,
+            sasl = mechanism.as_deref(),
+            "connecting"
+        );
         let setup = async {
-            let conn = Connection::open(addr, config, &stage).await?;
+            let conn = Connection::open(addr, config, &stage, stats).await?;
             if let Some(sasl) = &sasl {
                 stage.store(3, Ordering::Relaxed);
                 let lifetime = conn.sasl_authenticate(sasl).await?;
+                tracing::debug!(
+                    broker = addr,
+                    mechanism = %sasl.mechanism,
+                    session_lifetime_ms = lifetime.map(|l| l.as_millis() as u64),
+                    "SASL authenticated"
+                );
                 crate::authenticate::schedule_reauth(&conn.shared, sasl, lifetime);
                 conn.set_reauth_versions();
             }
             Ok(conn)
         };
-        tokio::time::timeout(setup_timeout, setup)
+        let result = tokio::time::timeout(setup_timeout, setup)
             .await
             .map_err(|_| {
                 let what = match (tls, sasl.is_some()) {
@@ -424,7 +459,20 @@ impl Connection {
                         setup_timeout.as_millis()
                     ),
                 ))
-            })?
+            })
+            .and_then(|r| r);
+        match &result {
+            Ok(conn) => tracing::info!(
+                broker = addr,
+                tls,
+                sasl = mechanism.as_deref(),
+                apis = conn.versions.len(),
+                setup_ms = started.elapsed().as_millis() as u64,
+                "connected"
+            ),
+            Err(e) => tracing::debug!(broker = addr, error = %e, "connection setup failed"),
+        }
+        result
     }
 
     /// TCP connect, TLS (if configured) and ApiVersions; `stage` follows the progress.
@@ -432,6 +480,7 @@ impl Connection {
         addr: &str,
         config: ConnectionConfig,
         stage: &std::sync::atomic::AtomicU8,
+        stats: Arc<BrokerCounters>,
     ) -> Result<Connection> {
         let io = |source| Error::Io {
             broker: addr.to_owned(),
@@ -441,6 +490,12 @@ impl Connection {
             let stream = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
             let _ = stream.set_nodelay(true);
             set_keepalive(&stream);
+            tracing::debug!(
+                broker = addr,
+                peer = ?stream.peer_addr().ok(),
+                local = ?stream.local_addr().ok(),
+                "TCP connected"
+            );
             match config.tls.clone() {
                 Some(connector) => {
                     stage.store(1, Ordering::Relaxed);
@@ -449,16 +504,17 @@ impl Connection {
                         .clone()
                         .unwrap_or_else(|| tls::host_of(addr).to_owned());
                     let stream = connector.connect(stream, &name, addr).await?;
+                    tracing::debug!(broker = addr, server_name = %name, "TLS handshake done");
                     let watch = stream.watch();
                     stage.store(2, Ordering::Relaxed);
-                    Connection::handshake(stream, addr, config)
+                    Connection::handshake_counted(stream, addr, config, stats)
                         .await
                         .map_err(|e| watch.explain(e))
                 }
                 None => {
                     stage.store(2, Ordering::Relaxed);
                     let (stream, first) = FirstBytes::new(stream);
-                    Connection::handshake(stream, addr, config)
+                    Connection::handshake_counted(stream, addr, config, stats)
                         .await
                         .map_err(|e| match first.looks_like_tls() {
                             true => Error::Tls {
@@ -490,7 +546,21 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let mut conn = Connection::start(stream, broker, config);
+        let stats = Arc::new(BrokerCounters::new(broker));
+        Connection::handshake_counted(stream, broker, config, stats).await
+    }
+
+    /// As [`Connection::handshake`], counting into `stats`.
+    async fn handshake_counted<S>(
+        stream: S,
+        broker: &str,
+        config: ConnectionConfig,
+        stats: Arc<BrokerCounters>,
+    ) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let mut conn = Connection::start(stream, broker, config, stats);
         let ours = ApiKey::ApiVersions.versions().1;
         let mut version = ours;
         for _attempt in 0..3 {
@@ -530,11 +600,14 @@ impl Connection {
                     .map(|k| k.max_version)
                     .unwrap_or(0);
                 let next = theirs.min(ours).max(0);
-                if next >= version {
-                    version = 0;
-                } else {
-                    version = next;
-                }
+                let next = if next >= version { 0 } else { next };
+                tracing::debug!(
+                    broker,
+                    version,
+                    next,
+                    "the broker does not support this ApiVersions version; asking again (KIP-511)"
+                );
+                version = next;
                 continue;
             }
             if resp.error_code != 0 {
@@ -552,6 +625,12 @@ impl Connection {
                 .iter()
                 .map(|k| (k.api_key, (k.min_version, k.max_version)))
                 .collect();
+            tracing::debug!(
+                broker,
+                version,
+                apis = conn.versions.len(),
+                "ApiVersions answered: versions negotiated"
+            );
             return Ok(conn);
         }
         Err(Error::UnsupportedVersion {
@@ -562,7 +641,12 @@ impl Connection {
         })
     }
 
-    fn start<S>(stream: S, broker: &str, config: ConnectionConfig) -> Connection
+    fn start<S>(
+        stream: S,
+        broker: &str,
+        config: ConnectionConfig,
+        stats: Arc<BrokerCounters>,
+    ) -> Connection
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -579,6 +663,7 @@ impl Connection {
             request_timeout: config.request_timeout,
             answered: tokio::sync::Notify::new(),
             reauth: Mutex::new(None),
+            stats,
         });
         let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         let s = shared.clone();
@@ -631,6 +716,16 @@ impl Connection {
                     });
                     return;
                 }
+                s.stats.on_written(&out.frame);
+                tracing::trace!(
+                    target: PROTOCOL,
+                    broker = %s.broker,
+                    api = frame_i16(&out.frame, 4).and_then(ApiKey::from_i16).map(ApiKey::name),
+                    version = frame_i16(&out.frame, 6),
+                    correlation_id = out.id,
+                    bytes = out.frame.len(),
+                    "request written"
+                );
             }
             let _ = wr.shutdown().await;
         });
@@ -717,6 +812,13 @@ impl Connection {
     /// the stream (e.g. a response whose body does not decode).
     pub fn retire(&self) {
         self.shared.retire("retired by its user");
+    }
+
+    /// What was counted for this connection's broker: this connection's requests, or, for a
+    /// connection a [`crate::Client`] opened, those of every connection of the client to the
+    /// same address (see [`crate::Client::stats`]).
+    pub fn stats(&self) -> BrokerStats {
+        self.shared.stats.snapshot()
     }
 
     /// The version range the broker announced for `api`, if it supports it.
@@ -815,48 +917,69 @@ impl Connection {
         // The longest wait a request can be given (the protocol's own timeouts are i32
         // milliseconds): a larger one, `Duration::MAX` included, means that long.
         let timeout = timeout.min(Duration::from_millis(i32::MAX as u64));
-        let (id, mut rx) = self
-            .enqueue(req, version, Some(timeout))?
-            .expect("response expected");
+        let queued = tokio::time::Instant::now();
+        let (id, mut rx) = match self.enqueue(req, version, Some(timeout)) {
+            Ok(r) => r.expect("response expected"),
+            Err(e) => {
+                self.shared.stats.on_failed(R::API_KEY);
+                return Err(e);
+            }
+        };
         let shared = self.shared.clone();
+        shared.stats.on_queued();
         let guard = Forget {
             shared: shared.clone(),
             id,
         };
         Ok(async move {
             let _guard = guard;
-            match tokio::time::timeout(timeout, &mut rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(Error::ConnectionClosed {
-                    broker: shared.broker.clone(),
-                    api: Some(R::API_KEY),
-                }),
-                Err(_) => {
-                    let gave_up = shared.pending.lock().ok().and_then(|mut p| p.remove(&id));
-                    let Some(p) = gave_up else {
-                        // Answered (or failed) just as the time ran out.
-                        return rx.try_recv().unwrap_or_else(|_| {
-                            Err(Error::ConnectionClosed {
-                                broker: shared.broker.clone(),
-                                api: Some(R::API_KEY),
-                            })
-                        });
-                    };
-                    let throttled_ms = if !p.written && !p.held.is_zero() {
-                        p.held.min(timeout).as_millis() as u64
-                    } else {
-                        shared.retire("a request was not answered within its timeout");
-                        0
-                    };
-                    Err(Error::Timeout {
-                        broker: shared.broker.clone(),
-                        api: R::API_KEY,
-                        timeout_ms: timeout.as_millis() as u64,
-                        throttled_ms,
-                    })
-                }
+            let r = Self::wait_answer::<R>(&shared, id, &mut rx, timeout).await;
+            match &r {
+                Ok(_) => shared.stats.on_answered(R::API_KEY, queued.elapsed()),
+                Err(_) => shared.stats.on_failed(R::API_KEY),
             }
+            r
         })
+    }
+
+    /// Waits up to `timeout` for the answer to request `id` (see [`Connection::raw_request`]).
+    async fn wait_answer<R: Request>(
+        shared: &Arc<Shared>,
+        id: i32,
+        rx: &mut oneshot::Receiver<Result<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Bytes> {
+        match tokio::time::timeout(timeout, &mut *rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::ConnectionClosed {
+                broker: shared.broker.clone(),
+                api: Some(R::API_KEY),
+            }),
+            Err(_) => {
+                let gave_up = shared.pending.lock().ok().and_then(|mut p| p.remove(&id));
+                let Some(p) = gave_up else {
+                    // Answered (or failed) just as the time ran out.
+                    return rx.try_recv().unwrap_or_else(|_| {
+                        Err(Error::ConnectionClosed {
+                            broker: shared.broker.clone(),
+                            api: Some(R::API_KEY),
+                        })
+                    });
+                };
+                let throttled_ms = if !p.written && !p.held.is_zero() {
+                    p.held.min(timeout).as_millis() as u64
+                } else {
+                    shared.retire("a request was not answered within its timeout");
+                    0
+                };
+                Err(Error::Timeout {
+                    broker: shared.broker.clone(),
+                    api: R::API_KEY,
+                    timeout_ms: timeout.as_millis() as u64,
+                    throttled_ms,
+                })
+            }
+        }
     }
 
     /// Sends `req` in `version` and waits (request timeout) for the raw response frame.
@@ -877,10 +1000,13 @@ impl Connection {
         Ok(async move {
             let (_, body) =
                 frame::decode_response::<R::Response>(frame.await?, R::API_KEY, version).map_err(
-                    |source| Error::Decode {
-                        broker: shared.broker.clone(),
-                        api: R::API_KEY,
-                        source,
+                    |source| {
+                        shared.stats.on_failed(R::API_KEY);
+                        Error::Decode {
+                            broker: shared.broker.clone(),
+                            api: R::API_KEY,
+                            source,
+                        }
                     },
                 )?;
             shared.throttle(body.throttle_time_ms(), R::API_KEY);
@@ -972,7 +1098,15 @@ impl Shared {
     /// timed-out written one retires the connection), so it is an error that retires the
     /// connection.
     fn deliver(&self, frame: Bytes) -> std::result::Result<(), kafkawire_protocol::DecodeError> {
+        self.stats.on_received(frame.len() + 4);
         let id = frame::peek_correlation_id(&frame)?;
+        tracing::trace!(
+            target: PROTOCOL,
+            broker = %self.broker,
+            correlation_id = id,
+            bytes = frame.len() + 4,
+            "response read"
+        );
         let pending = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
         match pending {
             Some(p) => {
@@ -989,4 +1123,12 @@ impl Shared {
             )),
         }
     }
+}
+
+/// The big-endian `i16` at `at` in a request frame (size prefix included): the API key at 4,
+/// its version at 6.
+fn frame_i16(frame: &[u8], at: usize) -> Option<i16> {
+    frame
+        .get(at..at + 2)
+        .map(|b| i16::from_be_bytes([b[0], b[1]]))
 }

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use futures_core::Stream;
 use kafkawire_client::{Admin, Client, Error, GroupMembership, OffsetToCommit, Result};
 
+use tracing::Instrument;
+
+use crate::stats::{GroupOp, group_span, record_error};
 use crate::{
-    ConsumerConfig, GroupConfig, GroupConsumer, IsolationLevel, OffsetReset, PartitionConsumer,
-    RebalanceListener, Records, StartOffset,
+    ConsumerConfig, ConsumerStats, GroupConfig, GroupConsumer, IsolationLevel, OffsetReset,
+    PartitionConsumer, RebalanceListener, Records, StartOffset,
 };
 
 /// The longest duration a group or fetch setting of [`ConsumerBuilder`] takes: `i32::MAX`
@@ -243,6 +246,9 @@ impl ConsumerBuilder {
             ..self.group.fetch.clone()
         };
         let mut consumer = PartitionConsumer::new(&self.client, fetch);
+        if let Some(g) = &group {
+            consumer.set_group(g);
+        }
         let committed = match &group {
             Some(g) => {
                 Admin::new(&self.client)
@@ -431,9 +437,14 @@ impl Consumer {
             .collect();
         a.last_commit = Instant::now();
         let group = a.group()?;
-        a.admin
+        let span = group_span(GroupOp::Commit, group);
+        let r = a
+            .admin
             .commit_offsets(group, &GroupMembership::none(), &offsets)
-            .await
+            .instrument(span.clone())
+            .await;
+        record_error(&span, &r);
+        r
     }
 
     /// Commits, for every assigned partition, the position after the records `poll` has
@@ -551,6 +562,30 @@ impl Consumer {
         match &self.inner {
             Inner::Group(g) => g.assignment(),
             Inner::Assigned(a) => a.consumer.assignment().keys().cloned().collect(),
+        }
+    }
+
+    /// What this consumer has counted, and where each assigned partition stands: position,
+    /// high watermark and lag per partition, Fetch requests and their latency, records
+    /// returned, rebalances and the time spent in them. No request is sent; the counters move
+    /// once per Fetch request, per poll and per rebalance, never per record. The connections'
+    /// own counters are [`Client::stats`]; with the `metrics` feature the same counts go to
+    /// the `metrics` recorder (names in [`ConsumerStats`]).
+    pub fn stats(&self) -> ConsumerStats {
+        match &self.inner {
+            Inner::Group(g) => g.stats(),
+            Inner::Assigned(a) => a.consumer.stats(),
+        }
+    }
+
+    /// The lag of each assigned partition whose high watermark a fetch has reported: the
+    /// records between its position and the high watermark (the last stable offset with
+    /// read_committed) as of the last fetch, so 0 once a poll has returned everything up to
+    /// the end of the log. Partitions not fetched yet are left out.
+    pub fn lag(&self) -> BTreeMap<(String, i32), i64> {
+        match &self.inner {
+            Inner::Group(g) => g.lag(),
+            Inner::Assigned(a) => a.consumer.lag(),
         }
     }
 

@@ -14,6 +14,8 @@ use kafkawire_protocol::records::{
 };
 use kafkawire_protocol::{DecodeError, DecodeErrorKind, ErrorCode, Uuid};
 
+use tracing::Instrument;
+
 use crate::{IsolationLevel, PartitionConsumer};
 
 /// What to do when a partition's position is out of range (the data was deleted by retention,
@@ -213,9 +215,12 @@ fn take_buffered(c: &mut PartitionConsumer) -> Fetched {
         if let Some(rest) = rest {
             c.buffer.push_front(rest);
         }
-        if let Some(state) = c.assigned.get_mut(&(first.topic.clone(), first.partition)) {
+        let key = (first.topic.clone(), first.partition);
+        if let Some(state) = c.assigned.get_mut(&key) {
             state.position = first.end_offset;
         }
+        c.stats
+            .on_returned(&key, n, c.assigned.get(&key), c.config.isolation_level);
         out.partitions.push(first);
     }
     out
@@ -292,11 +297,31 @@ fn spawn_round(c: &mut PartitionConsumer, wait: bool) {
         let offset = c.assigned[&key].position;
         by_leader.entry(leader).or_default().push((key, offset));
     }
+    // The spans of the last round have ended with it (its answers were all collected).
+    c.stats.spans.clear();
     for (leader, keys) in by_leader {
         let req = build_request(c, &keys, wait);
         let client = c.client.clone();
-        c.in_flight
-            .spawn(async move { (leader, keys, client.send_to(leader, &req).await) });
+        let counters = c.stats.fetch.clone();
+        let broker = meta.brokers.get(&leader).map(|b| (b.host.as_str(), b.port));
+        let span = crate::stats::fetch_span(
+            &keys,
+            broker,
+            c.stats.group.as_deref(),
+            c.client.config().client_id.as_deref(),
+        );
+        if !span.is_disabled() {
+            c.stats.spans.insert(leader, span.clone());
+        }
+        c.in_flight.spawn(
+            async move {
+                let sent = std::time::Instant::now();
+                let r = client.send_to(leader, &req).await;
+                counters.on_fetch(sent.elapsed(), r.is_ok());
+                (leader, keys, r)
+            }
+            .instrument(span),
+        );
     }
 }
 
@@ -308,6 +333,10 @@ async fn collect_round(c: &mut PartitionConsumer) -> Result<bool> {
     while let Some(joined) = c.in_flight.join_next().await {
         let (leader, keys, resp) =
             joined.map_err(|e| Error::Config(format!("fetch task failed: {e}")))?;
+        let span = c.stats.spans.remove(&leader);
+        if let Some(span) = &span {
+            crate::stats::record_error(span, &resp);
+        }
         let resp = match resp {
             Ok(r) => r,
             Err(e) if e.is_retriable() => {
@@ -323,9 +352,21 @@ async fn collect_round(c: &mut PartitionConsumer) -> Result<bool> {
         let meta = c.client.metadata();
         let ids = meta.topic_names_by_id();
         let broker = meta.brokers.get(&leader).map(|b| b.address());
+        let buffered = c.buffer.len();
         let (s, o) = handle_response(c, &keys, resp, &ids, broker.as_deref()).await;
         stale |= s;
         outdated |= o;
+        if let Some(span) = span {
+            // The span ends here: the answer is decoded and buffered.
+            let records: usize = c
+                .buffer
+                .iter()
+                .skip(buffered)
+                .flat_map(|p| p.batches.iter())
+                .map(Batch::record_count)
+                .sum();
+            span.record("messaging.batch.message_count", records);
+        }
     }
     if stale {
         refresh_assigned(c).await;

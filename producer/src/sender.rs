@@ -16,6 +16,7 @@ use kafkawire_protocol::messages::produce_request::{
 use kafkawire_protocol::messages::produce_response::ProduceResponse;
 use rand::Rng;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::Shared;
 use crate::accumulator::{ProducerBatch, TopicPartition, seq_before};
@@ -106,6 +107,82 @@ struct Job {
     batches: Vec<ProducerBatch>,
 }
 
+/// The span of one Produce request, after OpenTelemetry's messaging conventions for Kafka
+/// (operation `send`, span kind producer): the destination topic and partition when the
+/// request carries only one, the records it carries, the broker. Its fields are filled only
+/// when a subscriber wants the span (INFO, target `kafkawire_producer::sender`).
+fn produce_span(job: &Job, broker: &str, client_id: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "send",
+        otel.name = tracing::field::Empty,
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        messaging.operation.name = "send",
+        messaging.operation.type = "send",
+        messaging.destination.name = tracing::field::Empty,
+        messaging.destination.partition.id = tracing::field::Empty,
+        messaging.batch.message_count = tracing::field::Empty,
+        messaging.client.id = client_id,
+        server.address = tracing::field::Empty,
+        server.port = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    let records: usize = job.batches.iter().map(|b| b.record_count).sum();
+    span.record("messaging.batch.message_count", records);
+    let (host, port) = split_host_port(broker);
+    span.record("server.address", host);
+    if let Some(port) = port {
+        span.record("server.port", port);
+    }
+    match job.req.topic_data.as_slice() {
+        [t] => {
+            span.record("messaging.destination.name", t.name.as_str());
+            span.record("otel.name", format!("send {}", t.name).as_str());
+            if let [p] = t.partition_data.as_slice() {
+                span.record(
+                    "messaging.destination.partition.id",
+                    p.index.to_string().as_str(),
+                );
+            }
+        }
+        _ => {
+            span.record("otel.name", "send");
+        }
+    }
+    span
+}
+
+/// `host:port` split at the last colon (an IPv6 host keeps its brackets).
+fn split_host_port(addr: &str) -> (&str, Option<u16>) {
+    match addr.rsplit_once(':') {
+        Some((h, p)) => match p.parse() {
+            Ok(port) => (h, Some(port)),
+            Err(_) => (addr, None),
+        },
+        None => (addr, None),
+    }
+}
+
+/// Records the `error.type` of a failed request on `span` (if a subscriber wants it): the
+/// broker's error code, else the error's kind.
+fn record_error(span: &tracing::Span, e: &Error) {
+    if span.is_disabled() {
+        return;
+    }
+    let kind = match e.code() {
+        Some(code) => code.to_string(),
+        None => format!("{e:?}")
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or("_OTHER")
+            .to_owned(),
+    };
+    span.record("error.type", kind.as_str());
+}
+
 /// One task per broker writes that broker's requests in the order the sender made them (the
 /// broker applies a connection's requests in order, so a partition's batches stay in sequence
 /// order on the wire), then waits for each response in a task of its own.
@@ -119,6 +196,7 @@ fn dispatcher(
     let acks = shared.config.acks;
     let request_timeout = shared.config.request_timeout;
     let stopped = shared.stopped.subscribe();
+    let client_id = client.config().client_id.clone();
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
             let fail = |batches, e| Completion {
@@ -134,11 +212,16 @@ fn dispatcher(
                     continue;
                 }
             };
+            let span = produce_span(&job, conn.broker(), client_id.as_deref());
             if acks == Acks::None {
-                let result = conn
-                    .version_for(ApiKey::Produce)
-                    .and_then(|v| conn.send_no_response(&job.req, v))
-                    .map(|()| None);
+                let result = span.in_scope(|| {
+                    conn.version_for(ApiKey::Produce)
+                        .and_then(|v| conn.send_no_response(&job.req, v))
+                        .map(|()| None)
+                });
+                if let Err(e) = &result {
+                    record_error(&span, e);
+                }
                 let _ = done.send(Completion {
                     leader,
                     batches: job.batches,
@@ -161,6 +244,7 @@ fn dispatcher(
                 Ok(response) => {
                     let done = done.clone();
                     let mut stopped = stopped.clone();
+                    let in_span = span.clone();
                     tokio::spawn(async move {
                         let result = tokio::select! {
                             r = response => r,
@@ -183,6 +267,22 @@ fn dispatcher(
                             // A response that does not decode: the stream is not trusted.
                             conn.retire();
                         }
+                        match &result {
+                            Err(e) => record_error(&span, e),
+                            Ok(r) if !span.is_disabled() => {
+                                // The first partition error, if any (low cardinality: a code).
+                                let code = r
+                                    .responses
+                                    .iter()
+                                    .flat_map(|t| t.partition_responses.iter())
+                                    .map(|p| ErrorCode(p.error_code))
+                                    .find(|c| !c.is_ok());
+                                if let Some(code) = code {
+                                    span.record("error.type", code.to_string().as_str());
+                                }
+                            }
+                            Ok(_) => {}
+                        }
                         // A request held back by a throttle until its time ran out was never
                         // written: its outcome is known.
                         let sent = !matches!(result, Err(Error::Timeout { throttled_ms, .. }) if throttled_ms > 0);
@@ -192,9 +292,10 @@ fn dispatcher(
                             result: result.map(Some),
                             sent,
                         });
-                    });
+                    }.instrument(in_span));
                 }
                 Err(e) => {
+                    record_error(&span, &e);
                     let _ = done.send(fail(job.batches, e));
                 }
             }
@@ -445,6 +546,9 @@ fn send(
         let bytes = batch.encode(cfg.transactional_id.is_some());
         match bytes {
             Ok(bytes) => {
+                shared
+                    .stats
+                    .on_batch(&batch.tp, batch.record_count, bytes.len());
                 topics
                     .entry(batch.tp.0.clone())
                     .or_default()
@@ -496,6 +600,7 @@ fn send(
             .collect(),
         ..Default::default()
     };
+    shared.stats.on_request();
     if let Err(mpsc::error::SendError(job)) = dispatcher.send(Job {
         req,
         batches: encoded_ok,
@@ -583,6 +688,7 @@ fn settle(shared: &Shared, inflight: &mut InFlight, c: Completion) {
             }
         }
     }
+    shared.export_buffer();
     shared.wake.notify_one();
 }
 
@@ -651,6 +757,7 @@ fn on_error(
         );
         match batch.split(shared.settings.compression) {
             Ok((a, b)) => {
+                shared.stats.on_retry(&a.tp);
                 shared.requeue(b);
                 shared.requeue(a);
                 return;
@@ -691,6 +798,7 @@ fn on_error(
         batch.retry_at = Some(now + cfg.retry_backoff.min(Duration::from_millis(10)));
         batch.after_unacked = false;
         batch.last_error = Some(e);
+        shared.stats.on_retry(&batch.tp);
         shared.requeue(batch);
         return;
     }
@@ -702,6 +810,7 @@ fn on_error(
         }
         tracing::debug!(error = %e, attempt = batch.attempts, unknown, "retrying batch");
         batch.last_error = Some(e);
+        shared.stats.on_retry(&batch.tp);
         shared.requeue(batch);
         return;
     }

@@ -17,6 +17,7 @@ use crate::accumulator::{
     record_size, seq_before,
 };
 use crate::config::ProducerConfig;
+use crate::stats::{ProducerCounters, ProducerStats};
 use crate::txn::TxnState;
 use crate::{DeliveryFuture, ProducerRecord};
 
@@ -115,6 +116,8 @@ pub(crate) struct Shared {
     /// Set when a close gave up: requests still in flight settle their records at once.
     pub(crate) stopped: tokio::sync::watch::Sender<bool>,
     pub(crate) sender_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Counted by the sender per request and per batch ([`crate::Producer::stats`]).
+    pub(crate) stats: ProducerCounters,
 }
 
 impl Shared {
@@ -147,8 +150,35 @@ impl Shared {
             refreshing: Arc::new(AtomicBool::new(false)),
             stopped: tokio::sync::watch::Sender::new(false),
             sender_task: Mutex::new(None),
+            stats: ProducerCounters::default(),
             config,
         }
+    }
+
+    // ---- statistics ----
+
+    /// Bytes of buffer memory held by batches now.
+    fn memory_in_use(&self) -> usize {
+        self.memory_total
+            .saturating_sub(self.memory.available_permits())
+    }
+
+    /// A snapshot of the counters and the buffer.
+    pub(crate) fn stats(&self) -> ProducerStats {
+        self.stats.snapshot(
+            self.outstanding.load(Ordering::Relaxed),
+            self.memory_in_use(),
+            self.memory_total,
+        )
+    }
+
+    /// Exports the buffer's fill (with the `metrics` feature; a no-op without).
+    pub(crate) fn export_buffer(&self) {
+        #[cfg(feature = "metrics")]
+        self.stats.buffer(
+            self.outstanding.load(Ordering::Relaxed),
+            self.memory_in_use(),
+        );
     }
 
     // ---- accepting records ----
@@ -365,6 +395,7 @@ impl Shared {
     /// The count of unsettled records drops before the futures resolve, so an application that
     /// sees its record acknowledged also sees it counted out of `pending()`.
     pub(crate) fn complete_ok(&self, b: ProducerBatch, base_offset: i64, append_time: i64) {
+        self.stats.on_acked(&b.tp, b.record_count);
         self.release(b.reserved, b.record_count);
         b.succeed(base_offset, append_time);
     }
@@ -373,6 +404,7 @@ impl Shared {
         if self.config.transactional_id.is_some() {
             self.txn_abortable(err);
         }
+        self.stats.on_failed(&b.tp, b.record_count);
         self.release(b.reserved, b.record_count);
         b.fail(err);
     }
@@ -408,6 +440,7 @@ impl Shared {
             Err(_) => return,
         };
         for b in batches {
+            self.stats.on_failed(&b.tp, b.record_count);
             self.release(b.reserved, b.record_count);
             b.fail(&err);
         }

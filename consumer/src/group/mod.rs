@@ -19,13 +19,15 @@ use kafkawire_client::{
 };
 use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
+use tracing::Instrument;
 
 use crate::assignor::{self, MemberSubscription, RebalanceProtocol};
 use crate::assignor::{
     Assignment, AssignmentByTopic, Subscription, decode_assignment_by_topic,
     decode_subscription_by_topic, encode_assignment, encode_subscription,
 };
-use crate::{ConsumerConfig, Fetched, OffsetReset, PartitionConsumer, StartOffset};
+use crate::stats::{GroupCounters, GroupOp, group_span, record_error};
+use crate::{ConsumerConfig, ConsumerStats, Fetched, OffsetReset, PartitionConsumer, StartOffset};
 use membership::{Coordinator, Membership, SharedMembership};
 
 /// Settings of a group member. Defaults are the Java client's (Kafka 3.x).
@@ -121,6 +123,8 @@ pub struct GroupConsumer {
     assignment_counts: BTreeMap<String, i32>,
     /// The metadata snapshot last compared with `assignment_counts` (a refresh replaces it).
     metadata_checked: Option<Arc<ClusterMetadata>>,
+    /// Rebalances and the time spent in them.
+    rebalance_stats: GroupCounters,
 }
 
 /// Join + sync rounds that may fail in a row (each in its own poll) before the error is
@@ -176,8 +180,10 @@ impl GroupConsumer {
             offset_reset: config.auto_offset_reset,
             ..config.fetch.clone()
         };
+        let mut fetcher = PartitionConsumer::new(client, fetch);
+        fetcher.set_group(&config.group_id);
         Ok(GroupConsumer {
-            fetcher: PartitionConsumer::new(client, fetch),
+            fetcher,
             client: client.clone(),
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             state: Arc::new(Mutex::new(Membership {
@@ -196,6 +202,7 @@ impl GroupConsumer {
             failed_rebalances: 0,
             assignment_counts: BTreeMap::new(),
             metadata_checked: None,
+            rebalance_stats: GroupCounters::default(),
             config,
         })
     }
@@ -217,6 +224,20 @@ impl GroupConsumer {
     /// The position (next offset to read) of an assigned partition.
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
         self.fetcher.position(topic, partition)
+    }
+
+    /// What this member has counted: as [`PartitionConsumer::stats`], with the rebalances
+    /// completed and the time spent in them.
+    pub fn stats(&self) -> ConsumerStats {
+        let mut s = self.fetcher.stats();
+        s.rebalances = self.rebalance_stats.rebalances;
+        s.rebalance_time = self.rebalance_stats.time;
+        s
+    }
+
+    /// The lag of each assigned partition (see [`PartitionConsumer::lag`]).
+    pub fn lag(&self) -> BTreeMap<(String, i32), i64> {
+        self.fetcher.lag()
     }
 
     /// Moves the position of an assigned partition (the next poll reads from there).
@@ -430,9 +451,12 @@ impl GroupConsumer {
     /// As [`GroupConsumer::commit`].
     pub async fn commit_offsets(&mut self, offsets: &[OffsetToCommit]) -> Result<()> {
         self.last_commit = Instant::now();
+        let span = group_span(GroupOp::Commit, &self.config.group_id);
         let r = Admin::new(&self.client)
             .commit_offsets(&self.config.group_id, &self.membership(), offsets)
+            .instrument(span.clone())
             .await;
+        record_error(&span, &r);
         if let Err(e) = &r
             && matches!(
                 e.code(),
@@ -513,6 +537,24 @@ impl GroupConsumer {
     /// member that stays in here would hold up the others it shares a task with); the next
     /// poll tries again, up to [`REBALANCE_ATTEMPTS`] rounds in a row.
     async fn rebalance(&mut self) -> Result<bool> {
+        let started = Instant::now();
+        let r = self.rebalance_round().await;
+        let done = matches!(r, Ok(true));
+        self.rebalance_stats
+            .on_rebalance(&self.config.group_id, started.elapsed(), done);
+        if done {
+            tracing::info!(
+                group = %self.config.group_id,
+                partitions = self.assigned.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "rebalance done"
+            );
+        }
+        r
+    }
+
+    /// One join + sync round (see [`GroupConsumer::rebalance`]).
+    async fn rebalance_round(&mut self) -> Result<bool> {
         let protocol = self.protocol();
         let owned_before = match self.unfinished_rebalance.take() {
             Some(owned) => owned,
@@ -624,13 +666,17 @@ impl GroupConsumer {
             .map(|n| (n.clone(), meta.clone()))
             .collect();
         let coordinator = self.coordinator();
+        let span = group_span(GroupOp::Join, &self.config.group_id);
         let joined = coordinator
             .join(
                 &protocols,
                 self.config.session_timeout,
                 self.config.max_poll_interval,
             )
-            .await?;
+            .instrument(span.clone())
+            .await;
+        record_error(&span, &joined);
+        let joined = joined?;
         let mut assignments = BTreeMap::new();
         let mut leader_counts = None;
         if joined.leader {
@@ -652,7 +698,13 @@ impl GroupConsumer {
             leader_counts = Some(counts);
         }
         let coordinator = self.coordinator();
-        let bytes = coordinator.sync(&joined, assignments).await?;
+        let span = group_span(GroupOp::Sync, &self.config.group_id);
+        let bytes = coordinator
+            .sync(&joined, assignments)
+            .instrument(span.clone())
+            .await;
+        record_error(&span, &bytes);
+        let bytes = bytes?;
         let assignment = match decode_assignment_by_topic(bytes) {
             Ok(a) => a,
             Err(e) => {
