@@ -9,10 +9,16 @@
 //! left), the output vector grows with the bytes produced and never past the limit, zstd frames
 //! may not ask for a window above the cap, and LZ4 frames are decoded block by block straight
 //! into the output (no buffers sized from a header's block size).
+//!
+//! zstd has two implementations, chosen by cargo features: `zstd` (on by default) is the
+//! pure-Rust `ruzstd` (no C compiler needed), `zstd-c` is libzstd through the `zstd` crate
+//! (compiled from C; faster, and it honours every compression level). `zstd-c` turns `zstd` on
+//! too, and when it is on libzstd does all the zstd work. Both read and write plain zstd frames
+//! (RFC 8878), so batches written by one are read by the other and by every Kafka client.
 
-#[cfg(any(feature = "gzip", feature = "zstd"))]
+#[cfg(any(feature = "gzip", feature = "zstd-c"))]
 use std::io::Read;
-#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
+#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd-c"))]
 use std::io::Write;
 
 #[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
@@ -39,9 +45,15 @@ const SNAPPY_MAX_RATIO: usize = 32;
 /// Default gzip level (java.util.zip's default).
 #[cfg(feature = "gzip")]
 const GZIP_DEFAULT_LEVEL: i32 = 6;
-/// Default zstd level (zstd's own default).
-#[cfg(feature = "zstd")]
+/// Default zstd level (zstd's own default, and the Java client's).
+#[cfg(feature = "zstd-c")]
 const ZSTD_DEFAULT_LEVEL: i32 = 3;
+/// The zstd levels a [`CompressionConfig`] may ask for, with either implementation: libzstd's
+/// `ZSTD_minCLevel()..=ZSTD_maxCLevel()` (zstd 1.5: -131072 to 22; negative levels are the
+/// fast modes, 0 means the default, 3). The same range is accepted without libzstd so that a
+/// configuration valid in one build is valid in the other.
+#[cfg(feature = "zstd")]
+const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = -(1 << 17)..=22;
 
 /// Why decompression stopped early.
 pub(crate) enum Stop {
@@ -68,7 +80,7 @@ fn too_big(limit: usize, input: usize) -> DecodeErrorKind {
 /// Reads all of `r` into a vector of at most `limit` bytes; more is [`Stop::TooBig`]. The
 /// vector starts at `hint` bytes and doubles as output arrives, but never past `limit + 1`
 /// (one byte more tells that the limit is passed).
-#[cfg(any(feature = "gzip", feature = "zstd"))]
+#[cfg(any(feature = "gzip", feature = "zstd-c"))]
 fn read_bounded(
     mut r: impl Read,
     hint: usize,
@@ -135,24 +147,10 @@ fn inflate(codec: Compression, input: &[u8], limit: usize, cap: usize) -> Result
         Compression::Snappy => snappy_decompress(input, limit)?,
         #[cfg(feature = "lz4")]
         Compression::Lz4 => lz4_decompress(input, _hint, limit, false)?,
-        #[cfg(feature = "zstd")]
-        Compression::Zstd => {
-            let log = zstd_window_log_max(cap);
-            let zstd_error = move |e: std::io::Error| {
-                let text = e.to_string();
-                DecodeErrorKind::Decompression(if text.contains("memory") {
-                    format!(
-                        "zstd: {text} (a frame's window may be at most {} bytes, from the per-batch decompression limit of {cap} bytes)",
-                        1u64 << log
-                    )
-                } else {
-                    format!("zstd: {text}")
-                })
-            };
-            let mut d = zstd::stream::read::Decoder::with_buffer(input).map_err(zstd_error)?;
-            d.window_log_max(log).map_err(zstd_error)?;
-            read_bounded(d, _hint, limit, zstd_error)?
-        }
+        #[cfg(feature = "zstd-c")]
+        Compression::Zstd => zstd_c_decompress(input, _hint, limit, cap)?,
+        #[cfg(all(feature = "zstd", not(feature = "zstd-c")))]
+        Compression::Zstd => zstd_rust_decompress(input, _hint, limit, cap)?,
         #[allow(unreachable_patterns)]
         other => {
             return Err(Stop::Failed(DecodeErrorKind::UnsupportedCompression(
@@ -161,6 +159,264 @@ fn inflate(codec: Compression, input: &[u8], limit: usize, cap: usize) -> Result
         }
     };
     Ok(out)
+}
+
+/// The message of a frame whose window is over the bound of [`zstd_window_log_max`].
+#[cfg(feature = "zstd")]
+#[cold]
+fn zstd_window_error(what: &str, log: u32, cap: usize) -> DecodeErrorKind {
+    DecodeErrorKind::Decompression(format!(
+        "zstd: {what} (a frame's window may be at most {} bytes, from the per-batch decompression limit of {cap} bytes)",
+        1u64 << log
+    ))
+}
+
+/// zstd through libzstd (`zstd-c`): its streaming decoder with `ZSTD_d_windowLogMax` set from
+/// `cap`, read into a bounded vector.
+#[cfg(feature = "zstd-c")]
+fn zstd_c_decompress(input: &[u8], hint: usize, limit: usize, cap: usize) -> Result<Vec<u8>, Stop> {
+    let log = zstd_window_log_max(cap);
+    let zstd_error = move |e: std::io::Error| {
+        let text = e.to_string();
+        if text.contains("memory") {
+            zstd_window_error(&text, log, cap)
+        } else {
+            DecodeErrorKind::Decompression(format!("zstd: {text}"))
+        }
+    };
+    let mut d = zstd::stream::read::Decoder::with_buffer(input).map_err(zstd_error)?;
+    d.window_log_max(log).map_err(zstd_error)?;
+    read_bounded(d, hint, limit, zstd_error)
+}
+
+/// Magic number of a zstd frame (RFC 8878, 3.1.1).
+#[cfg(feature = "zstd")]
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+/// Skippable frames: magic 0x184D2A50-0x184D2A5F, then a 4-byte size (RFC 8878, 3.1.2).
+#[cfg(feature = "zstd")]
+const ZSTD_SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
+#[cfg(feature = "zstd")]
+const ZSTD_SKIPPABLE: u32 = 0x184D_2A50;
+/// Output the pure-Rust decoder produces between two checks of the limit: one block at most
+/// (RFC 8878, 3.1.1.2.4: `Block_Maximum_Size` is 128 KiB).
+#[cfg(feature = "zstd")]
+const ZSTD_CHUNK: usize = 128 << 10;
+
+/// What a zstd frame header (RFC 8878, 3.1.1.1) announces about memory.
+#[cfg(feature = "zstd")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ZstdFrameHeader {
+    /// `Window_Size`: how far back the frame's matches may reach, which is what a decoder
+    /// keeps (for a single-segment frame, its content size).
+    window: u64,
+    /// `Frame_Content_Size`, when the header has one.
+    content_size: Option<u64>,
+}
+
+/// Reads the header of the zstd frame at the start of `input` (its magic number is checked by
+/// the caller) without decoding anything, so that the window and content size can be checked
+/// before the decoder allocates.
+#[cfg(feature = "zstd")]
+fn zstd_frame_header(input: &[u8]) -> Result<ZstdFrameHeader, Stop> {
+    let cut = || {
+        Stop::Failed(DecodeErrorKind::Decompression(
+            "zstd: frame header is cut short".into(),
+        ))
+    };
+    let fhd = *input.get(4).ok_or_else(cut)?;
+    if fhd & 0x08 != 0 {
+        return Err(Stop::Failed(DecodeErrorKind::Decompression(
+            "zstd: the reserved bit of the frame header descriptor is set".into(),
+        )));
+    }
+    let single_segment = fhd & 0x20 != 0;
+    let mut at = 5;
+    let mut window = None;
+    if !single_segment {
+        let wd = *input.get(at).ok_or_else(cut)?;
+        at += 1;
+        let log = 10 + u32::from(wd >> 3);
+        let base = 1u64 << log;
+        window = Some(base + (base / 8) * u64::from(wd & 0x07));
+    }
+    at += [0, 1, 2, 4][usize::from(fhd & 0x03)];
+    let fcs_len = match fhd >> 6 {
+        0 if single_segment => 1,
+        0 => 0,
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let content_size = if fcs_len == 0 {
+        None
+    } else {
+        let field = input.get(at..at + fcs_len).ok_or_else(cut)?;
+        let mut le = [0u8; 8];
+        le[..fcs_len].copy_from_slice(field);
+        let n = u64::from_le_bytes(le);
+        Some(if fcs_len == 2 { n + 256 } else { n })
+    };
+    match (window, content_size) {
+        (Some(window), _) => Ok(ZstdFrameHeader {
+            window,
+            content_size,
+        }),
+        (None, Some(size)) => Ok(ZstdFrameHeader {
+            window: size,
+            content_size,
+        }),
+        // A single-segment frame always has a content size (fcs_len is at least 1).
+        (None, None) => Err(cut()),
+    }
+}
+
+/// Grows `out` so that it can take `needed` bytes: doubling, but never past `end`.
+#[cfg(feature = "zstd")]
+fn grow_to(out: &mut Vec<u8>, needed: usize, end: usize) {
+    if needed > out.capacity() {
+        let target = needed.max(out.capacity().saturating_mul(2).min(end));
+        out.reserve_exact(target - out.len());
+    }
+}
+
+/// zstd in pure Rust (`ruzstd`), bounded as the libzstd path is: each frame's header is read
+/// first, and a frame whose window is over `2^zstd_window_log_max(cap)` is refused before
+/// anything is allocated (the decoder keeps a window's worth of output), as is a frame whose
+/// announced content size does not fit in `limit`. Frames are then decoded one block at a time
+/// (at most [`ZSTD_CHUNK`] bytes), moving what the window no longer needs into the output and
+/// checking the limit after each step, so the decoder holds at most the window plus a block
+/// and the output at most `limit` bytes. Content checksums and announced content sizes are
+/// checked; concatenated and skippable frames are read as libzstd reads them.
+#[cfg(feature = "zstd")]
+#[cfg_attr(all(feature = "zstd-c", not(test)), allow(dead_code))]
+fn zstd_rust_decompress(
+    input: &[u8],
+    hint: usize,
+    limit: usize,
+    cap: usize,
+) -> Result<Vec<u8>, Stop> {
+    use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+    let failed = |text: String| Stop::Failed(DecodeErrorKind::Decompression(text));
+    let log = zstd_window_log_max(cap);
+    let max_window = 1u64 << log;
+    let end = limit.saturating_add(1);
+    if input.is_empty() {
+        // As libzstd: a zstd payload holds at least one frame.
+        return Err(failed("zstd: incomplete frame (no input)".into()));
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(hint.clamp(1, end));
+    let mut rest = input;
+    while !rest.is_empty() {
+        let Some(magic) = rest.first_chunk::<4>().map(|m| u32::from_le_bytes(*m)) else {
+            return Err(failed(format!(
+                "zstd: {} bytes after the last frame are not a frame",
+                rest.len()
+            )));
+        };
+        if magic & ZSTD_SKIPPABLE_MASK == ZSTD_SKIPPABLE {
+            let size = rest
+                .get(4..8)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            match size.and_then(|n| rest.get(n.saturating_add(8)..)) {
+                Some(after) => rest = after,
+                None => return Err(failed("zstd: skippable frame is cut short".into())),
+            }
+            continue;
+        }
+        if magic != ZSTD_MAGIC {
+            return Err(failed(format!(
+                "zstd: not a zstd frame (magic {magic:#010x})"
+            )));
+        }
+        let header = zstd_frame_header(rest)?;
+        if header.window > max_window {
+            return Err(Stop::Failed(zstd_window_error(
+                &format!("the frame asks for a window of {} bytes", header.window),
+                log,
+                cap,
+            )));
+        }
+        if header
+            .content_size
+            .is_some_and(|n| n > limit.saturating_sub(out.len()) as u64)
+        {
+            return Err(Stop::TooBig);
+        }
+        if let Some(n) = header.content_size {
+            // Fits under the limit (checked above): room for all of it at once.
+            let needed = out.len() + n as usize;
+            grow_to(&mut out, needed, end);
+        }
+        let mut d = FrameDecoder::new();
+        d.set_max_window_size(max_window);
+        d.init(&mut rest)
+            .map_err(|e| failed(format!("zstd: {e}")))?;
+        let frame_start = out.len();
+        loop {
+            d.decode_blocks(&mut rest, BlockDecodingStrategy::UptoBytes(ZSTD_CHUNK))
+                .map_err(|e| failed(format!("zstd: {e}")))?;
+            let ready = d.can_collect();
+            // Until the frame ends, the decoder keeps the last window of output; once it has
+            // let output go, that is a whole window still to come.
+            let kept = if !d.is_finished() && (ready > 0 || out.len() > frame_start) {
+                usize::try_from(header.window).unwrap_or(usize::MAX)
+            } else {
+                0
+            };
+            let needed = out.len() + ready;
+            if needed.saturating_add(kept) > limit {
+                return Err(Stop::TooBig);
+            }
+            grow_to(&mut out, needed, end);
+            d.collect_to_writer(&mut out)
+                .map_err(|e| failed(format!("zstd: {e}")))?;
+            if d.is_finished() && d.can_collect() == 0 {
+                break;
+            }
+        }
+        let produced = (out.len() - frame_start) as u64;
+        if let Some(n) = header.content_size
+            && n != produced
+        {
+            return Err(failed(format!(
+                "zstd: the frame holds {produced} bytes but its header says {n}"
+            )));
+        }
+        if let Some(stored) = d.get_checksum_from_data()
+            && d.get_calculated_checksum() != Some(stored)
+        {
+            return Err(failed("zstd: content checksum mismatch".into()));
+        }
+    }
+    Ok(out)
+}
+
+/// zstd through libzstd (`zstd-c`) at `level` (libzstd's levels; `None` is 3), with the input
+/// size pledged so that the frame header carries it.
+#[cfg(feature = "zstd-c")]
+fn zstd_c_compress(level: Option<i32>, input: &[u8], out: &mut BytesMut) -> std::io::Result<()> {
+    let level = level.unwrap_or(ZSTD_DEFAULT_LEVEL);
+    let mut enc = zstd::stream::write::Encoder::new(out.writer(), level)?;
+    enc.set_pledged_src_size(Some(input.len() as u64))?;
+    enc.write_all(input)?;
+    enc.finish()?;
+    Ok(())
+}
+
+/// zstd in pure Rust (`ruzstd`). It implements one compression level, its "Fastest" (about
+/// libzstd's level 1, with a 128 KiB window), so every level (already checked against
+/// [`ZSTD_LEVELS`]) and the default map to it: a level changes nothing without `zstd-c`. The
+/// frame has a content checksum and no content size.
+#[cfg(feature = "zstd")]
+#[cfg_attr(all(feature = "zstd-c", not(test)), allow(dead_code))]
+fn zstd_rust_compress(level: Option<i32>, input: &[u8], out: &mut BytesMut) {
+    let _ = level;
+    // Reading a slice and writing a `BytesMut` cannot fail, so `ruzstd`'s unwraps never fire.
+    ruzstd::encoding::compress(
+        input,
+        out.writer(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
 }
 
 /// Decompresses a batch payload compressed with `codec` into at most `limit` bytes.
@@ -513,7 +769,7 @@ pub(crate) fn check_config(config: CompressionConfig) -> Result<(), EncodeError>
     let ok = match codec {
         Compression::Gzip => (1..=9).contains(&level),
         #[cfg(feature = "zstd")]
-        Compression::Zstd => zstd::compression_level_range().contains(&level),
+        Compression::Zstd => ZSTD_LEVELS.contains(&level),
         _ => true,
     };
     if ok {
@@ -576,15 +832,13 @@ pub(crate) fn compress(
             enc.finish().map_err(|e| encode_error(codec, e))?;
             Ok(())
         }
-        #[cfg(feature = "zstd")]
+        #[cfg(feature = "zstd-c")]
         Compression::Zstd => {
-            let level = config.level.unwrap_or(ZSTD_DEFAULT_LEVEL);
-            let mut enc = zstd::stream::write::Encoder::new(out.writer(), level)
-                .map_err(|e| encode_error(codec, e))?;
-            enc.set_pledged_src_size(Some(input.len() as u64))
-                .map_err(|e| encode_error(codec, e))?;
-            enc.write_all(input).map_err(|e| encode_error(codec, e))?;
-            enc.finish().map_err(|e| encode_error(codec, e))?;
+            zstd_c_compress(config.level, input, out).map_err(|e| encode_error(codec, e))
+        }
+        #[cfg(all(feature = "zstd", not(feature = "zstd-c")))]
+        Compression::Zstd => {
+            zstd_rust_compress(config.level, input, out);
             Ok(())
         }
         #[allow(unreachable_patterns)]
@@ -835,6 +1089,406 @@ mod tests {
             compress(codec.into(), &zeros, &mut out).unwrap();
             let e = decompress(codec, &out, 1 << 20).unwrap_err();
             assert!(e.to_string().contains("limit"), "{codec}: {e}");
+        }
+    }
+}
+
+/// The pure-Rust zstd path, called directly (it is compiled in both builds under `cfg(test)`).
+#[cfg(all(test, feature = "zstd"))]
+mod zstd_rust_tests {
+    use super::*;
+
+    /// Text of random words (deterministic): compressible as record values are.
+    pub(super) fn word_salad(len: usize, seed: u32) -> Vec<u8> {
+        const WORDS: [&str; 16] = [
+            "order",
+            "shipped",
+            "customer",
+            "42",
+            "payment",
+            "declined",
+            "warehouse",
+            "berlin",
+            "status",
+            "pending",
+            "the",
+            "a",
+            "of",
+            "item",
+            "quantity",
+            "priority",
+        ];
+        let mut x = seed | 1;
+        let mut out = Vec::with_capacity(len + 16);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            out.extend_from_slice(WORDS[(x % 16) as usize].as_bytes());
+            out.push(if x.is_multiple_of(7) { b'\n' } else { b' ' });
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn rust(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeErrorKind> {
+        charge(
+            zstd_rust_decompress(input, input.len() * 4, limit, limit),
+            input.len(),
+            limit,
+            limit,
+            None,
+        )
+    }
+
+    fn compressed(data: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        zstd_rust_compress(None, data, &mut out);
+        out.to_vec()
+    }
+
+    /// Frame header descriptor byte and window descriptor of a frame without content size.
+    fn header(fhd: u8, rest: &[u8]) -> Vec<u8> {
+        let mut f = ZSTD_MAGIC.to_le_bytes().to_vec();
+        f.push(fhd);
+        f.extend_from_slice(rest);
+        f
+    }
+
+    #[test]
+    fn frame_headers_are_read_as_rfc_8878_says() {
+        let h = |f: &[u8]| zstd_frame_header(f).ok();
+        // Window descriptor: exponent 11 (2^21), mantissa 0 and 3 (+3/8).
+        let w21 = ZstdFrameHeader {
+            window: 1 << 21,
+            content_size: None,
+        };
+        assert_eq!(h(&header(0x00, &[11 << 3])), Some(w21));
+        assert_eq!(
+            h(&header(0x00, &[(11 << 3) | 3])).unwrap().window,
+            (1 << 21) + 3 * (1 << 18)
+        );
+        // Dictionary id of 1, 2 and 4 bytes, then a 2-byte content size (+256).
+        for (flag, len) in [(1u8, 1usize), (2, 2), (3, 4)] {
+            let mut rest = vec![11 << 3];
+            rest.extend(std::iter::repeat_n(7, len));
+            rest.extend_from_slice(&[0x10, 0x00]);
+            let got = h(&header(0x40 | flag, &rest)).unwrap();
+            assert_eq!(got.content_size, Some(0x10 + 256), "dict id flag {flag}");
+            assert_eq!(got.window, 1 << 21);
+        }
+        // Single segment: no window descriptor; the content size is the window (1, 4, 8 bytes).
+        let one = h(&header(0x20, &[200])).unwrap();
+        assert_eq!((one.window, one.content_size), (200, Some(200)));
+        let four = h(&header(0xa0, &5_000_000u32.to_le_bytes())).unwrap();
+        assert_eq!(four.window, 5_000_000);
+        let eight = h(&header(0xe0, &(1u64 << 40).to_le_bytes())).unwrap();
+        assert_eq!(eight.content_size, Some(1 << 40));
+        // Cut short anywhere, or the reserved bit set: an error, no panic.
+        let full = header(0xe3, &[1, 2, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8]);
+        for cut in 0..full.len() {
+            assert!(h(&full[..cut]).is_none(), "cut {cut}");
+        }
+        assert!(h(&full).is_some());
+        assert!(h(&header(0x08, &[11 << 3])).is_none());
+    }
+
+    #[test]
+    fn round_trips_across_block_boundaries() {
+        for len in [
+            0,
+            1,
+            100,
+            (128 << 10) - 1,
+            128 << 10,
+            (128 << 10) + 1,
+            1 << 20,
+        ] {
+            let data = word_salad(len, len as u32 + 1);
+            let frame = compressed(&data);
+            assert_eq!(rust(&frame, len.max(1)).unwrap(), data, "{len}");
+            if len > 0 {
+                let e = rust(&frame, len - 1).unwrap_err();
+                assert!(e.to_string().contains("limit"), "{len}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn concatenated_and_skippable_frames_are_read() {
+        let a = word_salad(5000, 1);
+        let b = word_salad(300_000, 2);
+        let mut input = compressed(&a);
+        input.extend_from_slice(&0x184D_2A5Au32.to_le_bytes());
+        input.extend_from_slice(&3u32.to_le_bytes());
+        input.extend_from_slice(b"xyz");
+        input.extend_from_slice(&compressed(&b));
+        assert_eq!(rust(&input, 1 << 20).unwrap(), [a, b].concat());
+        // No input at all is an error, as with libzstd.
+        assert!(rust(&input[..0], 10).is_err());
+        // A skippable frame cut short, and bytes that are no frame after a good one.
+        let skip = [0x5a, 0x2a, 0x4d, 0x18, 9, 0, 0, 0, 1];
+        assert!(rust(&skip, 100).is_err());
+        let mut tail = compressed(b"hello");
+        tail.extend_from_slice(&[1, 2, 3]);
+        assert!(
+            rust(&tail, 100)
+                .unwrap_err()
+                .to_string()
+                .contains("not a frame")
+        );
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let data = word_salad(200_000, 3);
+        let frame = compressed(&data);
+        // The content checksum (last 4 bytes) no longer matches.
+        let mut bad = frame.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 0x55;
+        let e = rust(&bad, 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+        // Cut short anywhere: an error, never a panic or a partial result.
+        for cut in (0..frame.len()).step_by(97) {
+            assert!(
+                rust(&frame[..cut], 1 << 20).is_err() || cut == 0,
+                "cut {cut}"
+            );
+        }
+        // An RLE block of 1000 bytes in a frame whose header says 999.
+        let mut liar = header(0x40, &[11 << 3]);
+        liar.extend_from_slice(&(999u16 - 256).to_le_bytes());
+        let block = 1 | (1 << 1) | (1000 << 3);
+        liar.extend_from_slice(&(block as u32).to_le_bytes()[..3]);
+        liar.push(b'z');
+        let e = rust(&liar, 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("header says 999"), "{e}");
+    }
+
+    #[test]
+    fn headers_are_checked_before_decoding() {
+        // The frames below have no blocks at all: had the decoder started on them, the error
+        // would be a missing block, not the limit or the window.
+        // A content size of 10 MiB under a 1 MiB limit.
+        let mut big = header(0x80, &[11 << 3]);
+        big.extend_from_slice(&(10u32 << 20).to_le_bytes());
+        let e = rust(&big, 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("limit of 1048576"), "{e}");
+        // A single-segment frame of 2 GiB: its window is its content size.
+        let mut huge = header(0xa0, &[]);
+        huge.extend_from_slice(&(2u32 << 30).to_le_bytes());
+        let e = rust(&huge, 64 << 20).unwrap_err();
+        assert!(e.to_string().contains("window of 2147483648 bytes"), "{e}");
+        // The largest window descriptor (2^41 + 7 x 2^38).
+        let e = rust(&header(0x00, &[0xff]), usize::MAX).unwrap_err();
+        assert!(e.to_string().contains("window"), "{e}");
+    }
+
+    #[test]
+    fn the_window_kept_counts_against_the_limit() {
+        // Two RLE blocks of 100 KiB in a frame with a 128 KiB window, and the input ends there
+        // (the last block is missing). After the two blocks the decoder has let 72 KiB go and
+        // keeps 128 KiB, which is output to come: under a limit of 200 KiB - 1 that is already
+        // too much, and decoding stops before it reaches the missing block.
+        let mut f = header(0x00, &[7 << 3]);
+        for _ in 0..2 {
+            f.extend_from_slice(&((1u32 << 1) | ((100 << 10) << 3)).to_le_bytes()[..3]);
+            f.push(b'q');
+        }
+        let e = rust(&f, (200 << 10) - 1).unwrap_err().to_string();
+        assert!(e.contains("limit"), "{e}");
+        let e = rust(&f, 200 << 10).unwrap_err().to_string();
+        assert!(!e.contains("limit"), "{e}");
+    }
+
+    #[test]
+    fn every_level_compresses_with_the_one_level_there_is() {
+        let data = word_salad(50_000, 4);
+        let fastest = compressed(&data);
+        for level in [*ZSTD_LEVELS.start(), -1, 0, 1, 3, 19, *ZSTD_LEVELS.end()] {
+            let mut out = BytesMut::new();
+            zstd_rust_compress(Some(level), &data, &mut out);
+            assert_eq!(out.to_vec(), fastest, "level {level}");
+        }
+        assert!(fastest.len() < data.len() / 2, "{} bytes", fastest.len());
+    }
+}
+
+/// Batches compressed by one zstd implementation decode with the other, and both treat
+/// hostile frames alike (run with `--features zstd-c`).
+#[cfg(all(test, feature = "zstd-c"))]
+mod zstd_c_interop_tests {
+    use super::zstd_rust_tests::word_salad;
+    use super::*;
+
+    /// The per-batch cap, which bounds the window: the default one.
+    const CAP: usize = super::super::DEFAULT_MAX_DECOMPRESSED_SIZE;
+
+    fn rust(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeErrorKind> {
+        let r = zstd_rust_decompress(input, input.len() * 4, limit, CAP);
+        charge(r, input.len(), CAP, limit, None)
+    }
+
+    fn c(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeErrorKind> {
+        let r = zstd_c_decompress(input, input.len() * 4, limit, CAP);
+        charge(r, input.len(), CAP, limit, None)
+    }
+
+    /// Payloads: text, zeros, noise, and a mix with long-range repeats.
+    fn payloads() -> Vec<Vec<u8>> {
+        let mut x = 99u32;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect()
+        };
+        let mut mixed = word_salad(100_000, 7);
+        mixed.extend(noise(50_000));
+        mixed.extend_from_within(..120_000);
+        let mut out = vec![
+            Vec::new(),
+            b"x".to_vec(),
+            vec![0; 300_000],
+            noise(200_000),
+            mixed,
+        ];
+        for len in [1000, (128 << 10) + 1, 700_000] {
+            out.push(word_salad(len, len as u32));
+        }
+        out
+    }
+
+    #[test]
+    fn the_level_range_is_libzstds() {
+        assert_eq!(ZSTD_LEVELS, zstd::compression_level_range());
+    }
+
+    #[test]
+    fn rust_frames_decode_with_libzstd() {
+        for data in payloads() {
+            let mut frame = BytesMut::new();
+            zstd_rust_compress(None, &data, &mut frame);
+            let limit = data.len().max(1);
+            assert!(c(&frame, limit).unwrap() == data, "{} bytes", data.len());
+            assert!(zstd::stream::decode_all(&frame[..]).unwrap() == data);
+        }
+    }
+
+    #[test]
+    fn libzstd_frames_decode_in_rust() {
+        for data in payloads() {
+            for level in [-5, 1, 3, 9, 19] {
+                if level > 9 && data.len() > 200_000 {
+                    continue; // slow without optimisations, and nothing new
+                }
+                let mut frame = BytesMut::new();
+                zstd_c_compress(Some(level), &data, &mut frame).unwrap();
+                let limit = data.len().max(1);
+                let what = format!("{} bytes at level {level}", data.len());
+                assert!(rust(&frame, limit).expect(&what) == data, "{what}");
+                if !data.is_empty() {
+                    let e = rust(&frame, data.len() - 1).unwrap_err();
+                    assert!(e.to_string().contains("limit"), "{what}: {e}");
+                }
+                // Without a content size in the header (as a streaming writer makes them).
+                let plain = zstd::stream::encode_all(&data[..], level).unwrap();
+                let mut streamed = Vec::new();
+                let mut enc = zstd::stream::write::Encoder::new(&mut streamed, level).unwrap();
+                enc.include_contentsize(false).unwrap();
+                enc.include_checksum(true).unwrap();
+                enc.write_all(&data).unwrap();
+                enc.finish().unwrap();
+                assert!(rust(&plain, limit).unwrap() == data, "{what}");
+                assert!(rust(&streamed, limit).unwrap() == data, "{what}");
+            }
+        }
+    }
+
+    /// Cut and corrupted frames: the Rust decoder accepts only what libzstd accepts, and then
+    /// gives the same bytes; neither panics. It may refuse more: it checks that a Huffman
+    /// literals section holds the count of literals its header says, which libzstd does not
+    /// always check (such a frame is corrupt; libzstd's output from it is not the input).
+    #[test]
+    fn both_decoders_agree_on_damaged_frames() {
+        let data = word_salad(300_000, 11);
+        let mut frames = Vec::new();
+        let mut ours = BytesMut::new();
+        zstd_rust_compress(None, &data, &mut ours);
+        frames.push(ours.to_vec());
+        for level in [1, 3] {
+            let mut theirs = BytesMut::new();
+            zstd_c_compress(Some(level), &data, &mut theirs).unwrap();
+            frames.push(theirs.to_vec());
+        }
+        let mut disagreements = Vec::new();
+        let mut stricter = 0;
+        for (i, frame) in frames.iter().enumerate() {
+            let mut check = |input: &[u8], what: String| {
+                let (r, k) = (rust(input, 1 << 20), c(input, 1 << 20));
+                let same = match (&r, &k) {
+                    (Ok(a), Ok(b)) => a == b,
+                    (Err(_), Err(_)) => true,
+                    (Err(_), Ok(b)) => {
+                        stricter += 1;
+                        *b != data
+                    }
+                    (Ok(_), Err(_)) => false,
+                };
+                if !same {
+                    disagreements.push(format!(
+                        "frame {i} {what}: rust {:?} / libzstd {:?}",
+                        r.map(|v| v.len()),
+                        k.map(|v| v.len())
+                    ));
+                }
+            };
+            for cut in (0..frame.len()).step_by(frame.len() / 150 + 1) {
+                check(&frame[..cut], format!("cut at {cut}"));
+            }
+            let mut x = 7u32;
+            for _ in 0..300 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let mut bad = frame.clone();
+                let at = x as usize % bad.len();
+                bad[at] ^= 1 << (x >> 28 & 7);
+                check(&bad, format!("bit flip at {at}"));
+            }
+        }
+        println!("refused by the Rust decoder only: {stricter}");
+        assert!(disagreements.is_empty(), "{disagreements:#?}");
+    }
+
+    #[test]
+    fn edge_inputs_are_treated_alike() {
+        let mut skippable_only = 0x184D_2A50u32.to_le_bytes().to_vec();
+        skippable_only.extend_from_slice(&2u32.to_le_bytes());
+        skippable_only.extend_from_slice(b"ab");
+        let mut frame = BytesMut::new();
+        zstd_c_compress(None, b"hello", &mut frame).unwrap();
+        let mut trailing = frame.to_vec();
+        trailing.extend_from_slice(&[0, 0, 0]);
+        let mut two = frame.to_vec();
+        two.extend_from_slice(&frame);
+        for (what, input) in [
+            ("empty", Vec::new()),
+            ("skippable only", skippable_only),
+            ("trailing bytes", trailing),
+            ("two frames", two),
+            ("magic only", ZSTD_MAGIC.to_le_bytes().to_vec()),
+        ] {
+            let (r, k) = (rust(&input, 100), c(&input, 100));
+            assert_eq!(r.is_ok(), k.is_ok(), "{what}: rust {r:?} / libzstd {k:?}");
+            if let (Ok(a), Ok(b)) = (r, k) {
+                assert_eq!(a, b, "{what}");
+            }
         }
     }
 }
