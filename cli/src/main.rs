@@ -5,6 +5,7 @@ mod consume;
 mod doctor;
 mod format;
 mod groups;
+mod logging;
 mod perf;
 mod perf_consume;
 mod produce;
@@ -58,6 +59,9 @@ struct Cli {
     #[command(flatten)]
     security: security::SecurityArgs,
 
+    #[command(flatten)]
+    logging: logging::LogArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -70,14 +74,25 @@ enum Command {
         #[arg(long)]
         topic: Option<String>,
     },
-    /// List, create, delete or describe topics.
+    /// List, create, delete, describe topics or add partitions.
     #[command(subcommand)]
     Topics(admin::TopicsCommand),
+    /// Show or change topic and broker configs.
+    #[command(subcommand)]
+    Configs(admin::ConfigsCommand),
+    /// Delete records below an offset.
+    #[command(subcommand)]
+    Records(admin::RecordsCommand),
+    /// Describe the cluster: id, controller, brokers.
+    #[command(subcommand)]
+    Cluster(admin::ClusterCommand),
+    /// Show each partition's offset for a timestamp (or its latest or earliest offset).
+    Offsets(admin::OffsetsArgs),
     /// Send one record per line of standard input.
     Produce(produce::ProduceArgs),
     /// Print records of a topic.
     Consume(consume::ConsumeArgs),
-    /// List, describe or delete consumer groups.
+    /// List, describe or delete consumer groups, reset or delete their offsets, show lag.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
     /// Measure throughput and latency against a broker.
@@ -194,6 +209,9 @@ fn explain(e: &Error, config: Option<&ClientConfig>) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    for note in logging::init(&cli.logging) {
+        eprintln!("kafkawire: note: {note}.");
+    }
     let prepared = match cli.client_config() {
         Ok(p) => p,
         Err(e) => {
@@ -235,16 +253,33 @@ fn main() -> ExitCode {
 
 async fn run(cli: &Cli, config: ClientConfig) -> Result<(), Error> {
     let client = Client::connect(config).await?;
-    match &cli.command {
+    // --stats-interval-ms: produce and perf print their own lines (with the producer's or
+    // consumer's statistics).
+    let printer = match &cli.command {
+        Command::Produce(_) | Command::Perf(_) => None,
+        _ => {
+            let c = client.clone();
+            logging::StatsPrinter::start(move || logging::stats_line(&c.stats(), None, None))
+        }
+    };
+    let result = match &cli.command {
         Command::Metadata { topic } => admin::metadata(&client, topic.as_deref()).await,
         Command::Topics(cmd) => admin::topics(&client, cmd).await,
+        Command::Configs(cmd) => admin::configs(&client, cmd).await,
+        Command::Records(cmd) => admin::records(&client, cmd).await,
+        Command::Cluster(cmd) => admin::cluster(&client, cmd).await,
+        Command::Offsets(args) => admin::offsets(&client, args).await,
         Command::Produce(args) => produce::run(&client, args).await,
         Command::Consume(args) => consume::run(&client, args).await,
         Command::Groups(cmd) => groups::run(&client, cmd).await,
         Command::Perf(cmd) => perf::run(&client, cmd).await,
         // Run by `main` before any connection: an unreachable bootstrap is a verdict there.
         Command::Doctor(_) => Ok(()),
+    };
+    if let Some(p) = printer {
+        p.finish();
     }
+    result
 }
 
 #[cfg(test)]

@@ -26,10 +26,15 @@ mod groups;
 mod metadata;
 pub mod sasl;
 mod security;
+pub mod stats;
 pub mod tls;
 
 pub use address_map::{BrokerAddressMap, Resolver};
-pub use admin::{Admin, NewTopic, offset_spec};
+pub use admin::{
+    Admin, AlterConfigOp, AlterConfigOpType, ClusterDescription, ConfigEntry, ConfigResource,
+    ConfigResourceType, ConfigSource, GroupLag, ListedOffset, NewPartitions, NewTopic,
+    PartitionLag, offset_spec,
+};
 pub use client::{Client, ClientConfig};
 pub use connection::{Connection, ConnectionConfig};
 pub use error::{Error, Result};
@@ -40,4 +45,5 @@ pub use sasl::{
     UnsecuredJwsProvider,
 };
 pub use security::{Secret, SecurityConfig, SecurityProtocol};
+pub use stats::{ApiStats, BrokerStats, ClientStats, LatencyHistogram, LatencySummary};
 pub use tls::{ClientCertificate, PemSource, TlsConfig, TrustRoots};

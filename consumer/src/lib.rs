@@ -41,17 +41,20 @@ mod fetch;
 mod group;
 mod offsets;
 mod records;
+mod stats;
 
 pub use consumer::{Consumer, ConsumerBuilder, MAX_GROUP_DURATION};
 pub use fetch::{Fetched, FetchedPartition, OffsetReset};
 pub use group::{GroupConfig, GroupConsumer, RebalanceListener};
 pub use offsets::OffsetManager;
 pub use records::{ConsumerRecord, Records, ResetReport};
+pub use stats::{ConsumerStats, PartitionStats};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafkawire_client::{Admin, Client, Error, Result, offset_spec};
+use kafkawire_protocol::messages::ApiKey;
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,14 +65,43 @@ pub enum StartOffset {
     Latest,
     /// An exact offset.
     Offset(i64),
+    /// The earliest offset whose record timestamp is at or after this time, in milliseconds
+    /// since the Unix epoch (UTC), as the partition leader's ListOffsets answers it for this
+    /// timestamp (protocol guide, ListOffsets; KIP-79, which needs ListOffsets v1+, Kafka
+    /// 0.10.1+). Brokers compare against the timestamps they index: the record's CreateTime,
+    /// or the append time on topics with `message.timestamp.type=LogAppendTime`.
+    ///
+    /// When no record is that recent, the position is the end of the log (as
+    /// [`StartOffset::Latest`]): only records written from then on are read. This is what the
+    /// Java consumer's users do when `offsetsForTimes` answers null (seek to the end), and what
+    /// `kafka-consumer-groups --reset-offsets --to-datetime` does. A negative timestamp is an
+    /// [`Error::Config`] (negative values are ListOffsets' special requests, not times). Use
+    /// [`PartitionConsumer::offset_for_timestamp`] to tell the two cases apart.
+    Timestamp(i64),
 }
 
+/// Parses `earliest` (or `beginning`), `latest` (or `end`), an offset `N >= 0`, or `@MS`, a
+/// [`StartOffset::Timestamp`] in milliseconds since the Unix epoch.
+///
+/// # Errors
+/// [`Error::Config`] quoting the text for anything else (a negative offset or timestamp
+/// included).
 impl std::str::FromStr for StartOffset {
     type Err = Error;
     fn from_str(s: &str) -> Result<StartOffset> {
         match s {
             "earliest" | "beginning" => Ok(StartOffset::Earliest),
             "latest" | "end" => Ok(StartOffset::Latest),
+            t if t.starts_with('@') => t[1..]
+                .parse::<i64>()
+                .ok()
+                .filter(|ms| *ms >= 0)
+                .map(StartOffset::Timestamp)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "a start timestamp must be @ and milliseconds since the Unix epoch (>= 0), e.g. @1700000000000, not {t:?}"
+                    ))
+                }),
             n => n
                 .parse::<i64>()
                 .ok()
@@ -77,7 +109,7 @@ impl std::str::FromStr for StartOffset {
                 .map(StartOffset::Offset)
                 .ok_or_else(|| {
                     Error::Config(format!(
-                        "offset must be earliest, latest or a number >= 0, not {n:?}"
+                        "offset must be earliest, latest, a number >= 0 or @TIMESTAMP_MS, not {n:?}"
                     ))
                 }),
         }
@@ -243,6 +275,8 @@ pub struct PartitionConsumer {
     /// A partition whose first batch did not fit in what the decompression budget had left:
     /// it is fetched next, alone, once nothing decompressed is buffered.
     budget_wait: Option<(String, i32)>,
+    /// Fetch counters, records returned, the spans of the round in flight.
+    stats: stats::ConsumerCounters,
 }
 
 impl PartitionConsumer {
@@ -260,7 +294,34 @@ impl PartitionConsumer {
             refreshing: None,
             fetch_sizes: std::collections::HashMap::new(),
             budget_wait: None,
+            stats: stats::ConsumerCounters::default(),
         }
+    }
+
+    /// The consumer group whose member (or committer) this consumer is: named in its fetch
+    /// spans.
+    pub(crate) fn set_group(&mut self, group: &str) {
+        self.stats.group = Some(group.into());
+    }
+
+    /// What this consumer has counted, and where each assigned partition stands: position,
+    /// high watermark, lag. Reads plain fields and a few atomics (no request is sent); the
+    /// counters move once per Fetch request and per poll, never per record. With the
+    /// `metrics` feature the same counts go to the `metrics` recorder (names in
+    /// [`ConsumerStats`]).
+    pub fn stats(&self) -> ConsumerStats {
+        self.stats
+            .snapshot(self.assigned.iter(), self.config.isolation_level)
+    }
+
+    /// The lag of each assigned partition whose high watermark a fetch has reported: records
+    /// between the position and the high watermark (the last stable offset with
+    /// read_committed), as of the last fetch. 0 once everything fetched was returned.
+    pub fn lag(&self) -> BTreeMap<(String, i32), i64> {
+        self.assigned
+            .iter()
+            .filter_map(|(k, s)| Some((k.clone(), stats::lag(s, self.config.isolation_level)?)))
+            .collect()
     }
 
     /// The settings in use.
@@ -271,8 +332,9 @@ impl PartitionConsumer {
     /// Assigns `topic`/`partition` starting at `start`.
     ///
     /// # Errors
-    /// Metadata errors for an unknown topic or partition, and ListOffsets errors resolving
-    /// `Earliest`/`Latest`.
+    /// Metadata errors for an unknown topic or partition, ListOffsets errors resolving
+    /// `Earliest`/`Latest`/`Timestamp`, and [`Error::Config`] for a negative
+    /// [`StartOffset::Timestamp`].
     pub async fn assign(&mut self, topic: &str, partition: i32, start: StartOffset) -> Result<()> {
         let meta = self.client.topic_metadata(topic).await?;
         let Some(p) = meta.partitions.iter().find(|p| p.partition == partition) else {
@@ -383,10 +445,58 @@ impl PartitionConsumer {
             .map(|s| s.position)
     }
 
+    /// The earliest offset of `topic`/`partition` whose record timestamp is at or after
+    /// `timestamp_ms` (milliseconds since the Unix epoch), asked of the partition's leader with
+    /// ListOffsets (KIP-79); `None` when no record is that recent (the Java consumer's
+    /// `offsetsForTimes` answers null then). The partition need not be assigned.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a negative `timestamp_ms`; [`Error::UnsupportedVersion`] when the
+    /// leader has only ListOffsets v0 (Kafka before 0.10.1, which cannot look up timestamps);
+    /// metadata and ListOffsets errors (e.g. UNKNOWN_TOPIC_OR_PARTITION) naming the partition.
+    pub async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<i64>> {
+        if timestamp_ms < 0 {
+            return Err(Error::Config(format!(
+                "{topic}-{partition}: a start timestamp must be milliseconds since the Unix epoch (>= 0), not {timestamp_ms}"
+            )));
+        }
+        // ListOffsets v0 answers with the start offsets of log segments, not of a timestamp.
+        let leader = self.client.leader_for(topic, partition).await?;
+        let conn = self.client.broker_connection(leader).await?;
+        if conn.version_for(ApiKey::ListOffsets)? == 0 {
+            return Err(Error::UnsupportedVersion {
+                broker: conn.broker().to_owned(),
+                api: ApiKey::ListOffsets,
+                ours: (1, ApiKey::ListOffsets.versions().1),
+                theirs: conn.broker_versions(ApiKey::ListOffsets),
+            });
+        }
+        let offset = Admin::new(&self.client)
+            .list_offset(topic, partition, timestamp_ms)
+            .await?;
+        // ListOffsets v1+ answers offset -1 (and timestamp -1) when no record is that recent.
+        Ok((offset >= 0).then_some(offset))
+    }
+
     async fn resolve(&self, topic: &str, partition: i32, start: StartOffset) -> Result<i64> {
         let admin = Admin::new(&self.client);
         match start {
             StartOffset::Offset(n) => Ok(n),
+            StartOffset::Timestamp(ms) => {
+                match self.offset_for_timestamp(topic, partition, ms).await? {
+                    Some(offset) => Ok(offset),
+                    None => {
+                        admin
+                            .list_offset(topic, partition, offset_spec::LATEST)
+                            .await
+                    }
+                }
+            }
             StartOffset::Earliest => {
                 admin
                     .list_offset(topic, partition, offset_spec::EARLIEST)

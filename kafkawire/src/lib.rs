@@ -58,6 +58,10 @@ pub use kafkawire_producer::{
     ProducerConfig, ProducerRecord, RecordMetadata, TopicPartitionOffset,
 };
 pub use kafkawire_protocol::records::Compression;
+// Statistics snapshots: Client::stats, Producer::stats, Consumer::stats.
+pub use kafkawire_client::{ApiStats, BrokerStats, ClientStats, LatencySummary};
+pub use kafkawire_consumer::{ConsumerStats, PartitionStats};
+pub use kafkawire_producer::ProducerStats;
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.
 #[doc = include_str!("../../README.md")]

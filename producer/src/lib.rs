@@ -33,6 +33,7 @@ mod delivery;
 mod partitioner;
 mod sender;
 mod state;
+mod stats;
 mod txn;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
 pub use partitioner::{DefaultPartitioner, Partitioner, murmur2, partition_for_key};
 pub(crate) use state::Shared;
+pub use stats::ProducerStats;
 pub use txn::{ConsumerGroupMetadata, TopicPartitionOffset};
 
 /// A record to send.
@@ -374,5 +376,14 @@ impl Producer {
     /// Records accepted and not yet settled.
     pub fn pending(&self) -> usize {
         self.shared.outstanding.load(Ordering::SeqCst)
+    }
+
+    /// What this producer has counted so far: the buffer's fill, requests, batches, records
+    /// and bytes sent (hence mean batch size and records per request), retries, acknowledged
+    /// and failed records. Counted per request and per batch, never per record; the
+    /// connections' own counters are [`Client::stats`]. With the `metrics` feature the same
+    /// counts go to the `metrics` recorder (names in [`ProducerStats`]).
+    pub fn stats(&self) -> ProducerStats {
+        self.shared.stats()
     }
 }

@@ -708,6 +708,10 @@ fn records_resume_from_a_position() {
             it.next();
         }
         let foreign = small.records_from(it.position());
-        assert_eq!(foreign.count(), 2, "{codec:?}: a foreign position starts over");
+        assert_eq!(
+            foreign.count(),
+            2,
+            "{codec:?}: a foreign position starts over"
+        );
     }
 }
