@@ -18,8 +18,9 @@ use kafkawire_protocol::records::{Batch, RecordSet};
 // Peak heap tracking
 // ---------------------------------------------------------------------------------------------
 
-/// Counts the bytes the Rust code holds, and the peak since the last [`peak::reset`]. libFuzzer
-/// and C libraries (zstd) allocate with `malloc` directly and are not counted; their large
+/// Counts the bytes the Rust code holds, and the peak since the last [`peak::reset`], the
+/// default pure-Rust zstd decoder (ruzstd) included. libFuzzer, and libzstd when the protocol's
+/// `zstd-c` feature is on, allocate with `malloc` directly and are not counted; their large
 /// allocations are caught by `-malloc_limit_mb`.
 struct Tracking;
 
