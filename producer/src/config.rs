@@ -83,8 +83,9 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// Compression of every batch (`compression.type`, default none).
     pub compression: Compression,
-    /// Compression level for gzip (0-9) and zstd (1-22); `None` is the codec's default
-    /// (KIP-390).
+    /// Compression level for gzip (0-9) and zstd (-131072 to 22, libzstd's range); `None` is
+    /// the codec's default (KIP-390). zstd levels take effect with the `zstd-c` feature; the
+    /// default pure-Rust zstd has one level, about libzstd's 1.
     pub compression_level: Option<i32>,
     /// Produce requests in flight per broker connection
     /// (`max.in.flight.requests.per.connection`, default 5; at most 5 with idempotence).
