@@ -64,13 +64,18 @@
 //!   epoch of its producer id. A KIP-360 request (v3+, no transactional id) naming a producer id
 //!   and its current epoch gets the same id with the epoch + 1; a stale epoch of an issued id
 //!   gets `INVALID_PRODUCER_EPOCH`, a fenced one `PRODUCER_FENCED`.
+//! - **Admin** (`mock/handlers/admin.rs`): CreatePartitions grows a topic; DeleteRecords moves
+//!   log start offsets; DescribeConfigs / IncrementalAlterConfigs keep topic and broker configs
+//!   per cluster (SET, DELETE, APPEND, SUBTRACT); DescribeCluster lists the brokers; ListGroups
+//!   lists the groups with committed offsets; OffsetDelete drops a group's committed offsets.
 //! - **Any other API** is decoded with its request type (a bad body closes the connection) and
 //!   answered with its response type's `Default` value (all fields default, error code 0).
 //!
 //! Not modelled: replication/followers, transactions and transaction markers, transactional
 //! state in the producer checks (a transactional batch is checked like an idempotent one),
 //! producer state expiry, group membership (JoinGroup, SyncGroup, Heartbeat... get default
-//! responses), quotas, ACLs, configs, TLS, compression (batches are opaque),
+//! responses), quotas, ACLs, config validation (any name and value is kept), TLS, compression
+//! (batches are opaque),
 //! log-append-time timestamps, the last stable offset (always the high watermark), fetch
 //! sessions, record-level validation (no CRC check). Metadata always lists every broker, even a
 //! stopped one.
