@@ -43,6 +43,11 @@ pub use kafkawire_client::{
     Admin, BrokerAddressMap, Client, ClientConfig, ClusterMetadata, Error, NewTopic, Result,
 };
 pub use kafkawire_client::{
+    AlterConfigOp, AlterConfigOpType, ClusterDescription, ConfigEntry, ConfigResource,
+    ConfigResourceType, ConfigSource, GroupLag, ListedOffset, NewPartitions, PartitionLag,
+    offset_spec,
+};
+pub use kafkawire_client::{
     ClientCertificate, OAuthToken, PemSource, RefreshingTokenProvider, SaslConfig, SaslMechanism,
     Secret, SecurityConfig, SecurityProtocol, TlsConfig, TokenProvider, TrustRoots,
     UnsecuredJwsProvider,
@@ -55,7 +60,7 @@ pub use kafkawire_consumer::{
 };
 pub use kafkawire_producer::{
     Acks, ConsumerGroupMetadata, DeliveryFuture, Partitioner, Producer, ProducerBuilder,
-    ProducerConfig, ProducerRecord, RecordMetadata, TopicPartitionOffset,
+    ProducerConfig, ProducerRecord, RecordMetadata, TopicName, TopicPartitionOffset,
 };
 pub use kafkawire_protocol::records::Compression;
 // Statistics snapshots: Client::stats, Producer::stats, Consumer::stats.
