@@ -440,8 +440,11 @@ async fn null_keys_stick_until_about_a_batch_then_switch() {
     let topic = broker.topic("idempotent-sticky");
     const PARTITIONS: i32 = 4;
     common::create_topic(&client, &topic, PARTITIONS).await;
+    // 16 KiB batches, so 4,000 records make about 24 switches (with the 256 KiB default they
+    // would make one or two, and a re-pick of the same partition would look like none).
     let producer = Producer::builder(&client)
         .linger(Duration::from_millis(50))
+        .batch_size(16 * 1024)
         .build()
         .expect("valid config");
     let batch_size = producer.config().batch_size;
