@@ -36,6 +36,7 @@ use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
     Compression as KpCompression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use kafkawire_benches::{Rng, value};
 use kafkawire_protocol::records::{Compression, RecordBatchBuilder, RecordSet};
 
 /// Records per benchmark iteration.
@@ -53,50 +54,6 @@ const CODECS: [(&str, Compression, KpCompression); 5] = [
     ("gzip", Compression::Gzip, KpCompression::Gzip),
     ("snappy", Compression::Snappy, KpCompression::Snappy),
 ];
-
-/// A small deterministic generator (xorshift64*) so every run benchmarks the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
-/// Text of `len` bytes made of words from a small vocabulary (as in `record_decode.rs`).
-fn value(rng: &mut Rng, len: usize) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "\"user\":",
-        "\"id\":",
-        "\"event\":",
-        "click",
-        "view",
-        "purchase",
-        "{",
-        "}",
-        ",",
-        "\"ts\":",
-        "1700000",
-        "true",
-        "false",
-        "\"amount\":",
-        "42.50",
-        "session",
-    ];
-    let mut v = Vec::with_capacity(len + 16);
-    while v.len() < len {
-        let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
-        v.extend_from_slice(w.as_bytes());
-        if rng.next().is_multiple_of(4) {
-            v.extend_from_slice(format!("{}", rng.next() % 100_000).as_bytes());
-        }
-    }
-    v.truncate(len);
-    v
-}
 
 /// The records to produce, in both libraries' input forms.
 struct Workload {

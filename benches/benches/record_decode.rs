@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use kafka_protocol::records::RecordBatchDecoder;
+use kafkawire_benches::{Rng, value};
 use kafkawire_protocol::records::{Compression, RecordBatchBuilder, RecordSet};
 
 /// One benchmark input.
@@ -27,51 +28,6 @@ struct Case {
     bytes: Bytes,
     records: usize,
     uncompressed: usize,
-}
-
-/// A small deterministic generator (xorshift64*) so every run benchmarks the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
-/// Text of `len` bytes made of words from a small vocabulary: compresses like typical JSON-ish
-/// payloads (roughly 2-4x), not like all-zero or random bytes.
-fn value(rng: &mut Rng, len: usize) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "\"user\":",
-        "\"id\":",
-        "\"event\":",
-        "click",
-        "view",
-        "purchase",
-        "{",
-        "}",
-        ",",
-        "\"ts\":",
-        "1700000",
-        "true",
-        "false",
-        "\"amount\":",
-        "42.50",
-        "session",
-    ];
-    let mut v = Vec::with_capacity(len + 16);
-    while v.len() < len {
-        let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
-        v.extend_from_slice(w.as_bytes());
-        if rng.next().is_multiple_of(4) {
-            v.extend_from_slice(format!("{}", rng.next() % 100_000).as_bytes());
-        }
-    }
-    v.truncate(len);
-    v
 }
 
 fn build(name: &'static str, value_len: usize, codec: Compression) -> Case {

@@ -23,54 +23,11 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use kafkawire_benches::{Rng, value};
 use kafkawire_protocol::records::{Compression, RecordBatchBuilder};
 
 /// Size of the fixed magic-2 batch header.
 const HEADER: usize = 61;
-
-/// A small deterministic generator (xorshift64*), as in `record_decode.rs`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
-/// Word-salad JSON-ish text, as in `record_decode.rs` and `produce_encode.rs`.
-fn value(rng: &mut Rng, len: usize) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "\"user\":",
-        "\"id\":",
-        "\"event\":",
-        "click",
-        "view",
-        "purchase",
-        "{",
-        "}",
-        ",",
-        "\"ts\":",
-        "1700000",
-        "true",
-        "false",
-        "\"amount\":",
-        "42.50",
-        "session",
-    ];
-    let mut v = Vec::with_capacity(len + 16);
-    while v.len() < len {
-        let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
-        v.extend_from_slice(w.as_bytes());
-        if rng.next().is_multiple_of(4) {
-            v.extend_from_slice(format!("{}", rng.next() % 100_000).as_bytes());
-        }
-    }
-    v.truncate(len);
-    v
-}
 
 /// The records section of an uncompressed batch of 10-byte keys and 100-byte values (same
 /// seed as the other benches). `up_to`: records are added while the batch would stay within
