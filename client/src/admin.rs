@@ -235,16 +235,7 @@ impl Admin {
             .iter()
             .flat_map(|t| t.partitions.iter())
             .find(|p| p.partition_index == partition)
-            .ok_or_else(|| {
-                Error::broker_error(
-                    ErrorCode::UNKNOWN_SERVER_ERROR,
-                    ApiKey::ListOffsets,
-                    None,
-                    Some(topic),
-                    Some(partition),
-                    Some("the response does not mention the partition".into()),
-                )
-            })?;
+            .ok_or_else(|| partition_not_answered(ApiKey::ListOffsets, None, topic, partition))?;
         if p.error_code != 0 {
             return Err(Error::broker_error(
                 ErrorCode(p.error_code),
@@ -258,4 +249,22 @@ impl Admin {
         // v0 answers with a list of offsets instead of one offset.
         Ok(p.old_style_offsets.first().copied().unwrap_or(p.offset))
     }
+}
+
+/// The error for a response that leaves out a partition it was asked about (retriable: the
+/// outcome for that partition is unknown).
+pub(crate) fn partition_not_answered(
+    api: ApiKey,
+    broker: Option<&str>,
+    topic: &str,
+    partition: i32,
+) -> Error {
+    Error::broker_error(
+        ErrorCode::UNKNOWN_SERVER_ERROR,
+        api,
+        broker,
+        Some(topic),
+        Some(partition),
+        Some("the response does not mention the partition".into()),
+    )
 }

@@ -19,7 +19,7 @@ use kafkawire_protocol::messages::list_offsets_request::{
 use kafkawire_protocol::{ErrorCode, Uuid};
 
 use super::cluster::Partition;
-use crate::admin::{Admin, offset_spec};
+use crate::admin::{Admin, offset_spec, partition_not_answered};
 use crate::error::{Error, Result};
 
 /// A topic's new partition count (CreatePartitions).
@@ -232,13 +232,11 @@ impl Admin {
                                 before[&(t.clone(), p)]
                             )),
                         )),
-                        None => Err(Error::broker_error(
-                            ErrorCode::UNKNOWN_SERVER_ERROR,
+                        None => Err(partition_not_answered(
                             ApiKey::DeleteRecords,
                             Some(conn.broker()),
-                            Some(&t),
-                            Some(p),
-                            Some("the response does not mention the partition".into()),
+                            &t,
+                            p,
                         )),
                     };
                     ((t, p), result)
@@ -329,13 +327,11 @@ impl Admin {
                             Some(p),
                             None,
                         )),
-                        None => Err(Error::broker_error(
-                            ErrorCode::UNKNOWN_SERVER_ERROR,
+                        None => Err(partition_not_answered(
                             ApiKey::ListOffsets,
                             Some(conn.broker()),
-                            Some(&t),
-                            Some(p),
-                            Some("the response does not mention the partition".into()),
+                            &t,
+                            p,
                         )),
                     };
                     ((t, p), result)
