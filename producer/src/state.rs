@@ -272,9 +272,8 @@ impl Shared {
     }
 
     pub(crate) async fn reserve(&self, size: usize) -> Result<usize> {
-        if let Ok(p) = self.memory.try_acquire_many(size as u32) {
-            p.forget();
-            return Ok(size);
+        if let Ok(held) = self.try_reserve(size) {
+            return Ok(held);
         }
         match tokio::time::timeout(self.config.max_block, self.memory.acquire_many(size as u32))
             .await
