@@ -1,5 +1,17 @@
 //! TLS settings (`security.protocol` SSL and SASL_SSL) and the [`TlsConnector`] that applies
-//! them, on rustls (with the *ring* provider).
+//! them, on rustls.
+//!
+//! # Crypto provider
+//! rustls leaves the cryptography to a [`CryptoProvider`]. The one a client uses is, in order:
+//! 1. [`TlsConfig::crypto_provider`], when set;
+//! 2. rustls's process-wide default, when the application installed one
+//!    ([`CryptoProvider::install_default`]: aws-lc-rs for FIPS, or any other provider);
+//! 3. *ring*, built in with the cargo feature `tls-ring` (on in the `kafkawire` CLI, off in the
+//!    library crates: ring compiles C, and the default build needs no C compiler).
+//!
+//! With none of them, asking for TLS fails with [`Error::Config`] saying so, before any
+//! connection is made. [`rustls`] is re-exported here so that an application names the same
+//! version of its types.
 //!
 //! The broker's certificate is verified against the configured roots and against the name the
 //! client knows the broker by: its advertised host (or the bootstrap host as configured), also
@@ -29,6 +41,8 @@ use tokio::net::TcpStream;
 
 use crate::error::Error;
 use crate::security::Secret;
+
+pub use rustls;
 
 /// Where the certificates that may sign a broker's certificate come from
 /// (`ssl.ca.location` / `ssl.truststore.location` in the Java client and librdkafka).
@@ -64,7 +78,10 @@ pub struct ClientCertificate {
 }
 
 /// TLS settings of a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two configurations are equal when their settings are and they name the same crypto provider
+/// object (or none).
+#[derive(Clone)]
 pub struct TlsConfig {
     /// Trusted roots (default: the system's).
     pub trust: TrustRoots,
@@ -76,6 +93,10 @@ pub struct TlsConfig {
     /// `ssl.endpoint.identification.algorithm`) accepts any certificate the trusted roots
     /// signed, which lets a machine in the middle holding such a certificate read everything.
     pub verify_server_name: bool,
+    /// The rustls crypto provider for this client's connections. `None` (the default): the
+    /// process default if the application installed one, else *ring* with the `tls-ring`
+    /// feature (see the [module documentation](self)).
+    pub crypto_provider: Option<Arc<CryptoProvider>>,
 }
 
 impl Default for TlsConfig {
@@ -84,7 +105,41 @@ impl Default for TlsConfig {
             trust: TrustRoots::System,
             client_certificate: None,
             verify_server_name: true,
+            crypto_provider: None,
         }
+    }
+}
+
+impl PartialEq for TlsConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let same_provider = match (&self.crypto_provider, &other.crypto_provider) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.trust == other.trust
+            && self.client_certificate == other.client_certificate
+            && self.verify_server_name == other.verify_server_name
+            && same_provider
+    }
+}
+
+impl Eq for TlsConfig {}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("trust", &self.trust)
+            .field("client_certificate", &self.client_certificate)
+            .field("verify_server_name", &self.verify_server_name)
+            .field(
+                "crypto_provider",
+                &self
+                    .crypto_provider
+                    .as_ref()
+                    .map(|_| "set by the application"),
+            )
+            .finish()
     }
 }
 
@@ -131,12 +186,13 @@ impl TlsConnector {
     /// Loads the trust roots and the client certificate of `config`.
     ///
     /// # Errors
-    /// [`Error::Config`] when the system trust store yields no certificate, a PEM file cannot
+    /// [`Error::Config`] when there is no crypto provider (see the
+    /// [module documentation](self)), when the system trust store yields no certificate, a PEM file cannot
     /// be read, holds no certificate (or no private key), or is malformed, or the client
     /// certificate and key do not belong together. The messages name the file, never key
     /// material.
     pub fn new(config: &TlsConfig) -> Result<TlsConnector, Error> {
-        let provider = Arc::new(ring_provider());
+        let provider = crypto_provider(config.crypto_provider.as_ref())?;
         let (roots, trust) = load_roots(&config.trust)?;
         let roots = Arc::new(roots);
         let verifier: Arc<dyn ServerCertVerifier> = if config.verify_server_name {
@@ -588,12 +644,48 @@ impl ServerCertVerifier for ChainOnlyVerifier {
     }
 }
 
-/// rustls with the *ring* provider (the project's choice: no C toolchain needed beyond ring's,
-/// no OpenSSL). rustls 0.23.48 deprecated it for lacking post-quantum key exchange; the
-/// classical groups it offers (X25519, P-256, P-384) are what Kafka brokers (JSSE) speak.
+/// The crypto provider of a connector: the configured one, else the process default, else the
+/// built-in one (see the module documentation).
+fn crypto_provider(configured: Option<&Arc<CryptoProvider>>) -> Result<Arc<CryptoProvider>, Error> {
+    choose_provider(
+        configured.cloned(),
+        CryptoProvider::get_default().cloned(),
+        built_in_provider,
+    )
+}
+
+fn choose_provider(
+    configured: Option<Arc<CryptoProvider>>,
+    process_default: Option<Arc<CryptoProvider>>,
+    built_in: fn() -> Option<CryptoProvider>,
+) -> Result<Arc<CryptoProvider>, Error> {
+    configured
+        .or(process_default)
+        .or_else(|| built_in().map(Arc::new))
+        .ok_or_else(|| {
+            Error::Config(
+                "TLS needs a crypto provider, and this build has none: enable the cargo feature \
+                 `tls-ring` of kafkawire (it compiles C), or install a rustls provider as the \
+                 process default (rustls::crypto::CryptoProvider::install_default) or set \
+                 TlsConfig::crypto_provider"
+                    .to_owned(),
+            )
+        })
+}
+
+/// *ring*, with the `tls-ring` feature (no OpenSSL; ring compiles C and assembly). rustls
+/// 0.23.48 deprecated it for lacking post-quantum key exchange; the classical groups it offers
+/// (X25519, P-256, P-384) are what Kafka brokers (JSSE) speak.
+#[cfg(feature = "tls-ring")]
 #[allow(deprecated)]
-fn ring_provider() -> CryptoProvider {
-    rustls::crypto::ring::default_provider()
+fn built_in_provider() -> Option<CryptoProvider> {
+    Some(rustls::crypto::ring::default_provider())
+}
+
+/// No built-in provider without the `tls-ring` feature.
+#[cfg(not(feature = "tls-ring"))]
+fn built_in_provider() -> Option<CryptoProvider> {
+    None
 }
 
 /// The trusted roots, and a description of where they come from.
@@ -787,6 +879,55 @@ mod tests {
         ];
         assert_eq!(presented_names(&names), "\"kafka.example\", \"10.0.0.1\"");
         assert!(presented_names(&[]).contains("no subject alternative name"));
+    }
+
+    fn none() -> Option<CryptoProvider> {
+        None
+    }
+
+    #[allow(deprecated)]
+    fn ring() -> Option<CryptoProvider> {
+        Some(rustls::crypto::ring::default_provider())
+    }
+
+    #[test]
+    fn the_configured_provider_wins_then_the_process_default_then_the_built_in_one() {
+        let configured = Arc::new(ring().unwrap());
+        let process = Arc::new(ring().unwrap());
+        let chosen = choose_provider(Some(configured.clone()), Some(process.clone()), ring);
+        assert!(Arc::ptr_eq(&chosen.unwrap(), &configured));
+        let chosen = choose_provider(None, Some(process.clone()), ring);
+        assert!(Arc::ptr_eq(&chosen.unwrap(), &process));
+        let chosen = choose_provider(None, None, ring).unwrap();
+        assert!(!Arc::ptr_eq(&chosen, &process) && !Arc::ptr_eq(&chosen, &configured));
+    }
+
+    #[test]
+    fn no_provider_is_a_configuration_error_that_says_how_to_get_one() {
+        match choose_provider(None, None, none) {
+            Err(Error::Config(m)) => {
+                assert!(m.contains("`tls-ring`"), "{m}");
+                assert!(m.contains("install_default"), "{m}");
+            }
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn configs_are_equal_when_they_name_the_same_provider() {
+        let provider = Arc::new(ring().unwrap());
+        let a = TlsConfig {
+            crypto_provider: Some(provider.clone()),
+            ..TlsConfig::default()
+        };
+        assert_eq!(a, a.clone());
+        assert_ne!(a, TlsConfig::default());
+        let b = TlsConfig {
+            crypto_provider: Some(Arc::new(ring().unwrap())),
+            ..TlsConfig::default()
+        };
+        assert_ne!(a, b);
+        assert!(format!("{a:?}").contains("set by the application"));
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! quotes key material.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use kafkawire_client::tls::rustls;
 use kafkawire_client::tls::{ClientCertificate, PemSource, TlsConfig, TlsConnector, TrustRoots};
 use kafkawire_client::{
     Admin, Client, ClientConfig, Connection, ConnectionConfig, Error, NewTopic, Secret,
@@ -75,6 +77,7 @@ fn with_cert(pki: &TestPki, chain: &str, key: &str) -> TlsConfig {
         trust: TrustRoots::Pem(pki.ca_cert.clone()),
         client_certificate: Some(inline_cert(chain, key)),
         verify_server_name: true,
+        crypto_provider: None,
     }
 }
 
@@ -615,6 +618,7 @@ async fn keys_load_in_pkcs8_pkcs1_and_sec1() {
             key: PemSource::File(key),
         }),
         verify_server_name: true,
+        crypto_provider: None,
     });
     let _ = std::fs::remove_dir_all(&dir);
     from_files.expect("PEM files");
@@ -772,4 +776,43 @@ async fn sasl_ssl_authenticates_over_tls_with_mutual_tls() {
         assert!(!e.to_string().contains("tls-and-scram"), "{e}");
     })
     .await;
+}
+
+/// *ring*'s provider, keeping only the cipher suites `keep` accepts.
+#[allow(deprecated)]
+fn ring_with_suites(
+    keep: impl Fn(&rustls::SupportedCipherSuite) -> bool,
+) -> Arc<rustls::crypto::CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|s| keep(s));
+    Arc::new(provider)
+}
+
+#[tokio::test]
+async fn the_configured_crypto_provider_is_the_one_connections_use() {
+    within(async {
+        let pki = TestPki::generate();
+        let b = Behind::start(TlsProxyConfig::new(&pki.server).tls12_only()).await;
+        // The built-in provider speaks TLS 1.2; so does an application's full provider.
+        exercise(ssl(&b.addr(), &pki.ca_cert)).await.unwrap();
+        let mut full = ssl(&b.addr(), &pki.ca_cert);
+        full.security.tls.crypto_provider = Some(ring_with_suites(|_| true));
+        exercise(full).await.unwrap();
+        // A provider with TLS 1.3 suites only cannot reach a TLS 1.2 broker: the connector
+        // used it, not the built-in one.
+        let mut tls13 = ssl(&b.addr(), &pki.ca_cert);
+        tls13.security.tls.crypto_provider = Some(ring_with_suites(|s| s.tls13().is_some()));
+        let reason = tls_failure(tls13, &pki, "TLS 1.3 suites against a TLS 1.2 broker").await;
+        assert!(!reason.is_empty());
+        // A provider without any suite is refused before connecting.
+        let none = TlsConfig {
+            crypto_provider: Some(ring_with_suites(|_| false)),
+            ..TlsConfig::default()
+        };
+        match TlsConnector::new(&none) {
+            Err(Error::Config(m)) => assert!(m.contains("TLS setup failed"), "{m}"),
+            other => panic!("expected a Config error, got {other:?}"),
+        }
+    })
+    .await
 }

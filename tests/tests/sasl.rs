@@ -117,6 +117,7 @@ fn no_configuration_or_error_shows_a_secret() {
                 key: PemSource::Inline(Secret::from(key_pem)),
             }),
             verify_server_name: true,
+            crypto_provider: None,
         },
         sasl: Some(SaslConfig::scram_sha512("alice", PASSWORD)),
     };

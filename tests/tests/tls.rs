@@ -40,6 +40,7 @@ async fn tls_client(
             key: PemSource::Inline(Secret::from(id.key_pem.as_str())),
         }),
         verify_server_name: true,
+        crypto_provider: None,
     };
     Client::connect(c)
         .await

@@ -215,6 +215,12 @@ pub(crate) fn resolve(
             )));
         }
     }
+    #[cfg(not(feature = "tls-ring"))]
+    if protocol.uses_tls() {
+        return Err(Error::Config(format!(
+            "security protocol {protocol} needs TLS, and this kafkawire was built without it (the cargo feature `tls-ring`, on by default: build or install without --no-default-features)"
+        )));
+    }
 
     // SASL.
     let sasl = if protocol.uses_sasl() {

@@ -102,6 +102,7 @@ fn flags_override_the_file() {
                 key: PemSource::File("/flag-key.pem".into()),
             }),
             verify_server_name: false,
+            crypto_provider: None,
         }
     );
     // The protocol flag overrides the file's.

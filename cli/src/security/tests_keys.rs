@@ -377,6 +377,7 @@ fn aiven_style_mutual_tls_file() {
                 key: PemSource::File("service.key".into()),
             }),
             verify_server_name: true,
+            crypto_provider: None,
         }
     );
     assert!(config.sasl.is_none());
