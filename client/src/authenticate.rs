@@ -253,10 +253,7 @@ pub(crate) async fn reauthenticate<W>(
 where
     W: AsyncWrite + Unpin + Send,
 {
-    let closed = || Error::ConnectionClosed {
-        broker: shared.broker.clone(),
-        api: Some(ApiKey::SaslAuthenticate),
-    };
+    let closed = || closed(shared);
     loop {
         let answered = shared.answered.notified();
         tokio::pin!(answered);
@@ -385,6 +382,7 @@ impl<W: AsyncWrite + Unpin + Send> FromWriter<'_, W> {
     }
 }
 
+/// The error of a re-authentication cut short by the connection closing.
 fn closed(s: &Shared) -> Error {
     Error::ConnectionClosed {
         broker: s.broker.clone(),

@@ -269,7 +269,7 @@ impl Client {
             return Ok(c.clone());
         }
         let mut attempts = Vec::new();
-        let mut tls_failure = None;
+        let mut settings_failure = None;
         for addr in &self.inner.config.bootstrap {
             match self
                 .dial(
@@ -293,16 +293,17 @@ impl Client {
                     tracing::debug!(%addr, error = %e, "bootstrap address failed");
                     attempts.push((addr.clone(), e.to_string()));
                     if matches!(e, Error::Tls { .. } | Error::Authentication { .. })
-                        && tls_failure.is_none()
+                        && settings_failure.is_none()
                     {
-                        tls_failure = Some(e);
+                        settings_failure = Some(e);
                     }
                 }
             }
         }
-        // A TLS failure is a setting to fix (trust roots, security protocol, client
-        // certificate), not an outage: it is reported as itself, not retriable.
-        if let Some(e) = tls_failure {
+        // A TLS or authentication failure is a setting to fix (trust roots, security protocol,
+        // client certificate, credentials), not an outage: it is reported as itself, not
+        // retriable.
+        if let Some(e) = settings_failure {
             return Err(e);
         }
         Err(Error::NoBrokerReachable { attempts })

@@ -97,7 +97,8 @@ pub(crate) struct Shared {
     pub(crate) next_correlation: AtomicI32,
     /// The client id of request headers.
     pub(crate) client_id: Option<String>,
-    /// The connection's request timeout.
+    /// The connection's request timeout; also the longest throttle honoured, so that a throttle
+    /// never makes a request wait past its own timeout.
     pub(crate) request_timeout: Duration,
     /// Woken whenever a response is handed to its request (re-authentication waits for the
     /// connection to have no request in flight).
@@ -112,9 +113,6 @@ pub(crate) struct Shared {
     /// Until when the broker asked not to be sent requests (KIP-219); the writer holds frames
     /// back until then.
     throttled_until: Mutex<Option<tokio::time::Instant>>,
-    /// The longest throttle honoured: the request timeout, so that a throttle never makes a
-    /// request wait past its own timeout.
-    max_throttle: Duration,
     /// The counters of this broker (shared by the client's connections to it).
     pub(crate) stats: Arc<BrokerCounters>,
 }
@@ -128,7 +126,7 @@ impl Shared {
         }
         self.stats.on_throttle(ms);
         let asked = Duration::from_millis(ms as u64);
-        let held = asked.min(self.max_throttle);
+        let held = asked.min(self.request_timeout);
         if held < asked {
             tracing::warn!(broker = %self.broker, ?api, ms, cap_ms = held.as_millis() as u64,
                 "broker asked for a throttle longer than the request timeout; capped");
@@ -657,7 +655,6 @@ impl Connection {
             closed: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
             throttled_until: Mutex::new(None),
-            max_throttle: config.request_timeout,
             next_correlation: AtomicI32::new(0),
             client_id: config.client_id.clone(),
             request_timeout: config.request_timeout,
