@@ -1,13 +1,8 @@
 //! `kafkawire groups`: list, describe (members, committed offsets, lag) and delete groups,
 //! reset or delete their committed offsets, and show their lag.
 
-use std::collections::BTreeMap;
-
 use clap::Subcommand;
-use kafkawire::protocol::Reader;
-use kafkawire::protocol::messages::Decodable;
-use kafkawire::protocol::messages::consumer_protocol_assignment::ConsumerProtocolAssignment;
-use kafkawire::{Admin, Client, Error};
+use kafkawire::{Admin, Client, Error, PartitionLag};
 
 use crate::admin::out;
 
@@ -15,7 +10,8 @@ use crate::admin::out;
 pub(crate) enum GroupsCommand {
     /// List groups with their protocol type and state.
     List,
-    /// Show a group's members and, per partition, committed offset, end offset and lag.
+    /// Show a group's members and, per partition committed or assigned, committed offset, end
+    /// offset, lag and member.
     Describe {
         /// Group id.
         group: String,
@@ -40,8 +36,10 @@ pub(crate) enum GroupsCommand {
         #[arg(long, value_name = "P")]
         partition: Vec<i32>,
     },
-    /// Show, per group and partition with a committed offset: the committed offset, the end
-    /// offset (high watermark) and the lag between them, in records. All groups, or GROUP.
+    /// Show, per group and partition it has committed or its members are assigned: the
+    /// committed offset, the end offset (high watermark), the lag between them in records, and
+    /// the member assigned the partition (id, host, client id); `-` where there is none. All
+    /// groups, or GROUP.
     Lag {
         /// Only this group.
         group: Option<String>,
@@ -77,22 +75,29 @@ pub(crate) struct ResetArgs {
     execute: bool,
 }
 
-/// The partitions of a consumer-protocol assignment (int16 version, then the fields of that
-/// version; newer versions only append fields, so they are read as the newest known one).
-fn assigned_partitions(bytes: &bytes::Bytes) -> Vec<(String, i32)> {
-    let mut r = Reader::new(bytes.clone());
-    let Ok(version) = r.i16("assignment version") else {
-        return Vec::new();
-    };
-    ConsumerProtocolAssignment::decode(&mut r, version.clamp(0, 3))
-        .map(|a| {
-            a.assigned_partitions
-                .into_iter()
-                .flat_map(|t| t.partitions.into_iter().map(move |p| (t.topic.clone(), p)))
-                .collect()
-        })
-        .unwrap_or_default()
+/// A partition's lag as tab-separated columns: topic, partition, committed offset, end offset,
+/// lag, then the member assigned it (member id, host, client id); `-` for what is unknown.
+fn lag_columns(p: &PartitionLag) -> String {
+    let dash = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+    let (member, host, client) = p.member.as_ref().map_or(("-", "-", "-"), |m| {
+        (
+            m.member_id.as_str(),
+            m.client_host.as_str(),
+            m.client_id.as_str(),
+        )
+    });
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{member}\t{host}\t{client}",
+        p.topic,
+        p.partition,
+        dash(p.committed),
+        dash(p.end_offset),
+        dash(p.lag)
+    )
 }
+
+/// The header of [`lag_columns`].
+const LAG_HEADER: &str = "topic\tpartition\tcommitted\tend\tlag\tmember\thost\tclient";
 
 pub(crate) async fn run(client: &Client, cmd: &GroupsCommand) -> Result<(), Error> {
     let admin = Admin::new(client);
@@ -129,11 +134,13 @@ pub(crate) async fn run(client: &Client, cmd: &GroupsCommand) -> Result<(), Erro
                 },
                 d.members.len()
             );
-            let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
             for m in &d.members {
-                let parts = assigned_partitions(&m.assignment);
+                let partitions = match (d.protocol_type.as_str(), m.assigned_partitions()) {
+                    ("consumer", Ok(p)) => p.len().to_string(),
+                    _ => "?".to_owned(),
+                };
                 s.push_str(&format!(
-                    "  member {} client {} host {}{} partitions {}\n",
+                    "  member {} client {} host {}{} partitions {partitions}\n",
                     m.member_id,
                     m.client_id,
                     m.client_host,
@@ -141,23 +148,11 @@ pub(crate) async fn run(client: &Client, cmd: &GroupsCommand) -> Result<(), Erro
                         .as_ref()
                         .map(|i| format!(" instance {i}"))
                         .unwrap_or_default(),
-                    parts.len()
                 ));
-                for p in parts {
-                    owner.insert(p, m.member_id.clone());
-                }
             }
-            let committed = admin.committed_offsets(group, None).await?;
-            s.push_str("  topic\tpartition\tcommitted\tend\tlag\tmember\n");
-            for ((topic, partition), offset) in &committed {
-                let end = admin.high_watermark(topic, *partition).await?;
-                s.push_str(&format!(
-                    "  {topic}\t{partition}\t{offset}\t{end}\t{}\t{}\n",
-                    (end - offset).max(0),
-                    owner
-                        .get(&(topic.clone(), *partition))
-                        .map_or("-", String::as_str)
-                ));
+            s.push_str(&format!("  {LAG_HEADER}\n"));
+            for p in &admin.group_lag(group).await?.partitions {
+                s.push_str(&format!("  {}\n", lag_columns(p)));
             }
             out(&s)
         }
@@ -195,26 +190,17 @@ pub(crate) async fn run(client: &Client, cmd: &GroupsCommand) -> Result<(), Erro
                 Some(g) => vec![admin.group_lag(g).await?],
                 None => admin.all_groups_lag().await?,
             };
-            let mut s = String::from("group\ttopic\tpartition\tcommitted\tend\tlag\n");
-            let dash = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+            let mut s = format!("group\t{LAG_HEADER}\n");
             for g in &lags {
                 for p in &g.partitions {
-                    s.push_str(&format!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\n",
-                        g.group_id,
-                        p.topic,
-                        p.partition,
-                        p.committed,
-                        dash(p.end_offset),
-                        dash(p.lag)
-                    ));
+                    s.push_str(&format!("{}\t{}\n", g.group_id, lag_columns(p)));
                 }
             }
             out(&s)?;
             if let Some(g) = group
                 && lags.iter().all(|l| l.partitions.is_empty())
             {
-                eprintln!("group {g} has no committed offsets");
+                eprintln!("group {g} has no committed offsets and no member assigned partitions");
             }
             Ok(())
         }

@@ -1,20 +1,25 @@
 //! The admin commands end to end: the built binary against a Tansu broker (cluster describe,
 //! configs of a topic, offsets, groups lag) and against the in-process mock broker for what
 //! Tansu does not have (topics add-partitions, records delete, groups delete-offsets, broker
-//! configs). Every command's effect is checked with the library against the broker's state.
+//! configs, group members' assignments in groups lag and describe). Every command's effect is checked with the library against the broker's state.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use kafkawire::client::{ConfigResource, offset_spec};
+use kafkawire::consumer::assignor::{Assignment, encode_assignment};
+use kafkawire::protocol::messages::ApiKey;
+use kafkawire::protocol::messages::describe_groups_response::{
+    DescribeGroupsResponse, DescribedGroupMember,
+};
 use kafkawire::protocol::records::RecordBatchBuilder;
 use kafkawire::{
     Admin, Client, ClientConfig, GroupMembership, NewTopic, OffsetToCommit, Producer,
     ProducerRecord,
 };
 use kafkawire_testkit::TansuBroker;
-use kafkawire_testkit::mock::MockCluster;
+use kafkawire_testkit::mock::{Action, MockCluster};
 use tokio::runtime::Runtime;
 
 /// Runs `kafkawire --bootstrap BOOTSTRAP ARGS...` to the end.
@@ -255,18 +260,27 @@ fn offsets_and_group_lag_against_tansu() {
     let (out, _) = ok(&b, &["groups", "lag", "lag-group"]);
     assert_eq!(
         out,
-        "group\ttopic\tpartition\tcommitted\tend\tlag\n\
-         lag-group\tlagged\t0\t2\t5\t3\n\
-         lag-group\tlagged\t1\t0\t1\t1\n"
+        "group\ttopic\tpartition\tcommitted\tend\tlag\tmember\thost\tclient\n\
+         lag-group\tlagged\t0\t2\t5\t3\t-\t-\t-\n\
+         lag-group\tlagged\t1\t0\t1\t1\t-\t-\t-\n"
     );
     commit(&[(0, 5), (1, 1)]);
     let (out, _) = ok(&b, &["groups", "lag"]);
-    assert!(out.contains("lag-group\tlagged\t0\t5\t5\t0\n"), "{out}");
-    assert!(out.contains("lag-group\tlagged\t1\t1\t1\t0\n"), "{out}");
-    let (out, err) = ok(&b, &["groups", "lag", "nobody"]);
-    assert_eq!(out, "group\ttopic\tpartition\tcommitted\tend\tlag\n");
     assert!(
-        err.contains("group nobody has no committed offsets"),
+        out.contains("lag-group\tlagged\t0\t5\t5\t0\t-\t-\t-\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lag-group\tlagged\t1\t1\t1\t0\t-\t-\t-\n"),
+        "{out}"
+    );
+    let (out, err) = ok(&b, &["groups", "lag", "nobody"]);
+    assert_eq!(
+        out,
+        "group\ttopic\tpartition\tcommitted\tend\tlag\tmember\thost\tclient\n"
+    );
+    assert!(
+        err.contains("group nobody has no committed offsets and no member"),
         "{err}"
     );
 }
@@ -443,4 +457,71 @@ fn broker_configs_against_the_mock() {
         err.contains("INVALID_CONFIG") && err.contains("broker 1"),
         "{err}"
     );
+}
+
+/// A stable consumer group's DescribeGroups answer: member `m1` (client `svc`) assigned
+/// `partitions` of `topic`, encoded by the consumer's own assignment encoder.
+fn one_member_owning(topic: &str, partitions: &[i32]) -> Action {
+    let assignment = encode_assignment(
+        &Assignment {
+            partitions: partitions.iter().map(|&p| (topic.to_owned(), p)).collect(),
+            user_data: None,
+        },
+        3,
+    )
+    .unwrap();
+    Action::modify(move |r: &mut DescribeGroupsResponse| {
+        let g = &mut r.groups[0];
+        g.group_state = "Stable".to_owned();
+        g.protocol_type = "consumer".to_owned();
+        g.protocol_data = "range".to_owned();
+        g.members = vec![DescribedGroupMember {
+            member_id: "m1".to_owned(),
+            client_id: "svc".to_owned(),
+            client_host: "/10.1.2.3".to_owned(),
+            member_assignment: assignment,
+            ..Default::default()
+        }];
+    })
+}
+
+#[test]
+fn groups_lag_and_describe_show_assigned_partitions_and_their_member() {
+    let rt = runtime();
+    let cluster = rt.block_on(MockCluster::start(1));
+    cluster.create_topic("work", 2);
+    cluster.append("work", 0, &batch(5)).unwrap();
+    cluster.append("work", 1, &batch(3)).unwrap();
+    let b = cluster.bootstrap();
+    let client = rt.block_on(connect(&b));
+    let admin = Admin::new(&client);
+    rt.block_on(admin.commit_offsets(
+        "svc-group",
+        &GroupMembership::none(),
+        &[OffsetToCommit::new("work", 0, 2)],
+    ))
+    .unwrap();
+
+    // work-1 is assigned but not committed yet: listed, committed and lag unknown.
+    cluster.script(ApiKey::DescribeGroups, one_member_owning("work", &[0, 1]));
+    let (out, _) = ok(&b, &["groups", "lag", "svc-group"]);
+    assert_eq!(
+        out,
+        "group\ttopic\tpartition\tcommitted\tend\tlag\tmember\thost\tclient\n\
+         svc-group\twork\t0\t2\t5\t3\tm1\t/10.1.2.3\tsvc\n\
+         svc-group\twork\t1\t-\t3\t-\tm1\t/10.1.2.3\tsvc\n"
+    );
+
+    cluster.script(ApiKey::DescribeGroups, one_member_owning("work", &[1]));
+    cluster.script(ApiKey::DescribeGroups, one_member_owning("work", &[1]));
+    let (out, _) = ok(&b, &["groups", "describe", "svc-group"]);
+    assert_eq!(
+        out,
+        "group svc-group state Stable protocol range members 1\n\
+         \x20 member m1 client svc host /10.1.2.3 partitions 1\n\
+         \x20 topic\tpartition\tcommitted\tend\tlag\tmember\thost\tclient\n\
+         \x20 work\t0\t2\t5\t3\t-\t-\t-\n\
+         \x20 work\t1\t-\t3\t-\tm1\t/10.1.2.3\tsvc\n"
+    );
+    assert_eq!(cluster.pending_scripts(), 0);
 }

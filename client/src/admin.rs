@@ -28,7 +28,7 @@ pub use cluster::ClusterDescription;
 pub use configs::{
     AlterConfigOp, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigResourceType, ConfigSource,
 };
-pub use lag::{GroupLag, PartitionLag};
+pub use lag::{GroupLag, LagMember, PartitionLag};
 pub use partitions::{ListedOffset, NewPartitions};
 
 /// A topic to create.

@@ -32,7 +32,7 @@ pub mod tls;
 pub use address_map::{BrokerAddressMap, Resolver};
 pub use admin::{
     Admin, AlterConfigOp, AlterConfigOpType, ClusterDescription, ConfigEntry, ConfigResource,
-    ConfigResourceType, ConfigSource, GroupLag, ListedOffset, NewPartitions, NewTopic,
+    ConfigResourceType, ConfigSource, GroupLag, LagMember, ListedOffset, NewPartitions, NewTopic,
     PartitionLag, offset_spec,
 };
 pub use client::{Client, ClientConfig};

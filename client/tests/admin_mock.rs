@@ -8,12 +8,20 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
+use bytes::{BufMut, BytesMut};
 use kafkawire_client::{
     Admin, AlterConfigOp, Client, ClientConfig, ConfigEntry, ConfigResource, ConfigSource, Error,
     GroupMembership, NewPartitions, OffsetToCommit, offset_spec,
 };
 use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::Encodable;
+use kafkawire_protocol::messages::consumer_protocol_assignment::{
+    ConsumerProtocolAssignment, TopicPartition as AssignedTopic,
+};
+use kafkawire_protocol::messages::describe_groups_response::{
+    DescribeGroupsResponse, DescribedGroupMember,
+};
 use kafkawire_protocol::messages::offset_delete_response::OffsetDeleteResponse;
 use kafkawire_protocol::records::RecordBatchBuilder;
 use kafkawire_testkit::mock::{Action, MockCluster};
@@ -630,16 +638,21 @@ async fn group_lag_is_the_high_watermark_minus_the_committed_offset() {
         cluster.delete_topic("gone");
 
         let a = admin.group_lag("a").await.expect("lag of a");
-        let rows: Vec<(i32, i64, Option<i64>, Option<i64>)> = a
+        let rows: Vec<_> = a
             .partitions
             .iter()
             .map(|p| (p.partition, p.committed, p.end_offset, p.lag))
             .collect();
         assert_eq!(
             rows,
-            vec![(0, 3, Some(10), Some(7)), (1, 4, Some(4), Some(0))]
+            vec![
+                (0, Some(3), Some(10), Some(7)),
+                (1, Some(4), Some(4), Some(0))
+            ]
         );
         assert_eq!(a.total(), 7);
+        // No member: the group only stores offsets.
+        assert!(a.partitions.iter().all(|p| p.member.is_none()));
 
         let all = admin.all_groups_lag().await.expect("lag of every group");
         let ids: Vec<&str> = all.iter().map(|g| g.group_id.as_str()).collect();
@@ -666,4 +679,154 @@ async fn group_lag_is_the_high_watermark_minus_the_committed_offset() {
         assert!(admin.group_lag("none").await.unwrap().partitions.is_empty());
     })
     .await;
+}
+
+/// A consumer-protocol assignment as a member's DescribeGroups bytes: int16 version, then the
+/// ConsumerProtocolAssignment of that version.
+fn assignment(version: i16, partitions: &[(&str, &[i32])]) -> Bytes {
+    let a = ConsumerProtocolAssignment {
+        assigned_partitions: partitions
+            .iter()
+            .map(|(topic, ps)| AssignedTopic {
+                topic: (*topic).to_owned(),
+                partitions: ps.to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut buf = BytesMut::new();
+    buf.put_i16(version);
+    a.encode(&mut buf, version.clamp(0, 3)).expect("encode");
+    buf.freeze()
+}
+
+fn member(id: &str, assignment: Bytes) -> DescribedGroupMember {
+    DescribedGroupMember {
+        member_id: id.to_owned(),
+        client_id: format!("client-{id}"),
+        client_host: "/10.0.0.7".to_owned(),
+        member_assignment: assignment,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn group_lag_lists_assigned_partitions_without_commits_with_their_member() {
+    within(async {
+        let cluster = MockCluster::start(2).await;
+        cluster.create_topic("work", 3);
+        cluster.create_topic("other", 1);
+        cluster.append("work", 0, &batch(10, 1)).unwrap();
+        cluster.append("work", 1, &batch(4, 1)).unwrap();
+        let client = connect(&cluster).await;
+        let admin = Admin::new(&client);
+        commit(&admin, "live", &[("work", 0, 6)]).await;
+        // m1 owns work-0 and work-1 (version 3; version 7 of a later Kafka reads as 3), m2 has
+        // nothing yet, m3's assignment is garbage (logged, its partitions left out), m4 owns
+        // other-0 in version 0.
+        cluster.script(
+            ApiKey::DescribeGroups,
+            Action::modify(|r: &mut DescribeGroupsResponse| {
+                let g = &mut r.groups[0];
+                g.group_state = "Stable".to_owned();
+                g.protocol_type = "consumer".to_owned();
+                g.protocol_data = "range".to_owned();
+                g.members = vec![
+                    member("m1", assignment(7, &[("work", &[1, 0])])),
+                    member("m2", Bytes::new()),
+                    member("m3", Bytes::from_static(&[0, 3, 0xff, 0xff, 0xff])),
+                    member("m4", assignment(0, &[("other", &[0])])),
+                ];
+            }),
+        );
+        let lag = admin.group_lag("live").await.expect("lag");
+        let rows: Vec<_> = lag
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.topic.as_str(),
+                    p.partition,
+                    p.committed,
+                    p.end_offset,
+                    p.lag,
+                    p.member.as_ref().map(|m| m.member_id.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("other", 0, None, Some(0), None, Some("m4")),
+                ("work", 0, Some(6), Some(10), Some(4), Some("m1")),
+                ("work", 1, None, Some(4), None, Some("m1")),
+            ]
+        );
+        assert_eq!(lag.total(), 4);
+        let m1 = lag.partitions[1].member.as_ref().unwrap();
+        assert_eq!(
+            (m1.client_id.as_str(), m1.client_host.as_str()),
+            ("client-m1", "/10.0.0.7")
+        );
+
+        // Without the script the group is Empty again: only the committed partition.
+        let lag = admin.group_lag("live").await.expect("lag");
+        assert_eq!(lag.partitions.len(), 1);
+        assert!(lag.partitions[0].member.is_none());
+
+        // Another protocol type (Kafka Connect's) is not read as consumer assignments.
+        cluster.script(
+            ApiKey::DescribeGroups,
+            Action::modify(|r: &mut DescribeGroupsResponse| {
+                let g = &mut r.groups[0];
+                g.group_state = "Stable".to_owned();
+                g.protocol_type = "connect".to_owned();
+                g.members = vec![member("w1", assignment(0, &[("work", &[2])]))];
+            }),
+        );
+        let lag = admin.group_lag("live").await.expect("lag");
+        assert_eq!(lag.partitions.len(), 1);
+
+        // A group the broker cannot describe fails with the group named.
+        cluster.script(
+            ApiKey::DescribeGroups,
+            Action::ErrorCode(ErrorCode::GROUP_AUTHORIZATION_FAILED),
+        );
+        let e = admin.group_lag("live").await.expect_err("unauthorised");
+        assert_eq!(e.code(), Some(ErrorCode::GROUP_AUTHORIZATION_FAILED), "{e}");
+        assert!(e.to_string().contains("live"), "{e}");
+    })
+    .await;
+}
+
+#[test]
+fn assigned_partitions_read_every_assignment_version_and_refuse_garbage() {
+    let of = |bytes: Bytes| {
+        kafkawire_client::GroupMember {
+            member_id: "m".to_owned(),
+            group_instance_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            assignment: bytes,
+        }
+        .assigned_partitions()
+    };
+    for v in 0..=4 {
+        assert_eq!(
+            of(assignment(v, &[("b", &[2, 0]), ("a", &[1])])).unwrap(),
+            vec![
+                ("a".to_owned(), 1),
+                ("b".to_owned(), 0),
+                ("b".to_owned(), 2)
+            ],
+            "version {v}"
+        );
+    }
+    assert_eq!(of(Bytes::new()).unwrap(), Vec::<(String, i32)>::new());
+    // A negative version, a truncated assignment, a count larger than the bytes.
+    assert!(of(assignment(-1, &[("a", &[1])])).is_err());
+    let whole = assignment(1, &[("a", &[1])]);
+    assert!(of(whole.slice(..whole.len() - 3)).is_err());
+    assert!(of(Bytes::from_static(&[0, 0, 0x7f, 0xff, 0xff, 0xff])).is_err());
 }

@@ -44,8 +44,8 @@ pub use kafkawire_client::{
 };
 pub use kafkawire_client::{
     AlterConfigOp, AlterConfigOpType, ClusterDescription, ConfigEntry, ConfigResource,
-    ConfigResourceType, ConfigSource, GroupLag, ListedOffset, NewPartitions, PartitionLag,
-    offset_spec,
+    ConfigResourceType, ConfigSource, GroupLag, LagMember, ListedOffset, NewPartitions,
+    PartitionLag, offset_spec,
 };
 pub use kafkawire_client::{
     ClientCertificate, OAuthToken, PemSource, RefreshingTokenProvider, SaslConfig, SaslMechanism,

@@ -1,5 +1,6 @@
 //! Group offsets beyond commit and fetch: deleting a group's committed offsets (OffsetDelete,
-//! KIP-496) and a group's lag (committed offset against the high watermark).
+//! KIP-496) and a group's lag (committed offset against the high watermark, on the partitions
+//! the group has offsets for or its members are assigned).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,17 +21,33 @@ pub struct PartitionLag {
     pub topic: String,
     /// Partition.
     pub partition: i32,
-    /// The committed offset (the next offset the group reads).
-    pub committed: i64,
+    /// The committed offset (the next offset the group reads); `None` for a partition a
+    /// member is assigned that the group has not committed yet (where its consumer starts
+    /// depends on its reset policy, which the broker does not know).
+    pub committed: Option<i64>,
     /// The partition's high watermark; `None` when the partition no longer exists (its topic
     /// was deleted or shrank).
     pub end_offset: Option<i64>,
-    /// `end_offset - committed`, in records (offsets), never below 0; `None` without an end
-    /// offset.
+    /// `end_offset - committed`, in records (offsets), never below 0; `None` without a
+    /// committed offset or without an end offset.
     pub lag: Option<i64>,
+    /// The member assigned the partition, `None` when no member is (the group is empty or
+    /// rebalancing).
+    pub member: Option<LagMember>,
 }
 
-/// A group's lag on every partition it has committed offsets for.
+/// The member of a group a partition is assigned to, as DescribeGroups names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LagMember {
+    /// Member id.
+    pub member_id: String,
+    /// The member's client id (`client.id`).
+    pub client_id: String,
+    /// The member's host, as the coordinator saw it.
+    pub client_host: String,
+}
+
+/// A group's lag on every partition it has committed offsets for or its members are assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupLag {
     /// Group id.
@@ -40,7 +57,8 @@ pub struct GroupLag {
 }
 
 impl GroupLag {
-    /// The sum of the partitions' lags, in records (partitions without an end offset count 0).
+    /// The sum of the partitions' lags, in records (partitions without a committed offset or
+    /// an end offset count 0).
     pub fn total(&self) -> i64 {
         self.partitions.iter().filter_map(|p| p.lag).sum()
     }
@@ -123,14 +141,18 @@ impl Admin {
         .await
     }
 
-    /// The group's lag on each partition it has a committed offset for: the committed offset
-    /// (OffsetFetch, from the coordinator) against the partition's high watermark
-    /// ([`Admin::end_offsets`]: ListOffsets LATEST, one request per leader). Partitions the
-    /// group has no offset for are not listed, even when its members are assigned them.
+    /// The group's lag on each partition it has a committed offset for or one of its members
+    /// is assigned: the committed offset (OffsetFetch, from the coordinator) against the
+    /// partition's high watermark ([`Admin::end_offsets`]: ListOffsets LATEST, one request per
+    /// leader), with the member assigned the partition (DescribeGroups; consumer groups only).
+    /// An assigned partition without a committed offset is listed with `committed: None`, so
+    /// that a member stuck before its first commit shows. A member whose assignment cannot be
+    /// read is logged (WARN) and its partitions are listed only if committed.
     ///
     /// # Errors
-    /// As [`Admin::committed_offsets`] and [`Admin::end_offsets`]. A group unknown to the
-    /// coordinator has no offsets: an empty list, not an error.
+    /// As [`Admin::committed_offsets`], [`Admin::describe_group`] and [`Admin::end_offsets`].
+    /// A group unknown to the coordinator has no offsets and no members: an empty list, not
+    /// an error.
     pub async fn group_lag(&self, group: &str) -> Result<GroupLag> {
         let mut all = self.lag_of(&[group.to_owned()]).await?;
         Ok(all.pop().unwrap_or_else(|| GroupLag {
@@ -155,11 +177,16 @@ impl Admin {
     }
 
     async fn lag_of(&self, groups: &[String]) -> Result<Vec<GroupLag>> {
-        let mut committed = Vec::with_capacity(groups.len());
+        let mut found = Vec::with_capacity(groups.len());
         for g in groups {
-            committed.push((g, self.committed_offsets(g, None).await?));
+            let committed = self.committed_offsets(g, None).await?;
+            let owners = self.assigned_in(g).await?;
+            found.push((g, committed, owners));
         }
-        let wanted: BTreeSet<&Partition> = committed.iter().flat_map(|(_, c)| c.keys()).collect();
+        let wanted: BTreeSet<&Partition> = found
+            .iter()
+            .flat_map(|(_, c, o)| c.keys().chain(o.keys()))
+            .collect();
         // Only partitions that exist: a committed offset may outlive its topic.
         let mut topics: Vec<&str> = wanted.iter().map(|(t, _)| t.as_str()).collect();
         topics.dedup();
@@ -177,24 +204,69 @@ impl Admin {
             .cloned()
             .collect();
         let ends = self.end_offsets(&existing).await?;
-        Ok(committed
+        Ok(found
             .into_iter()
-            .map(|(g, offsets)| GroupLag {
-                group_id: g.clone(),
-                partitions: offsets
-                    .into_iter()
-                    .map(|((topic, partition), committed)| {
-                        let end_offset = ends.get(&(topic.clone(), partition)).copied();
-                        PartitionLag {
-                            lag: end_offset.map(|e| (e - committed).max(0)),
-                            topic,
-                            partition,
-                            committed,
-                            end_offset,
-                        }
-                    })
-                    .collect(),
+            .map(|(g, committed, mut owners)| {
+                let rows: BTreeSet<Partition> =
+                    committed.keys().chain(owners.keys()).cloned().collect();
+                GroupLag {
+                    group_id: g.clone(),
+                    partitions: rows
+                        .into_iter()
+                        .map(|key| {
+                            let committed = committed.get(&key).copied();
+                            let end_offset = ends.get(&key).copied();
+                            let member = owners.remove(&key);
+                            let (topic, partition) = key;
+                            PartitionLag {
+                                lag: end_offset.zip(committed).map(|(e, c)| (e - c).max(0)),
+                                topic,
+                                partition,
+                                committed,
+                                end_offset,
+                                member,
+                            }
+                        })
+                        .collect(),
+                }
             })
             .collect())
+    }
+
+    /// Who in a consumer group is assigned which partition (DescribeGroups). Groups of other
+    /// protocol types (Kafka Connect, ...), empty and unknown groups have none.
+    async fn assigned_in(&self, group: &str) -> Result<BTreeMap<Partition, LagMember>> {
+        let description = match self.describe_group(group).await {
+            Ok(d) => d,
+            // DescribeGroups v6 (Kafka 4.0, KIP-1043) reports an unknown group this way;
+            // earlier versions as state Dead.
+            Err(e) if e.code() == Some(ErrorCode::GROUP_ID_NOT_FOUND) => return Ok(BTreeMap::new()),
+            Err(e) => return Err(e),
+        };
+        let mut owners = BTreeMap::new();
+        if description.protocol_type != "consumer" {
+            return Ok(owners);
+        }
+        for m in &description.members {
+            match m.assigned_partitions() {
+                Ok(partitions) => {
+                    for p in partitions {
+                        owners.insert(
+                            p,
+                            LagMember {
+                                member_id: m.member_id.clone(),
+                                client_id: m.client_id.clone(),
+                                client_host: m.client_host.clone(),
+                            },
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    group, member = %m.member_id, error = %e,
+                    "cannot read a group member's assignment; its partitions are listed only where committed"
+                ),
+            }
+        }
+        Ok(owners)
     }
 }

@@ -1,5 +1,5 @@
 //! Administrative APIs: CreatePartitions, DeleteRecords, DescribeConfigs,
-//! IncrementalAlterConfigs, DescribeCluster, ListGroups and OffsetDelete.
+//! IncrementalAlterConfigs, DescribeCluster, ListGroups, DescribeGroups and OffsetDelete.
 //!
 //! - **CreatePartitions** (any broker): grows a topic to the requested count, new partition `p`
 //!   led by broker `p % n_brokers` (or the first broker of its assignment);
@@ -19,6 +19,9 @@
 //! - **DescribeCluster**: the cluster id, controller and brokers Metadata reports.
 //! - **ListGroups**: every group with committed offsets (protocol type empty, state `Empty`:
 //!   the mock has no group membership).
+//! - **DescribeGroups**: the same groups in state `Empty` with no members, any other group in
+//!   state `Dead` (as Kafka before DescribeGroups v6). Members are scripted
+//!   ([`crate::mock::Action::modify`]).
 //! - **OffsetDelete**: removes committed offsets; `GROUP_ID_NOT_FOUND` for a group with none,
 //!   `UNKNOWN_TOPIC_OR_PARTITION` for a partition that does not exist.
 //!
@@ -49,6 +52,10 @@ use kafkawire_protocol::messages::describe_configs_request::DescribeConfigsReque
 use kafkawire_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
     DescribeConfigsSynonym,
+};
+use kafkawire_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use kafkawire_protocol::messages::describe_groups_response::{
+    DescribeGroupsResponse, DescribedGroup,
 };
 use kafkawire_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
 use kafkawire_protocol::messages::incremental_alter_configs_response::{
@@ -569,6 +576,33 @@ pub(super) fn list_groups(shared: &Shared, req: &ScriptedRequest, answer: Answer
                 .collect();
         }
     }
+    answer.reply(req, resp)
+}
+
+/// DescribeGroups: groups with committed offsets are `Empty`, others `Dead`; no members.
+pub(super) fn describe_groups(shared: &Shared, req: &ScriptedRequest, answer: Answer) -> Reply {
+    let r = decode_or_close!(req, DescribeGroupsRequest);
+    let inject = answer.error();
+    let known: Vec<bool> = shared.with(|s| {
+        r.groups
+            .iter()
+            .map(|g| s.committed.keys().any(|(c, _, _)| c == g))
+            .collect()
+    });
+    let resp = DescribeGroupsResponse {
+        groups: r
+            .groups
+            .iter()
+            .zip(known)
+            .map(|(group_id, known)| DescribedGroup {
+                error_code: inject.unwrap_or(NONE),
+                group_id: group_id.clone(),
+                group_state: if known { "Empty" } else { "Dead" }.to_owned(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
     answer.reply(req, resp)
 }
 

@@ -210,6 +210,7 @@ async fn respond(
         ApiKey::IncrementalAlterConfigs => admin::incremental_alter_configs(shared, req, answer),
         ApiKey::DescribeCluster => admin::describe_cluster(shared, req, answer),
         ApiKey::ListGroups => admin::list_groups(shared, req, answer),
+        ApiKey::DescribeGroups => admin::describe_groups(shared, req, answer),
         ApiKey::OffsetDelete => admin::offset_delete(shared, req, answer),
         _ => other_api(req, answer),
     }
@@ -264,7 +265,6 @@ fn other_api(req: &ScriptedRequest, answer: Answer) -> Reply {
             create_acls_request::CreateAclsRequest,
             delete_acls_request::DeleteAclsRequest,
             delete_groups_request::DeleteGroupsRequest,
-            describe_groups_request::DescribeGroupsRequest,
             describe_log_dirs_request::DescribeLogDirsRequest,
             describe_producers_request::DescribeProducersRequest,
             describe_topic_partitions_request::DescribeTopicPartitionsRequest,
