@@ -170,88 +170,15 @@ fn the_latency_histogram_is_usable_on_its_own() {
 
 #[cfg(feature = "metrics")]
 mod metrics_feature {
-    //! The counters through the `metrics` facade, with a minimal recorder of our own.
+    //! The counters through the `metrics` facade, read back with testkit's `TestRecorder`.
 
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex};
-
-    use metrics::{
-        Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
-        Recorder, SharedString, Unit,
-    };
+    use kafkawire_testkit::TestRecorder;
 
     use super::*;
 
-    #[derive(Default)]
-    struct Cell(AtomicU64);
-
-    impl CounterFn for Cell {
-        fn increment(&self, value: u64) {
-            self.0.fetch_add(value, Ordering::Relaxed);
-        }
-        fn absolute(&self, value: u64) {
-            self.0.store(value, Ordering::Relaxed);
-        }
-    }
-
-    impl GaugeFn for Cell {
-        fn increment(&self, _: f64) {}
-        fn decrement(&self, _: f64) {}
-        fn set(&self, value: f64) {
-            self.0.store(value as u64, Ordering::Relaxed);
-        }
-    }
-
-    impl HistogramFn for Cell {
-        fn record(&self, _: f64) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Every metric by `name{label=value,...}` (labels sorted).
-    #[derive(Default)]
-    struct TestRecorder(Mutex<HashMap<String, Arc<Cell>>>);
-
-    impl TestRecorder {
-        fn cell(&self, key: &Key) -> Arc<Cell> {
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            let name = format!("{}{{{}}}", key.name(), labels.join(","));
-            self.0.lock().unwrap().entry(name).or_default().clone()
-        }
-
-        fn get(&self, name: &str) -> u64 {
-            self.0
-                .lock()
-                .unwrap()
-                .get(name)
-                .map_or(0, |c| c.0.load(Ordering::Relaxed))
-        }
-    }
-
-    impl Recorder for &'static TestRecorder {
-        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-            Counter::from_arc(self.cell(key))
-        }
-        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-            Gauge::from_arc(self.cell(key))
-        }
-        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-            Histogram::from_arc(self.cell(key))
-        }
-    }
-
     #[tokio::test]
     async fn the_counters_reach_the_metrics_recorder() {
-        let recorder: &'static TestRecorder = Box::leak(Box::default());
-        metrics::set_global_recorder(recorder).expect("the only recorder of this test binary");
+        let recorder = TestRecorder::install();
         within(async {
             let cluster = MockCluster::start(1).await;
             let client = connect(&cluster).await;
@@ -260,19 +187,19 @@ mod metrics_feature {
                 client.refresh_metadata(&[]).await.unwrap();
             }
             let requests = format!("kafkawire.client.requests{{api=Metadata,broker={addr}}}");
-            assert_eq!(recorder.get(&requests), 4);
+            assert_eq!(recorder.get(&requests), Some(4));
             let versions = format!("kafkawire.client.requests{{api=ApiVersions,broker={addr}}}");
-            assert_eq!(recorder.get(&versions), 1);
+            assert_eq!(recorder.get(&versions), Some(1));
             let latency = format!("kafkawire.client.request.latency{{api=Metadata,broker={addr}}}");
-            assert_eq!(recorder.get(&latency), 4, "one sample per answer");
+            assert_eq!(recorder.get(&latency), Some(4), "one sample per answer");
             let sent = format!("kafkawire.client.bytes.sent{{broker={addr}}}");
             let b = client.stats().broker(&addr).cloned().unwrap();
-            assert_eq!(recorder.get(&sent), b.bytes_sent);
+            assert_eq!(recorder.get(&sent), Some(b.bytes_sent));
             let received = format!("kafkawire.client.bytes.received{{broker={addr}}}");
-            assert_eq!(recorder.get(&received), b.bytes_received);
+            assert_eq!(recorder.get(&received), Some(b.bytes_received));
             assert_eq!(
                 recorder.get(&format!("kafkawire.client.connects{{broker={addr}}}")),
-                1
+                Some(1)
             );
         })
         .await;

@@ -246,85 +246,15 @@ async fn a_fetch_has_a_poll_span_with_the_messaging_attributes() {
 
 #[cfg(feature = "metrics")]
 mod metrics_feature {
-    //! The consumer's counters through the `metrics` facade, with a minimal recorder.
+    //! The consumer's counters through the `metrics` facade, read back with testkit's `TestRecorder`.
 
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use metrics::{
-        Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
-        Recorder, SharedString, Unit,
-    };
+    use kafkawire_testkit::TestRecorder;
 
     use super::*;
 
-    #[derive(Default)]
-    struct Cell(AtomicU64);
-
-    impl CounterFn for Cell {
-        fn increment(&self, value: u64) {
-            self.0.fetch_add(value, Ordering::Relaxed);
-        }
-        fn absolute(&self, value: u64) {
-            self.0.store(value, Ordering::Relaxed);
-        }
-    }
-
-    impl GaugeFn for Cell {
-        fn increment(&self, _: f64) {}
-        fn decrement(&self, _: f64) {}
-        fn set(&self, value: f64) {
-            self.0.store(value as u64, Ordering::Relaxed);
-        }
-    }
-
-    impl HistogramFn for Cell {
-        fn record(&self, _: f64) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    #[derive(Default)]
-    struct TestRecorder(Mutex<HashMap<String, Arc<Cell>>>);
-
-    impl TestRecorder {
-        fn cell(&self, key: &Key) -> Arc<Cell> {
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            let name = format!("{}{{{}}}", key.name(), labels.join(","));
-            self.0.lock().unwrap().entry(name).or_default().clone()
-        }
-
-        fn get(&self, name: &str) -> Option<u64> {
-            self.0
-                .lock()
-                .unwrap()
-                .get(name)
-                .map(|c| c.0.load(Ordering::Relaxed))
-        }
-    }
-
-    impl Recorder for &'static TestRecorder {
-        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-            Counter::from_arc(self.cell(key))
-        }
-        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-            Gauge::from_arc(self.cell(key))
-        }
-        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-            Histogram::from_arc(self.cell(key))
-        }
-    }
-
     #[tokio::test]
     async fn records_and_lag_reach_the_metrics_recorder() {
-        let recorder: &'static TestRecorder = Box::leak(Box::default());
-        metrics::set_global_recorder(recorder).expect("the only recorder of this test binary");
+        let recorder = TestRecorder::install();
         within(async {
             let cluster = MockCluster::start(1).await;
             cluster.create_topic("exported", 1);

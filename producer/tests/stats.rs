@@ -253,85 +253,15 @@ async fn a_produce_request_has_a_send_span_with_the_messaging_attributes() {
 
 #[cfg(feature = "metrics")]
 mod metrics_feature {
-    //! The producer's counters through the `metrics` facade, with a minimal recorder.
+    //! The producer's counters through the `metrics` facade, read back with testkit's `TestRecorder`.
 
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use metrics::{
-        Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
-        Recorder, SharedString, Unit,
-    };
+    use kafkawire_testkit::TestRecorder;
 
     use super::*;
 
-    #[derive(Default)]
-    struct Cell(AtomicU64);
-
-    impl CounterFn for Cell {
-        fn increment(&self, value: u64) {
-            self.0.fetch_add(value, Ordering::Relaxed);
-        }
-        fn absolute(&self, value: u64) {
-            self.0.store(value, Ordering::Relaxed);
-        }
-    }
-
-    impl GaugeFn for Cell {
-        fn increment(&self, _: f64) {}
-        fn decrement(&self, _: f64) {}
-        fn set(&self, value: f64) {
-            self.0.store(value as u64, Ordering::Relaxed);
-        }
-    }
-
-    impl HistogramFn for Cell {
-        fn record(&self, _: f64) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    #[derive(Default)]
-    struct TestRecorder(Mutex<HashMap<String, Arc<Cell>>>);
-
-    impl TestRecorder {
-        fn cell(&self, key: &Key) -> Arc<Cell> {
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            let name = format!("{}{{{}}}", key.name(), labels.join(","));
-            self.0.lock().unwrap().entry(name).or_default().clone()
-        }
-
-        fn get(&self, name: &str) -> u64 {
-            self.0
-                .lock()
-                .unwrap()
-                .get(name)
-                .map_or(0, |c| c.0.load(Ordering::Relaxed))
-        }
-    }
-
-    impl Recorder for &'static TestRecorder {
-        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-            Counter::from_arc(self.cell(key))
-        }
-        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-            Gauge::from_arc(self.cell(key))
-        }
-        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-            Histogram::from_arc(self.cell(key))
-        }
-    }
-
     #[tokio::test]
     async fn the_producer_counters_reach_the_metrics_recorder() {
-        let recorder: &'static TestRecorder = Box::leak(Box::default());
-        metrics::set_global_recorder(recorder).expect("the only recorder of this test binary");
+        let recorder = TestRecorder::install();
         within(async {
             let cluster = MockCluster::start(1).await;
             cluster.create_topic("exported", 1);
@@ -341,15 +271,21 @@ mod metrics_feature {
             producer.flush(Duration::from_secs(5)).await.unwrap();
             let s = producer.stats();
             let tp = "{partition=0,topic=exported}";
-            assert_eq!(recorder.get(&format!("kafkawire.producer.records{tp}")), 25);
-            assert_eq!(recorder.get(&format!("kafkawire.producer.batches{tp}")), 1);
+            assert_eq!(
+                recorder.get(&format!("kafkawire.producer.records{tp}")),
+                Some(25)
+            );
+            assert_eq!(
+                recorder.get(&format!("kafkawire.producer.batches{tp}")),
+                Some(1)
+            );
             assert_eq!(
                 recorder.get(&format!("kafkawire.producer.bytes{tp}")),
-                s.bytes_sent
+                Some(s.bytes_sent)
             );
             assert_eq!(
                 recorder.get(&format!("kafkawire.producer.records.acked{tp}")),
-                25
+                Some(25)
             );
             // The client's counters come along with the producer's feature.
             let addr = cluster.broker_addr(0);
@@ -357,7 +293,7 @@ mod metrics_feature {
                 recorder.get(&format!(
                     "kafkawire.client.requests{{api=Produce,broker={addr}}}"
                 )),
-                1
+                Some(1)
             );
             producer.close(Duration::from_secs(5)).await.unwrap();
         })

@@ -8,13 +8,16 @@
 //!   broker.
 //! - [`tls_proxy`]: [`TlsProxy`], TLS (rustls) in front of a plaintext broker, and [`TestPki`],
 //!   test certificates made with rcgen (CA, server, expired, wrong name, client).
+//! - [`metrics_recorder`]: [`TestRecorder`], an in-memory `metrics` recorder.
 #![warn(missing_docs)]
 
+pub mod metrics_recorder;
 pub mod mock;
 pub mod proxy;
 pub mod tansu;
 pub mod tls_proxy;
 
+pub use metrics_recorder::TestRecorder;
 pub use mock::{Action, MockBroker, MockCluster, Reply, RequestRecord, ScriptedRequest};
 pub use proxy::{Direction, FaultProxy, ProxyStats};
 pub use tansu::{TansuBroker, TansuError};
