@@ -32,6 +32,9 @@ use kafkawire_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafkawire_protocol::messages::sync_group_response::SyncGroupResponse;
 use kafkawire_testkit::mock::{Action, MockCluster, Reply, ScriptedRequest};
 
+mod common;
+use common::client;
+
 type Tp = (String, i32);
 
 const TOPIC: &str = "orders";
@@ -54,16 +57,6 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-async fn client(cluster: &MockCluster) -> Client {
-    let mut c = ClientConfig::new(&cluster.broker_addr(0));
-    c.request_timeout = Duration::from_secs(5);
-    c.connection_setup_timeout = Duration::from_secs(2);
-    c.allow_auto_topic_creation = false;
-    Client::connect(c)
-        .await
-        .expect("connect to the mock cluster")
 }
 
 fn config() -> GroupConfig {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafkawire_client::{Client, ClientConfig, Error};
+use kafkawire_client::Error;
 use kafkawire_consumer::{
     Consumer, ConsumerConfig, Fetched, MAX_GROUP_DURATION, OffsetReset, PartitionConsumer,
     StartOffset,
@@ -29,6 +29,9 @@ use kafkawire_protocol::messages::sync_group_response::SyncGroupResponse;
 use kafkawire_protocol::records::{BatchHeader, Compression, RecordBatchBuilder};
 use kafkawire_testkit::mock::{Action, MockCluster};
 
+mod common;
+use common::client;
+
 const MIB: usize = 1 << 20;
 
 /// The tests of this file run one at a time: one of them measures the process's resident
@@ -42,16 +45,6 @@ async fn within<F: Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(60), f)
         .await
         .expect("test did not finish within 60 s")
-}
-
-async fn client(cluster: &MockCluster) -> Client {
-    let mut c = ClientConfig::new(&cluster.broker_addr(0));
-    c.request_timeout = Duration::from_secs(5);
-    c.connection_setup_timeout = Duration::from_secs(2);
-    c.allow_auto_topic_creation = false;
-    Client::connect(c)
-        .await
-        .expect("connect to the mock cluster")
 }
 
 fn config() -> ConsumerConfig {

@@ -1,33 +1,18 @@
 //! The consumer against the in-process mock broker: offset-out-of-range resets, leader moves,
 //! partitions on several leaders and corrupt batches.
 
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafkawire_client::{Client, ClientConfig, Error};
+use kafkawire_client::Error;
 use kafkawire_consumer::{ConsumerConfig, Fetched, OffsetReset, PartitionConsumer, StartOffset};
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::records::RecordBatchBuilder;
 use kafkawire_protocol::{DecodeErrorKind, ErrorCode};
 use kafkawire_testkit::mock::{Action, MockCluster};
 
-/// Every test runs inside this bound so that a hang fails instead of blocking the suite.
-async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(15), f)
-        .await
-        .expect("test did not finish within 15 s")
-}
-
-async fn client(cluster: &MockCluster) -> Client {
-    let mut c = ClientConfig::new(&cluster.broker_addr(0));
-    c.request_timeout = Duration::from_secs(5);
-    c.connection_setup_timeout = Duration::from_secs(2);
-    c.allow_auto_topic_creation = false;
-    Client::connect(c)
-        .await
-        .expect("connect to the mock cluster")
-}
+mod common;
+use common::{client, within};
 
 fn config() -> ConsumerConfig {
     ConsumerConfig {

@@ -4,11 +4,10 @@
 //!
 //! Every batch holds one record, so the mock's batch-granular lookup is exact.
 
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafkawire_client::{Client, ClientConfig, Error};
+use kafkawire_client::{Client, Error};
 use kafkawire_consumer::{ConsumerConfig, PartitionConsumer, StartOffset};
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -18,25 +17,11 @@ use kafkawire_protocol::messages::list_offsets_response::{
 use kafkawire_protocol::records::RecordBatchBuilder;
 use kafkawire_testkit::mock::{Action, MockCluster};
 
+mod common;
+use common::{client, within};
+
 /// Timestamps (ms) of the records at offsets 0, 1, 2, 3 (two share a millisecond).
 const TIMESTAMPS: [i64; 4] = [1_000, 2_000, 2_000, 3_000];
-
-/// Every test runs inside this bound so that a hang fails instead of blocking the suite.
-async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(15), f)
-        .await
-        .expect("test did not finish within 15 s")
-}
-
-async fn client(cluster: &MockCluster) -> Client {
-    let mut c = ClientConfig::new(&cluster.broker_addr(0));
-    c.request_timeout = Duration::from_secs(5);
-    c.connection_setup_timeout = Duration::from_secs(2);
-    c.allow_auto_topic_creation = false;
-    Client::connect(c)
-        .await
-        .expect("connect to the mock cluster")
-}
 
 /// A batch of one record with value `v{offset}` and timestamp `ts`.
 fn record(offset: i64, ts: i64) -> Bytes {

@@ -4,7 +4,6 @@
 //! with the `metrics` feature, the counters through a recorder.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,11 +14,8 @@ use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::records::RecordBatchBuilder;
 use kafkawire_testkit::mock::MockCluster;
 
-async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(15), f)
-        .await
-        .expect("test did not finish within 15 s")
-}
+mod common;
+use common::within;
 
 async fn client(cluster: &MockCluster) -> Client {
     let mut c = ClientConfig::new(&cluster.broker_addr(0));

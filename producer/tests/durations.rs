@@ -3,28 +3,14 @@
 //! panic, and the longest accepted durations (`ProducerConfig::MAX_DURATION`) run without
 //! overflowing the clock.
 
-use std::future::Future;
 use std::time::Duration;
 
-use kafkawire_client::{Client, ClientConfig, Error};
+use kafkawire_client::Error;
 use kafkawire_producer::{Producer, ProducerConfig, ProducerRecord};
 use kafkawire_testkit::mock::MockCluster;
 
-async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(15), f)
-        .await
-        .expect("test did not finish within 15 s")
-}
-
-async fn client(cluster: &MockCluster) -> Client {
-    let mut c = ClientConfig::new(&cluster.broker_addr(0));
-    c.request_timeout = Duration::from_secs(5);
-    c.connection_setup_timeout = Duration::from_secs(2);
-    c.allow_auto_topic_creation = false;
-    Client::connect(c)
-        .await
-        .expect("connect to the mock cluster")
-}
+mod common;
+use common::{client, within};
 
 /// Every duration field of a config set to `d`, with its name.
 type Setter = fn(&mut ProducerConfig, Duration);

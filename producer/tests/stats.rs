@@ -4,7 +4,6 @@
 //! feature, the counters through a recorder.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,11 +13,8 @@ use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_testkit::mock::{Action, MockCluster};
 
-async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(15), f)
-        .await
-        .expect("test did not finish within 15 s")
-}
+mod common;
+use common::within;
 
 async fn client(cluster: &MockCluster) -> Client {
     let mut c = ClientConfig::new(&cluster.broker_addr(0));
