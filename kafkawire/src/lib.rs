@@ -32,6 +32,16 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Cargo features
+//! None of these is on by default (the codecs gzip, snappy, lz4 and zstd are), and the default
+//! build needs no C compiler.
+//! - `tls-ring`: TLS (`SecurityProtocol::Ssl`, `SaslSsl`) with rustls's *ring* crypto provider
+//!   built in; ring compiles C. Without it, TLS uses the rustls provider the application
+//!   installs as the process default or sets in [`TlsConfig::crypto_provider`], and asking for
+//!   TLS with neither is an [`Error::Config`] at [`Client::connect`] (see [`client::tls`]).
+//! - `zstd-c`: zstd through libzstd (C) instead of the pure-Rust codec: faster, with levels.
+//! - `metrics`: the client's, producers' and consumers' statistics through the `metrics` crate.
 #![warn(missing_docs)]
 
 pub use kafkawire_client as client;
