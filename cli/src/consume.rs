@@ -174,6 +174,14 @@ impl Source {
         }
     }
 
+    /// The consumer's statistics (positions, high watermarks, lag, fetches).
+    fn stats(&self) -> kafkawire::ConsumerStats {
+        match self {
+            Source::Assigned(c) => c.stats(),
+            Source::Group(g) => g.stats(),
+        }
+    }
+
     /// The partitions read now, with their positions when known.
     fn partitions(&self) -> Vec<(i32, Option<i64>)> {
         match self {
@@ -267,6 +275,11 @@ pub(crate) async fn run(client: &Client, args: &ConsumeArgs) -> Result<(), Error
     let (mut count, mut bytes) = (0u64, 0u64);
     let limit = args.max_messages.unwrap_or(u64::MAX);
     let mut failure = None;
+    // --stats-interval-ms: the client's and this consumer's statistics, checked after each
+    // poll (a poll returns within fetch_max_wait even when nothing is new).
+    let mut ticker = crate::logging::StatsTicker::start();
+    let stats_line =
+        |source: &Source| crate::logging::stats_line(&client.stats(), None, Some(&source.stats()));
     'outer: while count < limit {
         let fetched = tokio::select! {
             f = source.poll() => match f {
@@ -335,6 +348,10 @@ pub(crate) async fn run(client: &Client, args: &ConsumeArgs) -> Result<(), Error
             }
             last_commit = Instant::now();
         }
+        if ticker.as_mut().is_some_and(|t| t.due()) {
+            out.flush().ok();
+            eprintln!("{}", stats_line(&source));
+        }
         if args.exit_at_end {
             let parts = source.partitions();
             let done = !parts.is_empty()
@@ -349,6 +366,9 @@ pub(crate) async fn run(client: &Client, args: &ConsumeArgs) -> Result<(), Error
     }
     if let Err(e) = out.flush() {
         return broken_pipe_or(e);
+    }
+    if ticker.is_some() {
+        eprintln!("{}", stats_line(&source));
     }
     if let Source::Group(g) = source {
         // Commit exactly what was printed, then leave the group.

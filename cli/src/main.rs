@@ -253,10 +253,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: &Cli, config: ClientConfig) -> Result<(), Error> {
     let client = Client::connect(config).await?;
-    // --stats-interval-ms: produce and perf print their own lines (with the producer's or
-    // consumer's statistics).
+    // --stats-interval-ms: produce, consume and perf print their own lines (with the
+    // producer's or consumer's statistics).
     let printer = match &cli.command {
-        Command::Produce(_) | Command::Perf(_) => None,
+        Command::Produce(_) | Command::Consume(_) | Command::Perf(_) => None,
         _ => {
             let c = client.clone();
             logging::StatsPrinter::start(move || logging::stats_line(&c.stats(), None, None))

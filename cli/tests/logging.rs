@@ -194,6 +194,52 @@ async fn stats_interval_prints_json_statistics_lines() {
     );
     assert_eq!(cluster.record_count("measured", 0), 20);
 
+    // consume: the consumer's counters too, lag 0 at the end.
+    let (ok, stdout, stderr) = kafkawire(
+        &b,
+        &[
+            "consume",
+            "--topic",
+            "measured",
+            "--offset",
+            "earliest",
+            "--exit-at-end",
+            "--stats-interval-ms",
+            "20",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 20, "{stdout}");
+    let lines = stats_lines(&stderr);
+    let last = lines
+        .last()
+        .unwrap_or_else(|| panic!("no stats in:\n{stderr}"));
+    let consumer = &last["consumer"];
+    assert_eq!(consumer["records_returned"], 20, "{consumer}");
+    assert_eq!(consumer["total_lag"], 0, "{consumer}");
+    let partition = &consumer["partitions"][0];
+    assert_eq!(
+        (
+            &partition["topic"],
+            &partition["position"],
+            &partition["lag"]
+        ),
+        (
+            &serde_json::json!("measured"),
+            &serde_json::json!(20),
+            &serde_json::json!(0)
+        ),
+        "{consumer}"
+    );
+    assert!(
+        consumer["fetch_requests"].as_u64().unwrap() >= 1,
+        "{consumer}"
+    );
+    assert!(last.get("producer").is_none());
+
     // An interval of 0 is refused.
     let (ok, _, stderr) = kafkawire(&b, &["--stats-interval-ms", "0", "metadata"], &[], "").await;
     assert!(!ok, "{stderr}");

@@ -700,6 +700,9 @@ impl Connection {
                     // is left after the throttle: never sent.
                     continue;
                 }
+                // Counted before the write: the answer may be read (on another thread) before
+                // this task runs again, and an answered request must already be counted.
+                s.stats.on_written(&out.frame);
                 let written = tokio::select! {
                     w = wr.write_all(&out.frame) => w,
                     _ = retired(&mut stop) => break,
@@ -713,7 +716,6 @@ impl Connection {
                     });
                     return;
                 }
-                s.stats.on_written(&out.frame);
                 tracing::trace!(
                     target: PROTOCOL,
                     broker = %s.broker,

@@ -11,7 +11,7 @@
 //!
 //! | Name | Kind | Unit | Labels |
 //! | --- | --- | --- | --- |
-//! | `kafkawire.client.requests` | counter | requests written | broker, api |
+//! | `kafkawire.client.requests` | counter | requests written (counted as the write starts) | broker, api |
 //! | `kafkawire.client.request.errors` | counter | requests failed without an answer | broker, api |
 //! | `kafkawire.client.request.latency` | histogram | seconds, queued to answered | broker, api |
 //! | `kafkawire.client.bytes.sent` | counter | bytes | broker |
@@ -257,7 +257,8 @@ impl BrokerCounters {
         self.node_id.store(id, Relaxed);
     }
 
-    /// A request frame (size prefix included) was written.
+    /// A request frame (size prefix included) is being written (counted as the write starts,
+    /// so that a request is counted before its answer can be).
     pub(crate) fn on_written(&self, frame: &[u8]) {
         let api = match frame {
             [_, _, _, _, a, b, ..] => i16::from_be_bytes([*a, *b]),
