@@ -170,7 +170,8 @@ fn the_latency_histogram_is_usable_on_its_own() {
 
 #[cfg(feature = "metrics")]
 mod metrics_feature {
-    //! The counters through the `metrics` facade, read back with testkit's `TestRecorder`.
+    //! The counters through the `metrics` facade, read back with testkit's
+    //! `TestRecorder`.
 
     use kafkawire_testkit::TestRecorder;
 

@@ -242,7 +242,8 @@ async fn a_fetch_has_a_poll_span_with_the_messaging_attributes() {
 
 #[cfg(feature = "metrics")]
 mod metrics_feature {
-    //! The consumer's counters through the `metrics` facade, read back with testkit's `TestRecorder`.
+    //! The consumer's counters through the `metrics` facade, read back with testkit's
+    //! `TestRecorder`.
 
     use kafkawire_testkit::TestRecorder;
 

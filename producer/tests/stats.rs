@@ -249,7 +249,8 @@ async fn a_produce_request_has_a_send_span_with_the_messaging_attributes() {
 
 #[cfg(feature = "metrics")]
 mod metrics_feature {
-    //! The producer's counters through the `metrics` facade, read back with testkit's `TestRecorder`.
+    //! The producer's counters through the `metrics` facade, read back with testkit's
+    //! `TestRecorder`.
 
     use kafkawire_testkit::TestRecorder;
 
