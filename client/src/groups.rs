@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafkawire_protocol::consumer_protocol::decode_assignment;
 use kafkawire_protocol::messages::ApiKey;
-use kafkawire_protocol::messages::Decodable;
-use kafkawire_protocol::messages::consumer_protocol_assignment::ConsumerProtocolAssignment;
 use kafkawire_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafkawire_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafkawire_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
@@ -19,7 +18,7 @@ use kafkawire_protocol::messages::offset_commit_request::{
 use kafkawire_protocol::messages::offset_fetch_request::{
     OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
-use kafkawire_protocol::{DecodeError, DecodeErrorKind, ErrorCode, Reader};
+use kafkawire_protocol::{DecodeError, ErrorCode};
 
 use crate::admin::{Admin, offset_spec};
 use crate::error::{Error, Result};
@@ -52,39 +51,23 @@ pub struct GroupMember {
 
 impl GroupMember {
     /// The partitions this member of a consumer group is assigned, as (topic, partition) sorted:
-    /// its [`GroupMember::assignment`] read as the consumer protocol's
-    /// `ConsumerProtocolAssignment` (an int16 version, then that version's fields; versions
+    /// its [`GroupMember::assignment`] read by [`decode_assignment`] (the consumer protocol's
+    /// `ConsumerProtocolAssignment`: an int16 version, then that version's fields; versions
     /// above 3 are read as 3, since newer versions only append fields). Empty bytes are an
-    /// empty assignment (a member the last rebalance gave nothing, or one joining). Only
-    /// groups whose [`GroupDescription::protocol_type`] is `consumer` use this encoding.
+    /// empty assignment (a member the last rebalance gave nothing, or one joining). Another
+    /// member wrote these bytes, so the flat list is refused when it would take more than a
+    /// small multiple of them (see [`kafkawire_protocol::consumer_protocol`]). Only groups
+    /// whose [`GroupDescription::protocol_type`] is `consumer` use this encoding.
     ///
     /// # Errors
     /// [`DecodeError`] when the bytes are not a consumer-protocol assignment (a negative
-    /// version, truncated or oversized fields).
+    /// version, truncated or oversized fields, bytes left over after a known version) or
+    /// would flatten past that bound.
     pub fn assigned_partitions(&self) -> std::result::Result<Vec<(String, i32)>, DecodeError> {
-        if self.assignment.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut r = Reader::new(self.assignment.clone());
-        let version = r.i16("ConsumerProtocolAssignment version")?;
-        if version < 0 {
-            return Err(r.error(
-                "ConsumerProtocolAssignment version",
-                DecodeErrorKind::UnsupportedVersion(version),
-            ));
-        }
-        let a = ConsumerProtocolAssignment::decode(&mut r, version.min(3))?;
-        let mut out: Vec<(String, i32)> = a
-            .assigned_partitions
-            .into_iter()
-            .flat_map(|t| {
-                let topic = t.topic;
-                t.partitions.into_iter().map(move |p| (topic.clone(), p))
-            })
-            .collect();
-        out.sort();
-        out.dedup();
-        Ok(out)
+        let mut partitions = decode_assignment(self.assignment.clone())?.partitions;
+        partitions.sort();
+        partitions.dedup();
+        Ok(partitions)
     }
 }
 

@@ -829,4 +829,11 @@ fn assigned_partitions_read_every_assignment_version_and_refuse_garbage() {
     let whole = assignment(1, &[("a", &[1])]);
     assert!(of(whole.slice(..whole.len() - 3)).is_err());
     assert!(of(Bytes::from_static(&[0, 0, 0x7f, 0xff, 0xff, 0xff])).is_err());
+    // A 32,000-byte topic name with 8,000 partitions: 64 KiB that would flatten to 256 MB of
+    // names.
+    let long = "t".repeat(32_000);
+    let many: Vec<i32> = (0..8_000).collect();
+    let hostile = assignment(0, &[(long.as_str(), many.as_slice())]);
+    assert!(hostile.len() < 70 * 1024);
+    assert!(of(hostile).is_err());
 }

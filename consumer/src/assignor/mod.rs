@@ -27,7 +27,6 @@
 //! ```
 
 mod cooperative_sticky;
-mod protocol;
 mod range;
 mod roundrobin;
 mod sticky;
@@ -35,7 +34,7 @@ mod sticky;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use cooperative_sticky::{CooperativeStickyAssignor, revoked, withhold_moving_partitions};
-pub use protocol::{
+pub use kafkawire_protocol::consumer_protocol::{
     ASSIGNMENT_VERSION, Assignment, AssignmentByTopic, FLAT_BUDGET_FACTOR, FLAT_BUDGET_SLACK,
     SUBSCRIPTION_VERSION, Subscription, SubscriptionByTopic, TopicPartitions, by_topic,
     decode_assignment, decode_assignment_by_topic, decode_subscription,

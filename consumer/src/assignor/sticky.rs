@@ -29,10 +29,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafkawire_protocol::primitives::{put_length, put_nullable_string};
 use kafkawire_protocol::{DecodeError, DecodeErrorKind, EncodeError, Reader};
 
-use super::protocol::{TopicPartitions, by_topic, flatten, topic_partitions_list};
 use super::{
     Assignor, Claim, MemberSubscription, RebalanceProtocol, claim_generation, empty_plan,
     live_topics, ordered_members, sort_plan,
+};
+use kafkawire_protocol::consumer_protocol::{
+    TopicPartitions, by_topic, flatten, topic_partitions_list,
 };
 
 /// Balanced plans that keep partitions with their previous owners (KIP-54), for the eager

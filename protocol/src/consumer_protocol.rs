@@ -25,23 +25,23 @@
 
 use std::collections::HashMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafkawire_protocol::messages::consumer_protocol_assignment::{
+use crate::messages::consumer_protocol_assignment::{
     ConsumerProtocolAssignment, TopicPartition as AssignedTopic,
 };
-use kafkawire_protocol::messages::consumer_protocol_subscription::{
+use crate::messages::consumer_protocol_subscription::{
     ConsumerProtocolSubscription, TopicPartition as OwnedTopic,
 };
-use kafkawire_protocol::messages::{Encodable, Message};
-use kafkawire_protocol::{DecodeError, DecodeErrorKind, EncodeError, Reader};
+use crate::messages::{Encodable, Message};
+use crate::{DecodeError, DecodeErrorKind, EncodeError, Reader};
+use bytes::{BufMut, Bytes, BytesMut};
 
-/// Highest subscription version this crate writes and reads in full.
+/// Highest subscription version this module writes and reads in full.
 pub const SUBSCRIPTION_VERSION: i16 = ConsumerProtocolSubscription::MAX_VERSION;
-/// Highest assignment version this crate writes and reads in full.
+/// Highest assignment version this module writes and reads in full.
 pub const ASSIGNMENT_VERSION: i16 = ConsumerProtocolAssignment::MAX_VERSION;
 
-/// The flat decoders ([`decode_subscription`], [`decode_assignment`],
-/// [`decode_sticky_user_data`](super::decode_sticky_user_data)) refuse a value whose
+/// The flat decoders ([`decode_subscription`], [`decode_assignment`], and the sticky
+/// assignor's `decode_sticky_user_data` in kafkawire-consumer) refuse a value whose
 /// `(topic, partition)` pairs would take more than this many times the input's size, plus
 /// [`FLAT_BUDGET_SLACK`].
 pub const FLAT_BUDGET_FACTOR: usize = 2;
@@ -224,18 +224,14 @@ fn encode_versioned<M: Encodable>(m: &M, version: i16) -> Result<Bytes, EncodeEr
 
 /// Reads a non-null array length whose elements take at least `min_elem` bytes each: a length
 /// the remaining bytes cannot hold is an error before anything is reserved.
-pub(super) fn list_len(
-    r: &mut Reader,
-    min_elem: usize,
-    what: &'static str,
-) -> Result<usize, DecodeError> {
+pub fn list_len(r: &mut Reader, min_elem: usize, what: &'static str) -> Result<usize, DecodeError> {
     r.length(false, true, min_elem, what)?
         .ok_or_else(|| r.error(what, DecodeErrorKind::UnexpectedNull))
 }
 
-/// Decodes `n` elements with `elem`, reserving at most [`MAX_PREALLOC`] up front: the list
+/// Decodes `n` elements with `elem`, reserving at most 1,024 elements up front: the list
 /// grows with the elements actually decoded.
-pub(super) fn decode_list<T>(
+pub fn decode_list<T>(
     r: &mut Reader,
     n: usize,
     mut elem: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
@@ -255,7 +251,7 @@ fn partition_list(r: &mut Reader, what: &'static str) -> Result<Vec<i32>, Decode
 
 /// Reads an array of `(topic string, partitions int32 array)`, the layout shared by the
 /// subscription's owned partitions, the assignment and the sticky assignor's user data.
-pub(super) fn topic_partitions_list(
+pub fn topic_partitions_list(
     r: &mut Reader,
     what: &'static str,
 ) -> Result<Vec<TopicPartitions>, DecodeError> {
@@ -299,7 +295,7 @@ fn check_end(r: &Reader, version: i16, max: i16, what: &'static str) -> Result<(
 
 /// Flattens `groups` into `(topic, partition)` pairs, or refuses when they would take more than
 /// the budget for `input_len` bytes of input (see [`FLAT_BUDGET_FACTOR`]).
-pub(super) fn flatten(
+pub fn flatten(
     groups: Vec<TopicPartitions>,
     input_len: usize,
     what: &'static str,
@@ -473,7 +469,7 @@ pub fn decode_assignment(bytes: Bytes) -> Result<Assignment, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafkawire_protocol::messages::Decodable;
+    use crate::messages::Decodable;
 
     fn sample_subscription() -> Subscription {
         Subscription {
