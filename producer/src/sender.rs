@@ -40,34 +40,50 @@ struct InFlight {
 }
 
 /// The batches of one partition sent and not yet out of the window, in the order sent: base
-/// sequences (a placeholder without idempotence), each with whether its answer came. An entry
-/// leaves only once every batch sent before it has its answer too, so the window (at most five
-/// entries) counts every batch sent after the oldest one still waiting: if that one turns out
-/// to be of unknown outcome, at most four were written after it, and the broker's five-batch
-/// deduplication window still holds it for the retry (KIP-98).
+/// sequences (a placeholder without idempotence), each with whether its answer came and
+/// whether it is a retry of a batch that may have been written. An entry leaves only once every
+/// batch sent before it has its answer too, so the window (at most five entries) counts every
+/// batch sent after the oldest one still waiting: if that one turns out to be of unknown
+/// outcome, at most four were written after it, and the broker's five-batch deduplication
+/// window still holds it for the retry (KIP-98).
+///
+/// The broker's window counts from a batch's first write, not from its latest attempt: while a
+/// batch that may have been written is retried, no new batch of its partition is sent (the
+/// batches sent after its first attempt are the only ones that can be written after it), so
+/// however many attempts it takes, the broker still recognises it.
 #[derive(Default)]
 struct PartitionFlight {
-    entries: std::collections::VecDeque<(i32, bool)>,
+    /// (base sequence, answered, retry of a batch that may have been written).
+    entries: std::collections::VecDeque<(i32, bool, bool)>,
 }
 
 impl PartitionFlight {
-    fn push(&mut self, seq: i32) {
-        self.entries.push_back((seq, false));
+    fn push(&mut self, seq: i32, maybe_written: bool) {
+        self.entries.push_back((seq, false, maybe_written));
     }
 
     /// The answer for the batch at `seq` came (or it went back to the queue).
     fn complete(&mut self, seq: i32) {
-        if let Some(e) = self.entries.iter_mut().find(|(s, done)| *s == seq && !done) {
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|(s, done, _)| *s == seq && !done)
+        {
             e.1 = true;
         }
-        while self.entries.front().is_some_and(|(_, done)| *done) {
+        while self.entries.front().is_some_and(|(_, done, _)| *done) {
             self.entries.pop_front();
         }
     }
 
     /// Batches sent whose answer has not come.
     fn waiting(&self) -> impl Iterator<Item = i32> + '_ {
-        self.entries.iter().filter(|(_, d)| !d).map(|(s, _)| *s)
+        self.entries.iter().filter(|e| !e.1).map(|e| e.0)
+    }
+
+    /// A batch that may have been written is being retried.
+    fn retrying_unknown(&self) -> bool {
+        self.entries.iter().any(|e| !e.1 && e.2)
     }
 }
 
@@ -77,6 +93,14 @@ impl InFlight {
         self.per_partition
             .get(tp)
             .is_some_and(|f| f.waiting().next().is_some())
+    }
+
+    /// Whether an attempt of a batch of `tp` that may have been written is waiting for its
+    /// answer (no new batch of `tp` may be sent then).
+    fn retrying_unknown(&self, tp: &TopicPartition) -> bool {
+        self.per_partition
+            .get(tp)
+            .is_some_and(PartitionFlight::retrying_unknown)
     }
 }
 
@@ -437,10 +461,11 @@ fn collect(
             let busy = inflight.busy(tp);
             let may_go = match front.base_sequence {
                 // A retry goes alone (in flight 1 for the partition until the retries are
-                // done, as the Java client does): batches written after one whose outcome is
-                // unknown stay within the broker's five-batch deduplication window.
+                // done, as the Java client does), and no new batch follows a retry of one that
+                // may have been written: batches written after one whose outcome is unknown
+                // stay within the broker's five-batch deduplication window.
                 Some(_) => !busy && (front.maybe_written || !ids.needs_reset(tp)),
-                None => ids.can_assign(tp, busy),
+                None => !inflight.retrying_unknown(tp) && ids.can_assign(tp, busy),
             };
             if !may_go {
                 continue;
@@ -516,7 +541,7 @@ fn collect(
             .per_partition
             .entry(tp)
             .or_default()
-            .push(batch.base_sequence.unwrap_or(0));
+            .push(batch.base_sequence.unwrap_or(0), batch.maybe_written);
         batches.push(batch);
     }
     drop(ids);

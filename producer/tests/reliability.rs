@@ -5,6 +5,8 @@
 //! log: each record exactly once, in send order per partition.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kafkawire_client::{Client, ClientConfig, Error};
@@ -13,6 +15,7 @@ use kafkawire_producer::{
 };
 use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::produce_response::ProduceResponse;
 use kafkawire_testkit::mock::{Action, MockCluster};
 
 /// Every test runs inside this bound so that a hang fails instead of blocking the suite.
@@ -554,6 +557,66 @@ async fn five_in_flight_keep_order_when_the_first_request_is_retried() {
             next += 100;
         }
         assert_eq!(log_values(&cluster, "t", 0), expected(0..next));
+    })
+    .await;
+}
+
+/// A batch of unknown outcome is in the broker's log from its first write on, whatever its
+/// later attempts: the broker recognises a retry as a duplicate only while the batch is among
+/// the last five it wrote for the producer (KIP-98). Here the first batch is written and its
+/// answer says `REQUEST_TIMED_OUT` (a leader whose replicas did not follow in time has it in its
+/// log) on its first three attempts, duplicates included, while records keep coming. If batches
+/// sent behind a retry pushed the first write out of the broker's window, the next retry would be
+/// refused as out of sequence, taken for never written and sent again under a new epoch: stored
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_unknown_outcome_stays_within_the_brokers_deduplication_window() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        cluster.create_topic("t", 1);
+        let client = client(&cluster).await;
+        let producer = builder(&client)
+            .linger(Duration::ZERO)
+            .batch_size(100) // two or three records per batch
+            .build()
+            .expect("valid config");
+        let lies = Arc::new(AtomicUsize::new(0));
+        let lying = lies.clone();
+        cluster.script_n(ApiKey::Produce, 2_000, move || {
+            let lies = lying.clone();
+            Action::modify(move |r: &mut ProduceResponse| {
+                for p in r
+                    .responses
+                    .iter_mut()
+                    .flat_map(|t| t.partition_responses.iter_mut())
+                {
+                    // Offset 0: the first batch, written or answered as a duplicate of it.
+                    if p.error_code == 0
+                        && p.base_offset == 0
+                        && lies.fetch_add(1, Ordering::SeqCst) < 3
+                    {
+                        p.error_code = ErrorCode::REQUEST_TIMED_OUT.0;
+                        p.base_offset = -1;
+                    }
+                }
+            })
+        });
+        let results = settle(send_all(&producer, "t", 0, 0..300).await).await;
+        cluster.clear_scripts();
+        // Three answers REQUEST_TIMED_OUT, then the broker's answer to a retry it recognised
+        // as a duplicate of its first write.
+        let answers = lies.load(Ordering::SeqCst);
+        assert!(
+            answers >= 4,
+            "the first batch was answered at offset 0 {answers} times"
+        );
+        assert_all_ok_at(&results, 0);
+        assert_eq!(log_values(&cluster, "t", 0), expected(0..300));
+        assert_eq!(
+            cluster.request_count(ApiKey::InitProducerId),
+            1,
+            "no epoch bump: nothing was refused"
+        );
     })
     .await;
 }
