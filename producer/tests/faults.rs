@@ -165,8 +165,11 @@ fn check_invariants(cluster: &MockCluster, sent: usize, seed: u64) -> usize {
     stored
 }
 
-/// Prints what reached partition `p`'s leader, in order, and what it stored.
+/// Prints what reached partition `p`'s leader, in order, and what it stored (in one write, so
+/// that schedules failing side by side do not interleave).
 fn dump(cluster: &MockCluster, p: i32) {
+    use std::fmt::Write;
+    let mut out = String::new();
     for (_, q, bytes) in cluster.produced_batches() {
         if q != p {
             continue;
@@ -174,7 +177,8 @@ fn dump(cluster: &MockCluster, p: i32) {
         for b in RecordSet::new(bytes) {
             let b = b.expect("batch");
             let b = b.as_v2().expect("v2");
-            eprintln!(
+            let _ = writeln!(
+                out,
                 "sent p{p} pid {} epoch {} seq {} count {}",
                 b.producer_id(),
                 b.producer_epoch(),
@@ -187,7 +191,8 @@ fn dump(cluster: &MockCluster, p: i32) {
         for b in RecordSet::new(stored) {
             let b = b.expect("batch");
             let b = b.as_v2().expect("v2");
-            eprintln!(
+            let _ = writeln!(
+                out,
                 "stored p{p} epoch {} seq {} count {}",
                 b.producer_epoch(),
                 b.base_sequence(),
@@ -195,6 +200,7 @@ fn dump(cluster: &MockCluster, p: i32) {
             );
         }
     }
+    eprint!("{out}");
 }
 
 /// Sends `n` keyed records, `pace` between every 50, and returns their futures.

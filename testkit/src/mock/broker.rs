@@ -5,7 +5,6 @@ use std::io;
 use std::net::SocketAddr;
 
 use kafkawire_protocol::messages::ApiKey;
-use tokio::net::TcpListener;
 
 #[cfg(doc)]
 use super::MockCluster;
@@ -54,21 +53,23 @@ impl MockBroker {
 
     /// Stops the broker: closes its listener and every connection. The model keeps it (Metadata
     /// still lists it and it may still lead partitions), like a crashed broker before the
-    /// controller notices.
+    /// controller notices. Its port stays bound without listening, so connections are refused
+    /// and nothing else (another mock cluster's listener, a connection's local port) takes it
+    /// before [`restart`](Self::restart).
     pub async fn stop(&self) {
         self.shared.stop(self.id).await;
     }
 
-    /// Listens again on the same address after [`stop`](Self::stop); does nothing if it is
-    /// running.
+    /// Listens again on the same address after [`stop`](Self::stop) (which keeps the port
+    /// bound meanwhile); does nothing if it is running.
     ///
     /// # Errors
-    /// The I/O error of binding the old address (e.g. taken meanwhile).
+    /// The I/O error of listening on the old address.
     pub async fn restart(&self) -> io::Result<()> {
         if self.is_running() {
             return Ok(());
         }
-        let listener = TcpListener::bind(self.socket_addr()).await?;
+        let listener = self.shared.listen_again(self.id).await?;
         server::spawn_broker(&self.shared, self.id, listener);
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kafkawire_protocol::frame::{DEFAULT_MAX_FRAME_SIZE, FrameDecoder};
 use kafkawire_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -28,6 +28,10 @@ pub(crate) struct Runtime {
     /// Bumped to close every open connection.
     pub(crate) kill: watch::Sender<u64>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// While stopped: a socket bound to the broker's address and not listening, so that
+    /// connections are refused as by a stopped broker and the port stays ours (another listener
+    /// or a connection's local port cannot take it in the meantime).
+    reserved: Mutex<Option<TcpSocket>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -43,6 +47,7 @@ impl Shared {
                 addr: b.addr,
                 kill: watch::Sender::new(0),
                 task: Mutex::new(None),
+                reserved: Mutex::new(None),
             })
             .collect();
         Shared {
@@ -80,12 +85,42 @@ impl Shared {
         }
     }
 
-    /// Aborts broker `id` and waits until its listener and connections are gone.
+    /// Aborts broker `id` and waits until its listener and connections are gone, then holds its
+    /// address with a bound socket that does not listen (see [`Runtime::reserved`]).
     pub(crate) async fn stop(&self, id: i32) {
         let handle = lock(&self.runtime(id).task).take();
         if let Some(h) = handle {
             h.abort();
             let _ = h.await;
+        }
+        let rt = self.runtime(id);
+        let socket = if rt.addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        };
+        let reserved = socket.and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(rt.addr)?;
+            Ok(s)
+        });
+        match reserved {
+            Ok(s) => *lock(&rt.reserved) = Some(s),
+            Err(e) => tracing::warn!(
+                "mock broker {id}: cannot hold {} while stopped: {e}",
+                rt.addr
+            ),
+        }
+    }
+
+    /// A listener on broker `id`'s address: the socket held since [`stop`](Self::stop), else a
+    /// new one.
+    pub(crate) async fn listen_again(&self, id: i32) -> std::io::Result<TcpListener> {
+        let rt = self.runtime(id);
+        let held = lock(&rt.reserved).take();
+        match held {
+            Some(socket) => socket.listen(1024),
+            None => TcpListener::bind(rt.addr).await,
         }
     }
 
