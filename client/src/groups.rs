@@ -1,13 +1,20 @@
-//! Consumer group administration and committed offsets: ListGroups, DescribeGroups,
-//! DeleteGroups, OffsetFetch, OffsetCommit, each sent to the group's coordinator
+//! Consumer group administration and committed offsets: ListGroups, DescribeGroups (and
+//! ConsumerGroupDescribe for groups of the consumer rebalance protocol, KIP-848), DeleteGroups,
+//! OffsetFetch, OffsetCommit, each sent to the group's coordinator
 //! (FindCoordinator key type 0) with retries while the coordinator moves or loads.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use bytes::{BufMut, BytesMut};
 use kafkawire_protocol::consumer_protocol::decode_assignment;
 use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::Encodable;
+use kafkawire_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
+use kafkawire_protocol::messages::consumer_protocol_assignment::{
+    ConsumerProtocolAssignment, TopicPartition as AssignedTopic,
+};
 use kafkawire_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafkawire_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafkawire_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
@@ -45,7 +52,10 @@ pub struct GroupMember {
     pub client_id: String,
     /// The member's host.
     pub client_host: String,
-    /// The member's assignment, as the group protocol encodes it.
+    /// The member's assignment, as the group protocol encodes it. A group of the consumer
+    /// rebalance protocol (KIP-848) has no such bytes: for its members this client encodes the
+    /// current assignment ConsumerGroupDescribe reports as a consumer-protocol assignment
+    /// (version 0), so that [`GroupMember::assigned_partitions`] reads both kinds of group.
     pub assignment: Bytes,
 }
 
@@ -71,12 +81,14 @@ impl GroupMember {
     }
 }
 
-/// A group as DescribeGroups describes it.
+/// A group as DescribeGroups describes it (or ConsumerGroupDescribe, for a group of the consumer
+/// rebalance protocol, KIP-848).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     /// Group id.
     pub group_id: String,
-    /// State: Empty, Stable, PreparingRebalance, CompletingRebalance, Dead.
+    /// State: Empty, Stable, PreparingRebalance, CompletingRebalance, Dead (classic groups);
+    /// Empty, Assigning, Reconciling, Stable, Dead (KIP-848 groups).
     pub state: String,
     /// Protocol type.
     pub protocol_type: String,
@@ -211,11 +223,117 @@ impl Admin {
         Ok(out)
     }
 
-    /// One group's state and members.
+    /// One group's state and members. A group the coordinator does not know as a classic
+    /// group (DescribeGroups answers GROUP_ID_NOT_FOUND, as Kafka 4.0's v6 does, or state Dead
+    /// without members, as earlier versions do) is then asked with ConsumerGroupDescribe when
+    /// the coordinator has it (Kafka 3.7+): a group of the consumer rebalance protocol (KIP-848)
+    /// is described with protocol type `consumer`, its assignor as the protocol, and its
+    /// members' current assignments (see [`GroupMember::assignment`]).
     ///
     /// # Errors
-    /// Transport errors, or the group's error code (e.g. GROUP_AUTHORIZATION_FAILED).
+    /// Transport errors, or the group's error code (e.g. GROUP_AUTHORIZATION_FAILED;
+    /// GROUP_ID_NOT_FOUND from Kafka 4.0 for a group neither API knows).
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let classic = self.describe_classic_group(group).await;
+        let maybe_kip848 = match &classic {
+            Ok(d) => d.state == "Dead" && d.members.is_empty(),
+            Err(e) => e.code() == Some(ErrorCode::GROUP_ID_NOT_FOUND),
+        };
+        if maybe_kip848 && let Some(d) = self.describe_consumer_protocol_group(group).await? {
+            return Ok(d);
+        }
+        classic
+    }
+
+    /// ConsumerGroupDescribe (KIP-848) of one group at its coordinator; `None` when the
+    /// coordinator does not have the API or does not know the group as one of the consumer
+    /// rebalance protocol (GROUP_ID_NOT_FOUND: unknown, or classic).
+    async fn describe_consumer_protocol_group(
+        &self,
+        group: &str,
+    ) -> Result<Option<GroupDescription>> {
+        let req = ConsumerGroupDescribeRequest {
+            group_ids: vec![group.to_owned()],
+            ..Default::default()
+        };
+        let req = &req;
+        let described = self
+            .with_coordinator(group, |node| async move {
+                let conn = self.client().broker_connection(node).await?;
+                if conn.version_for(ApiKey::ConsumerGroupDescribe).is_err() {
+                    return Ok(None);
+                }
+                let resp = conn.send(req).await?;
+                let Some(g) = resp.groups.into_iter().find(|g| g.group_id == group) else {
+                    return Ok(None);
+                };
+                match ErrorCode(g.error_code) {
+                    ErrorCode::NONE => Ok(Some(g)),
+                    ErrorCode::GROUP_ID_NOT_FOUND => Ok(None),
+                    code => Err(Error::broker_error(
+                        code,
+                        ApiKey::ConsumerGroupDescribe,
+                        Some(conn.broker()),
+                        None,
+                        None,
+                        Some(match g.error_message {
+                            Some(m) => format!("group {group}: {m}"),
+                            None => format!("group {group}"),
+                        }),
+                    )),
+                }
+            })
+            .await?;
+        let Some(g) = described else {
+            return Ok(None);
+        };
+        let mut members = Vec::with_capacity(g.members.len());
+        for m in g.members {
+            // Grouped by topic as the response has it (not flattened: its size stays that of
+            // the response).
+            let assignment = ConsumerProtocolAssignment {
+                assigned_partitions: m
+                    .assignment
+                    .topic_partitions
+                    .into_iter()
+                    // A topic the coordinator could not name (deleted meanwhile) is left out.
+                    .filter(|t| !t.topic_name.is_empty())
+                    .map(|t| AssignedTopic {
+                        topic: t.topic_name,
+                        partitions: t.partitions,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let mut buf = BytesMut::new();
+            buf.put_i16(0);
+            assignment
+                .encode(&mut buf, 0)
+                .map_err(|source| Error::Encode {
+                    api: ApiKey::ConsumerGroupDescribe,
+                    source,
+                })?;
+            let assignment = buf.freeze();
+            members.push(GroupMember {
+                member_id: m.member_id,
+                group_instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                assignment,
+            });
+        }
+        Ok(Some(GroupDescription {
+            group_id: g.group_id,
+            state: g.group_state,
+            protocol_type: "consumer".to_owned(),
+            protocol: g.assignor_name,
+            members,
+        }))
+    }
+
+    /// DescribeGroups of one group.
+    async fn describe_classic_group(&self, group: &str) -> Result<GroupDescription> {
         self.with_coordinator(group, |node| async move {
             let req = DescribeGroupsRequest {
                 groups: vec![group.to_owned()],

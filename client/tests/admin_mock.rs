@@ -16,6 +16,9 @@ use kafkawire_client::{
 use kafkawire_protocol::ErrorCode;
 use kafkawire_protocol::messages::ApiKey;
 use kafkawire_protocol::messages::Encodable;
+use kafkawire_protocol::messages::consumer_group_describe_response::{
+    Assignment, ConsumerGroupDescribeResponse, Member, TopicPartitions,
+};
 use kafkawire_protocol::messages::consumer_protocol_assignment::{
     ConsumerProtocolAssignment, TopicPartition as AssignedTopic,
 };
@@ -796,6 +799,165 @@ async fn group_lag_lists_assigned_partitions_without_commits_with_their_member()
         let e = admin.group_lag("live").await.expect_err("unauthorised");
         assert_eq!(e.code(), Some(ErrorCode::GROUP_AUTHORIZATION_FAILED), "{e}");
         assert!(e.to_string().contains("live"), "{e}");
+    })
+    .await;
+}
+
+/// A member of a KIP-848 group owning `partitions` of topic `work`.
+fn kip848_member(id: &str, partitions: &[i32]) -> Member {
+    Member {
+        member_id: id.to_owned(),
+        client_id: format!("client-{id}"),
+        client_host: "/10.0.0.8".to_owned(),
+        assignment: Assignment {
+            topic_partitions: vec![TopicPartitions {
+                topic_name: "work".to_owned(),
+                partitions: partitions.to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The next ConsumerGroupDescribe describes its group as a stable KIP-848 group of m1 (work-0
+/// and work-1) and m2 (work-2).
+fn script_kip848_group(cluster: &MockCluster) {
+    cluster.script(
+        ApiKey::ConsumerGroupDescribe,
+        Action::modify(|r: &mut ConsumerGroupDescribeResponse| {
+            let g = &mut r.groups[0];
+            g.error_code = 0;
+            g.error_message = None;
+            g.group_state = "Stable".to_owned();
+            g.assignor_name = "uniform".to_owned();
+            g.members = vec![kip848_member("m1", &[0, 1]), kip848_member("m2", &[2])];
+        }),
+    );
+}
+
+#[tokio::test]
+async fn group_lag_of_a_consumer_protocol_group_names_members_from_consumer_group_describe() {
+    within(async {
+        let cluster = MockCluster::start(2).await;
+        cluster.create_topic("work", 3);
+        cluster.append("work", 0, &batch(10, 1)).unwrap();
+        let client = connect(&cluster).await;
+        let admin = Admin::new(&client);
+        commit(&admin, "kip848", &[("work", 0, 6)]).await;
+        let rows = |lag: &kafkawire_client::GroupLag| -> Vec<_> {
+            lag.partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.partition,
+                        p.committed,
+                        p.lag,
+                        p.member.as_ref().map(|m| m.member_id.clone()),
+                    )
+                })
+                .collect()
+        };
+        let m = |id: &str| Some(id.to_owned());
+
+        // Kafka 4.0's DescribeGroups v6 says the group is not a classic group
+        // (GROUP_ID_NOT_FOUND): its members come from ConsumerGroupDescribe.
+        cluster.script(
+            ApiKey::DescribeGroups,
+            Action::ErrorCode(ErrorCode::GROUP_ID_NOT_FOUND),
+        );
+        script_kip848_group(&cluster);
+        let lag = admin.group_lag("kip848").await.expect("lag");
+        assert_eq!(
+            rows(&lag),
+            vec![
+                (0, Some(6), Some(4), m("m1")),
+                (1, None, None, m("m1")),
+                (2, None, None, m("m2")),
+            ]
+        );
+        let m2 = lag.partitions[2].member.as_ref().unwrap();
+        assert_eq!(
+            (m2.client_id.as_str(), m2.client_host.as_str()),
+            ("client-m2", "/10.0.0.8")
+        );
+
+        // Earlier versions answer state Dead: the same. A group without commits shows its
+        // assigned partitions alone.
+        script_kip848_group(&cluster);
+        let lag = admin.group_lag("fresh").await.expect("lag");
+        assert_eq!(
+            rows(&lag),
+            vec![
+                (0, None, None, m("m1")),
+                (1, None, None, m("m1")),
+                (2, None, None, m("m2")),
+            ]
+        );
+
+        // describe_group describes it as a consumer group, assignments readable as for a
+        // classic group.
+        script_kip848_group(&cluster);
+        let d = admin.describe_group("fresh").await.expect("describe");
+        assert_eq!(
+            (d.state.as_str(), d.protocol_type.as_str(), d.members.len()),
+            ("Stable", "consumer", 2)
+        );
+        assert_eq!(d.protocol, "uniform");
+        assert_eq!(
+            d.members[0].assigned_partitions().unwrap(),
+            vec![("work".to_owned(), 0), ("work".to_owned(), 1)]
+        );
+        assert_eq!(d.members[1].client_id, "client-m2");
+
+        // A group ConsumerGroupDescribe does not know either (the mock's default answer,
+        // GROUP_ID_NOT_FOUND) has no members; its commits still show.
+        let before = cluster.request_count(ApiKey::ConsumerGroupDescribe);
+        cluster.script(
+            ApiKey::DescribeGroups,
+            Action::ErrorCode(ErrorCode::GROUP_ID_NOT_FOUND),
+        );
+        let lag = admin.group_lag("kip848").await.expect("lag");
+        assert_eq!(rows(&lag), vec![(0, Some(6), Some(4), None)]);
+        assert_eq!(
+            cluster.request_count(ApiKey::ConsumerGroupDescribe),
+            before + 1
+        );
+
+        // A classic group DescribeGroups knows is not asked about again.
+        let lag = admin.group_lag("kip848").await.expect("lag");
+        assert_eq!(rows(&lag), vec![(0, Some(6), Some(4), None)]);
+        assert_eq!(
+            cluster.request_count(ApiKey::ConsumerGroupDescribe),
+            before + 1
+        );
+
+        // Its errors fail the call, naming the group.
+        cluster.script(
+            ApiKey::ConsumerGroupDescribe,
+            Action::ErrorCode(ErrorCode::GROUP_AUTHORIZATION_FAILED),
+        );
+        let e = admin.group_lag("fresh").await.expect_err("unauthorised");
+        assert_eq!(e.code(), Some(ErrorCode::GROUP_AUTHORIZATION_FAILED), "{e}");
+        assert!(e.to_string().contains("fresh"), "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn group_lag_does_not_send_consumer_group_describe_to_a_broker_without_it() {
+    within(async {
+        let cluster = MockCluster::start(1).await;
+        // Before Kafka 3.7.
+        cluster.remove_api(ApiKey::ConsumerGroupDescribe);
+        cluster.create_topic("work", 1);
+        let client = connect(&cluster).await;
+        let admin = Admin::new(&client);
+        commit(&admin, "g", &[("work", 0, 0)]).await;
+        let lag = admin.group_lag("unknown").await.expect("lag");
+        assert!(lag.partitions.is_empty());
+        assert_eq!(cluster.request_count(ApiKey::ConsumerGroupDescribe), 0);
     })
     .await;
 }

@@ -195,10 +195,11 @@ pub enum Action {
     /// created or deleted). Implemented for Produce (every partition; with `acks = 0` the
     /// connection is closed instead), Fetch (every partition; fetch-session codes 70, 71 and 106
     /// at the top level instead), ListOffsets, OffsetForLeaderEpoch, Metadata (each listed
-    /// topic, with no partitions), FindCoordinator, InitProducerId, CreateTopics, DeleteTopics,
-    /// ApiVersions (`UNSUPPORTED_VERSION` as a v0 answer), OffsetCommit, OffsetFetch and the
-    /// APIs whose response has a top-level error code (Heartbeat, JoinGroup, SyncGroup,
-    /// LeaveGroup, EndTxn, AddOffsetsToTxn, ListGroups, DescribeCluster, SaslHandshake, ...).
+    /// topic, with no partitions), DescribeGroups and ConsumerGroupDescribe (each group),
+    /// FindCoordinator, InitProducerId, CreateTopics, DeleteTopics, ApiVersions
+    /// (`UNSUPPORTED_VERSION` as a v0 answer), OffsetCommit, OffsetFetch and the APIs whose
+    /// response has a top-level error code (Heartbeat, JoinGroup, SyncGroup, LeaveGroup,
+    /// EndTxn, AddOffsetsToTxn, ListGroups, DescribeCluster, SaslHandshake, ...).
     /// For other APIs the connection is closed and a warning logged.
     ErrorCode(ErrorCode),
     /// Close the connection after reading the request, without answering.

@@ -1,6 +1,7 @@
 //! Group offsets beyond commit and fetch: deleting a group's committed offsets (OffsetDelete,
 //! KIP-496) and a group's lag (committed offset against the high watermark, on the partitions
-//! the group has offsets for or its members are assigned).
+//! the group has offsets for or its members are assigned: DescribeGroups for classic groups,
+//! ConsumerGroupDescribe for groups of the consumer rebalance protocol, KIP-848).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,7 +37,8 @@ pub struct PartitionLag {
     pub member: Option<LagMember>,
 }
 
-/// The member of a group a partition is assigned to, as DescribeGroups names it.
+/// The member of a group a partition is assigned to, as DescribeGroups (or
+/// ConsumerGroupDescribe, KIP-848) names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LagMember {
     /// Member id.
@@ -144,7 +146,9 @@ impl Admin {
     /// The group's lag on each partition it has a committed offset for or one of its members
     /// is assigned: the committed offset (OffsetFetch, from the coordinator) against the
     /// partition's high watermark ([`Admin::end_offsets`]: ListOffsets LATEST, one request per
-    /// leader), with the member assigned the partition (DescribeGroups; consumer groups only).
+    /// leader), with the member assigned the partition (DescribeGroups for classic consumer
+    /// groups; for a group DescribeGroups does not know as classic, ConsumerGroupDescribe, the
+    /// consumer rebalance protocol of KIP-848, Kafka 4.0, when the coordinator supports it).
     /// An assigned partition without a committed offset is listed with `committed: None`, so
     /// that a member stuck before its first commit shows. A member whose assignment cannot be
     /// read is logged (WARN) and its partitions are listed only if committed.
@@ -233,8 +237,9 @@ impl Admin {
             .collect())
     }
 
-    /// Who in a consumer group is assigned which partition (DescribeGroups). Groups of other
-    /// protocol types (Kafka Connect, ...), empty and unknown groups have none.
+    /// Who in a consumer group is assigned which partition ([`Admin::describe_group`]: classic
+    /// and KIP-848 groups). Groups of other protocol types (Kafka Connect, ...), empty and
+    /// unknown groups have none.
     async fn assigned_in(&self, group: &str) -> Result<BTreeMap<Partition, LagMember>> {
         let description = match self.describe_group(group).await {
             Ok(d) => d,

@@ -1,5 +1,6 @@
 //! Administrative APIs: CreatePartitions, DeleteRecords, DescribeConfigs,
-//! IncrementalAlterConfigs, DescribeCluster, ListGroups, DescribeGroups and OffsetDelete.
+//! IncrementalAlterConfigs, DescribeCluster, ListGroups, DescribeGroups, ConsumerGroupDescribe
+//! and OffsetDelete.
 //!
 //! - **CreatePartitions** (any broker): grows a topic to the requested count, new partition `p`
 //!   led by broker `p % n_brokers` (or the first broker of its assignment);
@@ -22,6 +23,9 @@
 //! - **DescribeGroups**: the same groups in state `Empty` with no members, any other group in
 //!   state `Dead` (as Kafka before DescribeGroups v6). Members are scripted
 //!   ([`crate::mock::Action::modify`]).
+//! - **ConsumerGroupDescribe** (KIP-848): every group `GROUP_ID_NOT_FOUND`, as Kafka answers for
+//!   an unknown or a classic group (the mock has no groups of the consumer rebalance protocol).
+//!   Such groups are scripted ([`crate::mock::Action::modify`]).
 //! - **OffsetDelete**: removes committed offsets; `GROUP_ID_NOT_FOUND` for a group with none,
 //!   `UNKNOWN_TOPIC_OR_PARTITION` for a partition that does not exist.
 //!
@@ -36,6 +40,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
 
 use kafkawire_protocol::ErrorCode;
+use kafkawire_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
+use kafkawire_protocol::messages::consumer_group_describe_response::ConsumerGroupDescribeResponse;
 use kafkawire_protocol::messages::create_partitions_request::CreatePartitionsRequest;
 use kafkawire_protocol::messages::create_partitions_response::{
     CreatePartitionsResponse, CreatePartitionsTopicResult,
@@ -599,6 +605,30 @@ pub(super) fn describe_groups(shared: &Shared, req: &ScriptedRequest, answer: An
                 group_id: group_id.clone(),
                 group_state: if known { "Empty" } else { "Dead" }.to_owned(),
                 ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    answer.reply(req, resp)
+}
+
+/// ConsumerGroupDescribe: no group is one of the consumer rebalance protocol (KIP-848).
+pub(super) fn consumer_group_describe(req: &ScriptedRequest, answer: Answer) -> Reply {
+    let r = decode_or_close!(req, ConsumerGroupDescribeRequest);
+    let inject = answer.error();
+    let resp = ConsumerGroupDescribeResponse {
+        groups: r
+            .group_ids
+            .iter()
+            .map(|group_id| {
+                kafkawire_protocol::messages::consumer_group_describe_response::DescribedGroup {
+                    error_code: inject.unwrap_or(ErrorCode::GROUP_ID_NOT_FOUND.0),
+                    error_message: inject
+                        .is_none()
+                        .then(|| format!("Group {group_id} is not a consumer group.")),
+                    group_id: group_id.clone(),
+                    ..Default::default()
+                }
             })
             .collect(),
         ..Default::default()

@@ -211,6 +211,7 @@ async fn respond(
         ApiKey::DescribeCluster => admin::describe_cluster(shared, req, answer),
         ApiKey::ListGroups => admin::list_groups(shared, req, answer),
         ApiKey::DescribeGroups => admin::describe_groups(shared, req, answer),
+        ApiKey::ConsumerGroupDescribe => admin::consumer_group_describe(req, answer),
         ApiKey::OffsetDelete => admin::offset_delete(shared, req, answer),
         _ => other_api(req, answer),
     }
@@ -261,7 +262,6 @@ fn other_api(req: &ScriptedRequest, answer: Answer) -> Reply {
             add_partitions_to_txn_request::AddPartitionsToTxnRequest,
             alter_client_quotas_request::AlterClientQuotasRequest,
             alter_configs_request::AlterConfigsRequest,
-            consumer_group_describe_request::ConsumerGroupDescribeRequest,
             create_acls_request::CreateAclsRequest,
             delete_acls_request::DeleteAclsRequest,
             delete_groups_request::DeleteGroupsRequest,
