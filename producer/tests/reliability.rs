@@ -47,6 +47,11 @@ fn builder(client: &Client) -> ProducerBuilder {
         .request_timeout(Duration::from_secs(2))
 }
 
+/// [`builder`] with requests pipelined: no linger, 100-byte batches (two or three records each).
+fn pipelined(client: &Client) -> ProducerBuilder {
+    builder(client).linger(Duration::ZERO).batch_size(100)
+}
+
 fn value(i: usize) -> String {
     format!("v{i}")
 }
@@ -191,11 +196,7 @@ async fn connection_cut_before_the_answer_is_retried_and_deduplicated_by_the_bro
         );
         assert_eq!(log_values(&cluster, "t", 0), expected(0..10));
         // Again with several requests in flight behind the cut one.
-        let producer2 = builder(&client)
-            .linger(Duration::ZERO)
-            .batch_size(100)
-            .build()
-            .expect("valid config");
+        let producer2 = pipelined(&client).build().expect("valid config");
         assert_all_ok_at(
             &settle(send_all(&producer2, "t", 0, 10..11).await).await,
             10,
@@ -536,11 +537,7 @@ async fn five_in_flight_keep_order_when_the_first_request_is_retried() {
         let cluster = MockCluster::start(1).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
-        let producer = builder(&client)
-            .linger(Duration::ZERO)
-            .batch_size(100) // two or three records per batch
-            .build()
-            .expect("valid config");
+        let producer = pipelined(&client).build().expect("valid config");
         assert_all_ok_at(&settle(send_all(&producer, "t", 0, 0..1).await).await, 0);
         let mut next = 1;
         for code in [
@@ -575,11 +572,7 @@ async fn a_batch_of_unknown_outcome_stays_within_the_brokers_deduplication_windo
         let cluster = MockCluster::start(1).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
-        let producer = builder(&client)
-            .linger(Duration::ZERO)
-            .batch_size(100) // two or three records per batch
-            .build()
-            .expect("valid config");
+        let producer = pipelined(&client).build().expect("valid config");
         let lies = Arc::new(AtomicUsize::new(0));
         let lying = lies.clone();
         cluster.script_n(ApiKey::Produce, 2_000, move || {
@@ -627,11 +620,7 @@ async fn pipelined_requests_reach_the_broker_in_sequence_order() {
         let cluster = MockCluster::start(1).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
-        let producer = builder(&client)
-            .linger(Duration::ZERO)
-            .batch_size(100)
-            .build()
-            .expect("valid config");
+        let producer = pipelined(&client).build().expect("valid config");
         let results = settle(send_all(&producer, "t", 0, 0..600).await).await;
         assert_all_ok_at(&results, 0);
         assert_eq!(log_values(&cluster, "t", 0), expected(0..600));
@@ -654,10 +643,8 @@ async fn without_idempotence_five_in_flight_keep_send_order_when_nothing_fails()
         let cluster = MockCluster::start(1).await;
         cluster.create_topic("t", 1);
         let client = client(&cluster).await;
-        let producer = builder(&client)
+        let producer = pipelined(&client)
             .enable_idempotence(false)
-            .linger(Duration::ZERO)
-            .batch_size(100)
             .build()
             .expect("valid config");
         let results = settle(send_all(&producer, "t", 0, 0..600).await).await;
