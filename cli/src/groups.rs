@@ -151,7 +151,7 @@ pub(crate) async fn run(client: &Client, cmd: &GroupsCommand) -> Result<(), Erro
                 ));
             }
             s.push_str(&format!("  {LAG_HEADER}\n"));
-            for p in &admin.group_lag(group).await?.partitions {
+            for p in &admin.described_group_lag(&d).await?.partitions {
                 s.push_str(&format!("  {}\n", lag_columns(p)));
             }
             out(&s)

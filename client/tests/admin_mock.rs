@@ -910,6 +910,21 @@ async fn group_lag_of_a_consumer_protocol_group_names_members_from_consumer_grou
             vec![("work".to_owned(), 0), ("work".to_owned(), 1)]
         );
         assert_eq!(d.members[1].client_id, "client-m2");
+        // Its lag from that description, without describing it again.
+        let describes = cluster.request_count(ApiKey::ConsumerGroupDescribe);
+        let lag = admin.described_group_lag(&d).await.expect("lag");
+        assert_eq!(
+            rows(&lag),
+            vec![
+                (0, None, None, m("m1")),
+                (1, None, None, m("m1")),
+                (2, None, None, m("m2")),
+            ]
+        );
+        assert_eq!(
+            cluster.request_count(ApiKey::ConsumerGroupDescribe),
+            describes
+        );
 
         // A group ConsumerGroupDescribe does not know either (the mock's default answer,
         // GROUP_ID_NOT_FOUND) has no members; its commits still show.

@@ -14,6 +14,7 @@ use kafkawire_protocol::messages::offset_delete_request::{
 use super::cluster::Partition;
 use crate::admin::Admin;
 use crate::error::{Error, Result};
+use crate::groups::GroupDescription;
 
 /// How far a group's committed offset is behind the end of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +181,22 @@ impl Admin {
         self.lag_of(&groups).await
     }
 
+    /// [`Admin::group_lag`] of a group already described (by [`Admin::describe_group`]): its
+    /// members' assignments are taken from `description` instead of asking again.
+    ///
+    /// # Errors
+    /// As [`Admin::committed_offsets`] and [`Admin::end_offsets`].
+    pub async fn described_group_lag(&self, description: &GroupDescription) -> Result<GroupLag> {
+        let group = &description.group_id;
+        let committed = self.committed_offsets(group, None).await?;
+        let owners = owners(description);
+        let mut all = self.lag_from(vec![(group, committed, owners)]).await?;
+        Ok(all.pop().unwrap_or_else(|| GroupLag {
+            group_id: group.clone(),
+            partitions: Vec::new(),
+        }))
+    }
+
     async fn lag_of(&self, groups: &[String]) -> Result<Vec<GroupLag>> {
         let mut found = Vec::with_capacity(groups.len());
         for g in groups {
@@ -187,6 +204,11 @@ impl Admin {
             let owners = self.assigned_in(g).await?;
             found.push((g, committed, owners));
         }
+        self.lag_from(found).await
+    }
+
+    /// Each group's lag from its committed offsets and owners; end offsets asked once.
+    async fn lag_from(&self, found: Vec<(&String, Committed, Owners)>) -> Result<Vec<GroupLag>> {
         let wanted: BTreeSet<&Partition> = found
             .iter()
             .flat_map(|(_, c, o)| c.keys().chain(o.keys()))
@@ -240,7 +262,7 @@ impl Admin {
     /// Who in a consumer group is assigned which partition ([`Admin::describe_group`]: classic
     /// and KIP-848 groups). Groups of other protocol types (Kafka Connect, ...), empty and
     /// unknown groups have none.
-    async fn assigned_in(&self, group: &str) -> Result<BTreeMap<Partition, LagMember>> {
+    async fn assigned_in(&self, group: &str) -> Result<Owners> {
         let description = match self.describe_group(group).await {
             Ok(d) => d,
             // DescribeGroups v6 (Kafka 4.0, KIP-1043) reports an unknown group this way;
@@ -248,30 +270,41 @@ impl Admin {
             Err(e) if e.code() == Some(ErrorCode::GROUP_ID_NOT_FOUND) => return Ok(BTreeMap::new()),
             Err(e) => return Err(e),
         };
-        let mut owners = BTreeMap::new();
-        if description.protocol_type != "consumer" {
-            return Ok(owners);
-        }
-        for m in &description.members {
-            match m.assigned_partitions() {
-                Ok(partitions) => {
-                    for p in partitions {
-                        owners.insert(
-                            p,
-                            LagMember {
-                                member_id: m.member_id.clone(),
-                                client_id: m.client_id.clone(),
-                                client_host: m.client_host.clone(),
-                            },
-                        );
-                    }
-                }
-                Err(e) => tracing::warn!(
-                    group, member = %m.member_id, error = %e,
-                    "cannot read a group member's assignment; its partitions are listed only where committed"
-                ),
-            }
-        }
-        Ok(owners)
+        Ok(owners(&description))
     }
+}
+
+/// Committed offsets of one group, by partition.
+type Committed = BTreeMap<Partition, i64>;
+/// The member assigned each partition.
+type Owners = BTreeMap<Partition, LagMember>;
+
+/// Who in a described consumer group is assigned which partition. Groups of other protocol types
+/// (Kafka Connect, ...) have none; a member whose assignment cannot be read is logged (WARN).
+fn owners(description: &GroupDescription) -> Owners {
+    let mut owners = BTreeMap::new();
+    if description.protocol_type != "consumer" {
+        return owners;
+    }
+    for m in &description.members {
+        match m.assigned_partitions() {
+            Ok(partitions) => {
+                for p in partitions {
+                    owners.insert(
+                        p,
+                        LagMember {
+                            member_id: m.member_id.clone(),
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                        },
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(
+                group = %description.group_id, member = %m.member_id, error = %e,
+                "cannot read a group member's assignment; its partitions are listed only where committed"
+            ),
+        }
+    }
+    owners
 }
