@@ -2,7 +2,8 @@
 //! reset or delete their committed offsets, and show their lag.
 
 use clap::Subcommand;
-use kafkawire::{Admin, Client, Error, PartitionLag};
+use kafkawire::protocol::ErrorCode;
+use kafkawire::{Admin, Client, Error, GroupDescription, PartitionLag};
 
 use crate::admin::out;
 
@@ -209,7 +210,19 @@ pub(crate) async fn run(client: &Client, cmd: &GroupsCommand) -> Result<(), Erro
 
 async fn reset_offsets(admin: &Admin, client: &Client, args: &ResetArgs) -> Result<(), Error> {
     let group = &args.group;
-    let d = admin.describe_group(group).await?;
+    let d = match admin.describe_group(group).await {
+        Ok(d) => d,
+        // A group the coordinator has never seen (Kafka 4.0's DescribeGroups v6 says so with
+        // GROUP_ID_NOT_FOUND): no members; its offsets may be set before its first consumer.
+        Err(e) if e.code() == Some(ErrorCode::GROUP_ID_NOT_FOUND) => GroupDescription {
+            group_id: group.clone(),
+            state: "Dead".to_owned(),
+            protocol_type: String::new(),
+            protocol: String::new(),
+            members: Vec::new(),
+        },
+        Err(e) => return Err(e),
+    };
     if !d.members.is_empty()
         || matches!(
             d.state.as_str(),

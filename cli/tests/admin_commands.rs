@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use kafkawire::client::{ConfigResource, offset_spec};
 use kafkawire::consumer::assignor::{Assignment, encode_assignment};
+use kafkawire::protocol::ErrorCode;
 use kafkawire::protocol::messages::ApiKey;
 use kafkawire::protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroupMember,
@@ -526,4 +527,58 @@ fn groups_lag_and_describe_show_assigned_partitions_and_their_member() {
          \x20 work\t1\t-\t3\t-\tm1\t/10.1.2.3\tsvc\n"
     );
     assert_eq!(cluster.pending_scripts(), 0);
+}
+
+#[test]
+fn reset_offsets_sets_a_group_kafka_4_has_never_seen() {
+    let rt = runtime();
+    let cluster = rt.block_on(MockCluster::start(1));
+    cluster.create_topic("work", 2);
+    cluster.append("work", 0, &batch(5)).unwrap();
+    cluster.append("work", 1, &batch(3)).unwrap();
+    let b = cluster.bootstrap();
+    // DescribeGroups v6 (Kafka 4.0) answers GROUP_ID_NOT_FOUND for a group it does not know:
+    // no members, so its offsets may be set before its first consumer starts.
+    cluster.script(
+        ApiKey::DescribeGroups,
+        Action::ErrorCode(ErrorCode::GROUP_ID_NOT_FOUND),
+    );
+    let (_, err) = ok(
+        &b,
+        &[
+            "groups",
+            "reset-offsets",
+            "brand-new",
+            "--topic",
+            "work",
+            "--to-latest",
+            "--execute",
+        ],
+    );
+    assert!(err.contains("committed 2 offsets for group"), "{err}");
+    let client = rt.block_on(connect(&b));
+    let committed = rt
+        .block_on(Admin::new(&client).committed_offsets("brand-new", None))
+        .unwrap();
+    assert_eq!(
+        committed,
+        BTreeMap::from([(("work".to_owned(), 0), 5), (("work".to_owned(), 1), 3)])
+    );
+    // Other errors still stop it.
+    cluster.script(
+        ApiKey::DescribeGroups,
+        Action::ErrorCode(ErrorCode::GROUP_AUTHORIZATION_FAILED),
+    );
+    let err = fails(
+        &b,
+        &[
+            "groups",
+            "reset-offsets",
+            "brand-new",
+            "--topic",
+            "work",
+            "--to-earliest",
+        ],
+    );
+    assert!(err.contains("GROUP_AUTHORIZATION_FAILED"), "{err}");
 }
