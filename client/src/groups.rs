@@ -7,14 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use bytes::{BufMut, BytesMut};
-use kafkawire_protocol::consumer_protocol::decode_assignment;
-use kafkawire_protocol::messages::ApiKey;
-use kafkawire_protocol::messages::Encodable;
-use kafkawire_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
-use kafkawire_protocol::messages::consumer_protocol_assignment::{
-    ConsumerProtocolAssignment, TopicPartition as AssignedTopic,
+use kafkawire_protocol::consumer_protocol::{
+    AssignmentByTopic, TopicPartitions, decode_assignment, encode_assignment_by_topic,
 };
+use kafkawire_protocol::messages::ApiKey;
+use kafkawire_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use kafkawire_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafkawire_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafkawire_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
@@ -291,30 +288,22 @@ impl Admin {
         for m in g.members {
             // Grouped by topic as the response has it (not flattened: its size stays that of
             // the response).
-            let assignment = ConsumerProtocolAssignment {
-                assigned_partitions: m
+            let assignment = AssignmentByTopic {
+                partitions: m
                     .assignment
                     .topic_partitions
                     .into_iter()
                     // A topic the coordinator could not name (deleted meanwhile) is left out.
                     .filter(|t| !t.topic_name.is_empty())
-                    .map(|t| AssignedTopic {
-                        topic: t.topic_name,
-                        partitions: t.partitions,
-                        ..Default::default()
-                    })
+                    .map(|t| TopicPartitions::new(t.topic_name, t.partitions))
                     .collect(),
-                ..Default::default()
+                user_data: None,
             };
-            let mut buf = BytesMut::new();
-            buf.put_i16(0);
-            assignment
-                .encode(&mut buf, 0)
-                .map_err(|source| Error::Encode {
+            let assignment =
+                encode_assignment_by_topic(assignment, 0).map_err(|source| Error::Encode {
                     api: ApiKey::ConsumerGroupDescribe,
                     source,
                 })?;
-            let assignment = buf.freeze();
             members.push(GroupMember {
                 member_id: m.member_id,
                 group_instance_id: m.instance_id,

@@ -197,10 +197,11 @@ impl From<&Subscription> for ConsumerProtocolSubscription {
     }
 }
 
-impl From<&Assignment> for ConsumerProtocolAssignment {
-    fn from(a: &Assignment) -> Self {
+impl From<AssignmentByTopic> for ConsumerProtocolAssignment {
+    fn from(a: AssignmentByTopic) -> Self {
         ConsumerProtocolAssignment {
-            assigned_partitions: by_topic(&a.partitions)
+            assigned_partitions: a
+                .partitions
                 .into_iter()
                 .map(|g| AssignedTopic {
                     topic: g.topic,
@@ -208,9 +209,19 @@ impl From<&Assignment> for ConsumerProtocolAssignment {
                     ..Default::default()
                 })
                 .collect(),
-            user_data: a.user_data.clone(),
+            user_data: a.user_data,
             ..Default::default()
         }
+    }
+}
+
+impl From<&Assignment> for ConsumerProtocolAssignment {
+    fn from(a: &Assignment) -> Self {
+        AssignmentByTopic {
+            partitions: by_topic(&a.partitions),
+            user_data: a.user_data.clone(),
+        }
+        .into()
     }
 }
 
@@ -418,6 +429,18 @@ pub fn decode_subscription(bytes: Bytes) -> Result<Subscription, DecodeError> {
 /// # Errors
 /// [`EncodeError`] for a version outside 0-3, or a string or list too long for its prefix.
 pub fn encode_assignment(a: &Assignment, version: i16) -> Result<Bytes, EncodeError> {
+    encode_versioned(&ConsumerProtocolAssignment::from(a), version)
+}
+
+/// Encodes an assignment already grouped by topic (topics and partitions in their given order)
+/// as SyncGroup member data, as [`encode_assignment`] does.
+///
+/// # Errors
+/// As [`encode_assignment`].
+pub fn encode_assignment_by_topic(
+    a: AssignmentByTopic,
+    version: i16,
+) -> Result<Bytes, EncodeError> {
     encode_versioned(&ConsumerProtocolAssignment::from(a), version)
 }
 
