@@ -159,11 +159,10 @@ impl Admin {
     /// A group unknown to the coordinator has no offsets and no members: an empty list, not
     /// an error.
     pub async fn group_lag(&self, group: &str) -> Result<GroupLag> {
-        let mut all = self.lag_of(&[group.to_owned()]).await?;
-        Ok(all.pop().unwrap_or_else(|| GroupLag {
-            group_id: group.to_owned(),
-            partitions: Vec::new(),
-        }))
+        let committed = self.committed_offsets(group, None).await?;
+        let owners = self.assigned_in(group).await?;
+        self.one_group_lag(&group.to_owned(), committed, owners)
+            .await
     }
 
     /// [`Admin::group_lag`] of every group ListGroups names (consumer groups and groups that
@@ -189,7 +188,17 @@ impl Admin {
     pub async fn described_group_lag(&self, description: &GroupDescription) -> Result<GroupLag> {
         let group = &description.group_id;
         let committed = self.committed_offsets(group, None).await?;
-        let owners = owners(description);
+        self.one_group_lag(group, committed, owners(description))
+            .await
+    }
+
+    /// One group's lag from its committed offsets and owners.
+    async fn one_group_lag(
+        &self,
+        group: &String,
+        committed: Committed,
+        owners: Owners,
+    ) -> Result<GroupLag> {
         let mut all = self.lag_from(vec![(group, committed, owners)]).await?;
         Ok(all.pop().unwrap_or_else(|| GroupLag {
             group_id: group.clone(),
