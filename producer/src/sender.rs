@@ -53,13 +53,26 @@ struct InFlight {
 /// however many attempts it takes, the broker still recognises it.
 #[derive(Default)]
 struct PartitionFlight {
-    /// (base sequence, answered, retry of a batch that may have been written).
-    entries: std::collections::VecDeque<(i32, bool, bool)>,
+    entries: std::collections::VecDeque<Sent>,
+}
+
+/// One attempt in a partition's window.
+struct Sent {
+    /// Base sequence (0 without idempotence).
+    seq: i32,
+    /// Its answer came (or the batch went back to the queue).
+    answered: bool,
+    /// A retry of a batch that may have been written.
+    maybe_written: bool,
 }
 
 impl PartitionFlight {
     fn push(&mut self, seq: i32, maybe_written: bool) {
-        self.entries.push_back((seq, false, maybe_written));
+        self.entries.push_back(Sent {
+            seq,
+            answered: false,
+            maybe_written,
+        });
     }
 
     /// The answer for the batch at `seq` came (or it went back to the queue).
@@ -67,23 +80,23 @@ impl PartitionFlight {
         if let Some(e) = self
             .entries
             .iter_mut()
-            .find(|(s, done, _)| *s == seq && !done)
+            .find(|e| e.seq == seq && !e.answered)
         {
-            e.1 = true;
+            e.answered = true;
         }
-        while self.entries.front().is_some_and(|(_, done, _)| *done) {
+        while self.entries.front().is_some_and(|e| e.answered) {
             self.entries.pop_front();
         }
     }
 
     /// Batches sent whose answer has not come.
     fn waiting(&self) -> impl Iterator<Item = i32> + '_ {
-        self.entries.iter().filter(|e| !e.1).map(|e| e.0)
+        self.entries.iter().filter(|e| !e.answered).map(|e| e.seq)
     }
 
     /// A batch that may have been written is being retried.
     fn retrying_unknown(&self) -> bool {
-        self.entries.iter().any(|e| !e.1 && e.2)
+        self.entries.iter().any(|e| !e.answered && e.maybe_written)
     }
 }
 
