@@ -486,13 +486,19 @@ fn one_member_owning(topic: &str, partitions: &[i32]) -> Action {
     })
 }
 
-#[test]
-fn groups_lag_and_describe_show_assigned_partitions_and_their_member() {
-    let rt = runtime();
-    let cluster = rt.block_on(MockCluster::start(1));
+/// A one-broker mock cluster with topic `work`: partition 0 holds 5 records, partition 1 holds 3.
+async fn work_cluster() -> MockCluster {
+    let cluster = MockCluster::start(1).await;
     cluster.create_topic("work", 2);
     cluster.append("work", 0, &batch(5)).unwrap();
     cluster.append("work", 1, &batch(3)).unwrap();
+    cluster
+}
+
+#[test]
+fn groups_lag_and_describe_show_assigned_partitions_and_their_member() {
+    let rt = runtime();
+    let cluster = rt.block_on(work_cluster());
     let b = cluster.bootstrap();
     let client = rt.block_on(connect(&b));
     let admin = Admin::new(&client);
@@ -532,10 +538,7 @@ fn groups_lag_and_describe_show_assigned_partitions_and_their_member() {
 #[test]
 fn reset_offsets_sets_a_group_kafka_4_has_never_seen() {
     let rt = runtime();
-    let cluster = rt.block_on(MockCluster::start(1));
-    cluster.create_topic("work", 2);
-    cluster.append("work", 0, &batch(5)).unwrap();
-    cluster.append("work", 1, &batch(3)).unwrap();
+    let cluster = rt.block_on(work_cluster());
     let b = cluster.bootstrap();
     // DescribeGroups v6 (Kafka 4.0) answers GROUP_ID_NOT_FOUND for a group it does not know:
     // no members, so its offsets may be set before its first consumer starts.
